@@ -1,0 +1,25 @@
+/** smarthost config check FILE · smarthost config show FILE — validate and print a configuration. */
+import type { Command } from 'commander';
+
+export function register(program: Command): void {
+  const config = program.command('config').description('check or show a configuration file');
+  config
+    .command('check')
+    .argument('[file]', 'YAML config file', 'smarthost.yaml')
+    .description('validate a config file; errors name the file, line and what is expected')
+    .action(async (file: string) => {
+      const { loadConfig } = await import('../../config/load.ts');
+      const cfg = loadConfig(file);
+      process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
+    });
+  config
+    .command('show')
+    .argument('[file]', 'YAML config file (omit for the embedded defaults)')
+    .description('print the effective configuration with every default filled in (secrets masked)')
+    .action(async (file?: string) => {
+      const { loadConfig } = await import('../../config/load.ts');
+      const { maskSecrets } = await import('../../config/mask.ts');
+      const YAML = await import('yaml');
+      process.stdout.write(YAML.stringify(maskSecrets(loadConfig(file))));
+    });
+}

@@ -1,0 +1,23 @@
+/** Queue, retries, expiry and non-delivery reports (IIS: Delivery → Outbound, Messages → NDR copy). */
+import { z } from 'zod';
+import { duration } from '../units.ts';
+
+export const deliverySchema = z.strictObject({
+  retry: z.array(duration()).min(1).prefault(['15m', '30m', '60m', '240m']).describe('wait before each retry; the last value repeats (IIS: 15, 30, 60, then every 240 minutes)'),
+  delayNotification: duration().prefault('12h').describe('tell the sender a message is delayed after this long (0 = never)'),
+  expiration: duration().prefault('2d').describe('give up and return the message after this long in the queue'),
+  concurrency: z.number().int().min(1).default(10).describe('messages delivered in parallel'),
+  scanInterval: duration().prefault('5s').describe('how often the queue is checked for messages due'),
+  masqueradeDomain: z.string().optional().describe('replace the domain of the envelope sender (MAIL FROM) with this one, as IIS\'s masquerade domain'),
+  maxHops: z.number().int().min(1).default(30).describe('refuse a message with more Received: headers than this (mail loop)'),
+});
+
+export const ndrSchema = z.strictObject({
+  to: z.enum(['sender', 'admin', 'both', 'off']).default('sender').describe('who gets a non-delivery report: the envelope sender, the admin copy address, both, or nobody'),
+  adminCopy: z.string().optional().describe('address for a copy of every NDR (IIS "Send copy of Non-Delivery Report to")'),
+  from: z.string().optional().describe('From address of NDRs; default MAILER-DAEMON@hostname'),
+  upstream: z.string().optional().describe('upstream name used to send NDRs; default: the first upstream'),
+});
+
+export type DeliveryConfig = z.infer<typeof deliverySchema>;
+export type NdrConfig = z.infer<typeof ndrSchema>;

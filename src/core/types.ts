@@ -1,0 +1,121 @@
+/**
+ * Shared types for a message's whole path: listener → spool → transport → history.
+ *
+ * The Outcome is shaped like an RFC 3464 per-recipient DSN field group, so the same object
+ * feeds the queue's record, the badmail reason, the NDR, history and the console's "why".
+ */
+
+/** A queue id: sortable by arrival (time-based prefix), safe as a file name. */
+export type QueueId = string;
+
+/** Where a message came from. */
+export type MessageSource = 'smtp' | 'pickup' | 'test' | 'ndr' | 'resubmit';
+
+/** Who handed us the message. */
+export interface ClientInfo {
+  /** Remote IP address ('' for pickup). IPv4-mapped IPv6 is normalised to IPv4. */
+  address: string;
+  /** HELO/EHLO name the client gave. */
+  helo?: string;
+  /** Authenticated SMTP user, if any. */
+  user?: string;
+  /** Whether the inbound session was encrypted. */
+  tls?: boolean;
+  source: MessageSource;
+}
+
+/** The SMTP envelope of an accepted message. */
+export interface Envelope {
+  /** Reverse-path; '' is the null sender (<>), which is never bounced. */
+  mailFrom: string;
+  /** Forward-paths, in the order the client gave them. */
+  recipients: string[];
+  client: ClientInfo;
+  /** ISO time the message was accepted. */
+  receivedAt: string;
+  /** Message size in octets as stored. */
+  size: number;
+  /** Name of the upstream chosen at accept time (sender policy), if any. */
+  upstream?: string;
+  /** Subject line, decoded, for logs/history (may be absent). */
+  subject?: string;
+  /** Header From address (for send-as checks and history). */
+  headerFrom?: string;
+  /** Whether the message needs SMTPUTF8 upstream. */
+  smtputf8?: boolean;
+  /** DSN parameters from the client (RET / ENVID), when given. */
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
+}
+
+/** RFC 3464 action values. */
+export type DsnAction = 'delivered' | 'failed' | 'delayed' | 'relayed' | 'expanded';
+
+/** What happened to one recipient on one attempt (DSN-shaped). */
+export interface Outcome {
+  recipient: string;
+  action: DsnAction;
+  /** Enhanced status code, e.g. '2.0.0', '4.4.1', '5.7.1'. */
+  status: string;
+  /** The upstream's reply, sanitised (no control characters), e.g. '550 5.7.60 SMTP; Client does not have permissions…'. */
+  diagnostic?: string;
+  /** Reply code from the upstream, when there was one. */
+  replyCode?: number;
+  /** Host that answered, e.g. 'smtp.office365.com'. */
+  remoteMta?: string;
+  /** Transport that produced the outcome: 'smtp', 'graph', 'connector', 'spool'. */
+  transport: string;
+  /** Plain-words reason for an admin ("what it means, what to do"). */
+  reason?: string;
+  /** The connection was lost after the final dot: the upstream may have it already. */
+  possibleDuplicate?: boolean;
+  /**
+   * The route is broken, not the message (auth refused, SMTP AUTH disabled, throttled):
+   * the delivery manager parks the upstream instead of bouncing.
+   */
+  routeBroken?: boolean;
+  /** Upstream asked us to wait (Retry-After), in milliseconds. */
+  retryAfterMs?: number;
+  /** ISO time of the outcome. */
+  at: string;
+}
+
+/** A message as handed to a transport. Transports never touch the spool. */
+export interface OutboundMessage {
+  id: QueueId;
+  mailFrom: string;
+  /** Recipients still to deliver on this attempt. */
+  recipients: string[];
+  /** Size of the raw message in octets. */
+  size: number;
+  /** Reads the raw RFC 5322 message (CRLF line ends). Each call returns a fresh stream. */
+  open(): NodeJS.ReadableStream;
+  /** Whole message in memory, for transports that need it (Graph). */
+  read(): Promise<Buffer>;
+  smtputf8?: boolean;
+}
+
+/** One upstream delivery mechanism; see src/transports/. Transports report; the queue decides. */
+export interface Transport {
+  /** 'smtp', 'graph', 'connector'. */
+  readonly kind: string;
+  /** The upstream's configured name. */
+  readonly name: string;
+  /** Deliver to the given recipients; returns one Outcome per recipient, never throws for SMTP-level failures. */
+  send(message: OutboundMessage): Promise<Outcome[]>;
+  /** Connect and authenticate without sending (doctor, console). */
+  verify?(): Promise<{ ok: boolean; detail: string }>;
+  close(): Promise<void>;
+}
+
+/** What an inbound policy hook decided. */
+export type PolicyDecision =
+  | { verdict: 'accept'; reason?: string }
+  | { verdict: 'reject'; code: number; status: string; message: string }
+  | { verdict: 'defer'; code: number; status: string; message: string }
+  | { verdict: 'none' };
+
+/** What the listener and pickup need of the queue: the one enqueue path. */
+export interface Enqueuer {
+  /** Resolves only when message and envelope are fsynced in incoming/ (file and folder). */
+  enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream): Promise<QueueId>;
+}
