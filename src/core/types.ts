@@ -119,3 +119,24 @@ export interface Enqueuer {
   /** Resolves only when message and envelope are fsynced in incoming/ (file and folder). */
   enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream): Promise<QueueId>;
 }
+
+/** What pickup needs besides enqueue: a file it cannot read goes to badmail with its reason. */
+export interface Quarantine {
+  /** Writes content to badmail/ as NAME.BAD with NAME.BDR holding the reason; fsynced. */
+  quarantine(content: Buffer, reason: string, originalName: string): Promise<void>;
+}
+
+/** Message states as an admin sees them (console, history, CLI). */
+export type MessageState = 'queued' | 'active' | 'deferred' | 'delivered' | 'failed' | 'deleted' | 'badmail' | 'parked';
+
+/**
+ * Events the spool and the delivery manager emit for history, metrics and the console's live view.
+ * Sinks must not throw and must not block: history batches them off the SMTP path.
+ */
+export type QueueEvent =
+  | { type: 'accepted'; id: QueueId; envelope: Envelope; at: string }
+  | { type: 'attempt'; id: QueueId; upstream: string; outcomes: Outcome[]; durationMs: number; at: string }
+  | { type: 'state'; id: QueueId; state: MessageState; reason?: string; at: string }
+  | { type: 'upstream'; upstream: string; state: 'ok' | 'parked' | 'failing'; reason?: string; at: string };
+
+export type QueueEventSink = (event: QueueEvent) => void;

@@ -27,6 +27,9 @@ export const upstreamSchema = z.strictObject({
   heloName: z.string().optional().describe('name to give in EHLO (IIS "Fully-qualified domain name"); default: hostname'),
   maxConnections: z.number().int().min(1).default(5).describe('parallel connections to this upstream'),
   maxMessagesPerConnection: z.number().int().min(1).default(20).describe('messages sent over one connection before it is renewed (IIS default 20)'),
+  maxRecipientsPerMessage: z.number().int().min(1).optional().describe('split messages with more recipients into several submissions (Microsoft 365: 500)'),
+  maxMessagesPerMinute: z.number().int().min(1).optional().describe('pace submissions through this upstream (Microsoft 365 SMTP AUTH: 30 per mailbox)'),
+  maxRecipientsPerDay: z.number().int().min(1).optional().describe('recipients per rolling 24 h; more wait in the queue (Microsoft 365: 10,000)'),
   timeout: z.number().int().min(1).default(120).describe('seconds to wait for each upstream reply'),
 });
 
