@@ -1,0 +1,314 @@
+/**
+ * npm run bench — relay throughput and memory, smarthost side by side with Postfix.
+ *
+ *   smtp-source ──SMTP──▶ relay under test ──SMTP──▶ smtp-sink (counts messages)
+ *
+ * For each message size and concurrency: accept msg/s (until smtp-source has had 250 for every
+ * message, one message per connection), end-to-end msg/s (until the sink has counted them all) and
+ * the relay's peak RSS (all its processes). Postfix runs the same load as a private instance
+ * configured as a relay (fsync before 250, like smarthost). Loopback only; every run is bounded
+ * in messages and time. Needs Debian's postfix package (smtp-source, smtp-sink, postfix).
+ *
+ *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 1]
+ *                     [--peers smarthost,postfix,smarthost-nohistory] [--json FILE]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1024,102400' },
+    conc: { type: 'string', default: '1,10,50' },
+    messages: { type: 'string', default: '2000' },
+    runs: { type: 'string', default: '1' },
+    peers: { type: 'string', default: 'smarthost,postfix' },
+    json: { type: 'string' },
+    timeout: { type: 'string', default: '180' },
+  },
+});
+const SIZES = args.sizes!.split(',').map(Number);
+const CONCS = args.conc!.split(',').map(Number);
+const N = Math.min(Number(args.messages), 20_000);
+const RUNS = Math.min(Number(args.runs), 5);
+const RUN_TIMEOUT_MS = Number(args.timeout) * 1000;
+const ROOT = path.resolve(import.meta.dirname, '..');
+const HOST = '127.0.0.1';
+
+interface Peer {
+  name: string;
+  start(port: number, sink: number, dir: string): Promise<void>;
+  stop(): Promise<void>;
+  /** PIDs whose RSS counts as the relay's. */
+  pids(): number[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, HOST, () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitPort(port: number, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, HOST, () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${HOST}:${port} after ${ms} ms`);
+}
+
+/** All descendants of pid (inclusive), from /proc. */
+function tree(root: number): number[] {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => { out.push(p); for (const k of kids.get(p) ?? []) walk(k); };
+  walk(root);
+  return out;
+}
+
+/** Summed RSS and PSS (kB) of the processes: PSS is the fair figure for multi-process relays like Postfix. */
+function memKb(pids: number[]): { rss: number; pss: number } {
+  let rss = 0;
+  let pss = 0;
+  for (const p of pids) {
+    try {
+      const t = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      rss += Number(/^Rss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+      pss += Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+    } catch { /* gone */ }
+  }
+  return { rss, pss };
+}
+
+function smarthostPeer(name: string, history: boolean): Peer {
+  let child: ChildProcess | undefined;
+  return {
+    name,
+    async start(port, sink, dir) {
+      const cfg = path.join(dir, 'smarthost.yaml');
+      writeFileSync(cfg, [
+        `mailroot: ${path.join(dir, 'mailroot')}`,
+        'listen:', `  - address: ${HOST}`, `    port: ${port}`, '    tls: none',
+        'upstreams:', `  - name: sink`, `    url: smtp://${HOST}:${sink}`, '    maxConnections: 10', '    maxMessagesPerConnection: 100',
+        'delivery:', '  concurrency: 20', '  scanInterval: 1s',
+        'pickup:', '  enabled: false',
+        'web:', '  enabled: false',
+        'history:', `  store: ${history ? 'sqlite' : 'off'}`,
+        'limits:', '  maxConnectionsPerClient: 500', '  maxConnections: 1000',
+        'log:', '  level: warn', '  format: json',
+      ].join('\n'));
+      child = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'bin/smarthost.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+      await waitPort(port);
+    },
+    async stop() {
+      if (!child || child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await Promise.race([new Promise((r) => child!.once('exit', r)), sleep(10_000)]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+    pids: () => (child?.pid ? tree(child.pid) : []),
+  };
+}
+
+function postfixPeer(): Peer {
+  let conf = '';
+  let master = 0;
+  return {
+    name: 'postfix',
+    async start(port, sink, dir) {
+      const base = path.join(dir, 'postfix');
+      conf = path.join(base, 'conf');
+      for (const d of [conf, path.join(base, 'queue'), path.join(base, 'data'), path.join(base, 'log')]) mkdirSync(d, { recursive: true });
+      chmodSync(base, 0o755);
+      chmodSync(dir, 0o755);
+      spawnSync('chown', ['postfix', path.join(base, 'data')]);
+      writeFileSync(path.join(conf, 'main.cf'), `compatibility_level = 3.6
+queue_directory = ${base}/queue
+data_directory = ${base}/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file_prefixes = ${base}
+maillog_file = ${base}/log/postfix.log
+myhostname = relay-postfix.bench.test
+mydomain = bench.test
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = error:local delivery disabled
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+relayhost = [127.0.0.1]:${sink}
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+biff = no
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+`);
+      writeFileSync(path.join(conf, 'master.cf'), `127.0.0.1:${port} inet n - n - 1100 smtpd
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+showq     unix n - n - - showq
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+`);
+      const r = spawnSync('postfix', ['-c', conf, 'start'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`postfix start failed: ${r.stderr}`);
+      await waitPort(port);
+      master = Number(readFileSync(path.join(base, 'queue', 'pid', 'master.pid'), 'utf8').trim());
+    },
+    async stop() {
+      spawnSync('postfix', ['-c', conf, 'stop']);
+      await sleep(500);
+    },
+    pids: () => (master ? tree(master) : []),
+  };
+}
+
+function startSink(port: number): { proc: ChildProcess; count: () => number } {
+  let n = 0;
+  let tail = '';
+  const a = ['-c', '-m', '1024'];
+  if (process.getuid?.() === 0) a.unshift('-u', 'nobody');
+  const proc = spawn('smtp-sink', [...a, `${HOST}:${port}`, '1024'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  proc.stdout!.on('data', (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-256);
+    const all = [...tail.matchAll(/mesg=(\d+)/g)];
+    if (all.length) n = Number(all[all.length - 1][1]);
+  });
+  return { proc, count: () => n };
+}
+
+interface Row { peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; delivered: number }
+
+async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startSink>, size: number, conc: number): Promise<Row> {
+  const base = sink.count();
+  const peak = { rss: 0, pss: 0 };
+  const sampler = setInterval(() => {
+    const m = memKb(peer.pids());
+    peak.rss = Math.max(peak.rss, m.rss);
+    peak.pss = Math.max(peak.pss, m.pss);
+  }, 200);
+  const t0 = performance.now();
+  const src = spawn('smtp-source', ['-s', String(conc), '-m', String(N), '-l', String(size), '-M', 'device.bench.test', '-f', 'device@bench.test', '-t', 'user@example.net', `${HOST}:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  src.stderr!.on('data', (d) => { err += d; });
+  const killer = setTimeout(() => src.kill('SIGTERM'), RUN_TIMEOUT_MS);
+  const code = await new Promise<number | null>((r) => src.once('exit', (c) => r(c)));
+  clearTimeout(killer);
+  const t1 = performance.now();
+  let t2: number | null = null;
+  const end = t0 + RUN_TIMEOUT_MS;
+  while (performance.now() < end) {
+    if (sink.count() - base >= N) { t2 = performance.now(); break; }
+    await sleep(5);
+  }
+  clearInterval(sampler);
+  if (code !== 0) console.error(`  smtp-source exited ${code}: ${err.trim().split('\n').slice(-2).join(' | ')}`);
+  return {
+    peer: peer.name, size, conc, n: N,
+    accept: +(N / ((t1 - t0) / 1000)).toFixed(1),
+    e2e: t2 === null ? null : +(N / ((t2 - t0) / 1000)).toFixed(1),
+    rssMb: +(peak.rss / 1024).toFixed(1),
+    pssMb: +(peak.pss / 1024).toFixed(1),
+    delivered: sink.count() - base,
+  };
+}
+
+async function main(): Promise<void> {
+  for (const bin of ['smtp-source', 'smtp-sink']) {
+    if (spawnSync('which', [bin]).status !== 0) throw new Error(`${bin} not found: apt-get install postfix`);
+  }
+  const peers: Peer[] = args.peers!.split(',').map((p) => {
+    if (p === 'smarthost') return smarthostPeer('smarthost', true);
+    if (p === 'smarthost-nohistory') return smarthostPeer('smarthost-nohistory', false);
+    if (p === 'postfix') return postfixPeer();
+    throw new Error(`unknown peer ${p}`);
+  });
+  const rows: Row[] = [];
+  for (const peer of peers) {
+    const dir = mkdtempSync(path.join(tmpdir(), `bench-${peer.name}-`));
+    const sinkPort = await freePort();
+    const sink = startSink(sinkPort);
+    await waitPort(sinkPort);
+    const port = await freePort();
+    try {
+      await peer.start(port, sinkPort, dir);
+      // warm-up: JIT, connection pools, first fsyncs
+      await runPoint({ ...peer, name: 'warmup' }, port, sink, 1024, 10);
+      for (const size of SIZES) for (const conc of CONCS) for (let r = 0; r < RUNS; r++) {
+        const row = await runPoint(peer, port, sink, size, conc);
+        rows.push(row);
+        console.error(`${peer.name} size=${size} c=${conc}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB`);
+      }
+    } finally {
+      await peer.stop();
+      sink.proc.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  printTable(rows);
+  if (args.json) writeFileSync(args.json, JSON.stringify(rows, null, 2));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function printTable(rows: Row[]): void {
+  const peers = [...new Set(rows.map((r) => r.peer))];
+  const ref = peers.includes('postfix') ? 'postfix' : undefined;
+  const pick = (peer: string, size: number, conc: number, k: 'accept' | 'e2e' | 'rssMb' | 'pssMb') =>
+    median(rows.filter((r) => r.peer === peer && r.size === size && r.conc === conc).map((r) => r[k] ?? 0));
+  const lines = ['| peer | size | conc | accept msg/s | e2e msg/s | peak RSS MB | peak PSS MB |' + (ref ? ' accept × postfix | e2e × postfix |' : ''), '|---|---|---|---|---|---|---|' + (ref ? '---|---|' : '')];
+  for (const peer of peers) for (const size of SIZES) for (const conc of CONCS) {
+    const a = pick(peer, size, conc, 'accept'), e = pick(peer, size, conc, 'e2e'), m = pick(peer, size, conc, 'rssMb'), q = pick(peer, size, conc, 'pssMb');
+    let extra = '';
+    if (ref) extra = ` ${(a / pick(ref, size, conc, 'accept')).toFixed(2)} | ${(e / pick(ref, size, conc, 'e2e')).toFixed(2)} |`;
+    lines.push(`| ${peer} | ${size} | ${conc} | ${a} | ${e} | ${m} | ${q} |${extra}`);
+  }
+  console.log(lines.join('\n'));
+}
+
+await main();
