@@ -57,3 +57,15 @@ test('secrets come from the file, an environment variable or a file, and are mas
   assert.ok(!shown.includes('hunter2'));
   assert.ok(shown.includes('********'));
 });
+
+test('the generated sample documents every key and loads to exactly the defaults', async () => {
+  const { sampleConfig } = await import('../../src/config/sample.ts');
+  const text = sampleConfig();
+  const fromSample = parseConfigText(text, '/x/sample.yaml');
+  const defaults = parseConfigText('', '/x/empty.yaml');
+  const strip = ({ source: _s, ...rest }: typeof defaults) => rest;
+  assert.deepEqual(strip(fromSample), strip(defaults));
+  for (const key of ['maxMessageSize', 'relayForAuthenticated', 'delayNotification', 'expiration', 'masqueradeDomain', 'adminCopy']) {
+    assert.match(text, new RegExp(`# .+\\n\\s*#? ?${key}:`), `sample documents ${key}`);
+  }
+});

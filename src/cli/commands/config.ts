@@ -1,4 +1,4 @@
-/** smarthost config check FILE · smarthost config show FILE — validate and print a configuration. */
+/** smarthost config check FILE · config sample · config show [FILE] — validate, document and print a configuration. */
 import type { Command } from 'commander';
 
 export function register(program: Command): void {
@@ -11,6 +11,13 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../../config/load.ts');
       const cfg = loadConfig(file);
       process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
+    });
+  config
+    .command('sample')
+    .description('print an annotated configuration file with every key, its default and its help')
+    .action(async () => {
+      const { sampleConfig } = await import('../../config/sample.ts');
+      process.stdout.write(sampleConfig());
     });
   config
     .command('show')
