@@ -33,14 +33,21 @@ export interface MxData { preference: number; exchange: string }
 export interface SrvData { priority: number; weight: number; port: number; target: string }
 export interface SoaData { mname: string; rname: string; serial: number; refresh: number; retry: number; expire: number; minimum: number }
 
-/** One resource record. `data` is a string for A/AAAA/CNAME/PTR/NS/TXT/SPF (TXT: the strings joined with nothing between). */
-export type DnsRecord =
-  | { name: string; type: 'A' | 'AAAA' | 'CNAME' | 'PTR' | 'NS'; ttl: number; data: string }
-  | { name: string; type: 'TXT' | 'SPF'; ttl: number; data: string; strings: string[] }
-  | { name: string; type: 'MX'; ttl: number; data: MxData }
-  | { name: string; type: 'SRV'; ttl: number; data: SrvData }
-  | { name: string; type: 'SOA'; ttl: number; data: SoaData }
-  | { name: string; type: string; ttl: number; data: unknown };
+export interface StringRecord { name: string; type: 'A' | 'AAAA' | 'CNAME' | 'PTR' | 'NS'; ttl: number; data: string }
+/** TXT (and type-99 SPF): `data` is the character-strings joined with nothing between them. */
+export interface TxtRecord { name: string; type: 'TXT' | 'SPF'; ttl: number; data: string; strings: string[] }
+export interface MxRecord { name: string; type: 'MX'; ttl: number; data: MxData }
+export interface SrvRecord { name: string; type: 'SRV'; ttl: number; data: SrvData }
+export interface SoaRecord { name: string; type: 'SOA'; ttl: number; data: SoaData }
+export interface OtherRecord { name: string; type: string; ttl: number; data: unknown }
+
+/** One resource record. */
+export type DnsRecord = StringRecord | TxtRecord | MxRecord | SrvRecord | SoaRecord | OtherRecord;
+
+export interface RecordByType {
+  A: StringRecord; AAAA: StringRecord; CNAME: StringRecord; PTR: StringRecord; NS: StringRecord;
+  TXT: TxtRecord; SPF: TxtRecord; MX: MxRecord; SRV: SrvRecord; SOA: SoaRecord;
+}
 
 export interface DnsAnswer {
   name: string;
@@ -76,8 +83,8 @@ export interface DnsClient {
 }
 
 /** Records of one type from an answer (skips the CNAME chain unless CNAME was asked for). */
-export function recordsOf<T extends DnsRecord['type']>(answer: DnsAnswer, type: T): Extract<DnsRecord, { type: T }>[] {
-  return answer.answers.filter((r) => r.type === type) as Extract<DnsRecord, { type: T }>[];
+export function recordsOf<T extends keyof RecordByType>(answer: DnsAnswer, type: T): RecordByType[T][] {
+  return answer.answers.filter((r) => r.type === type) as RecordByType[T][];
 }
 
 /** Why a name cannot be put on the wire, or undefined when it can. */
