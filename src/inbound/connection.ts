@@ -1,0 +1,108 @@
+/**
+ * smtp-server, adjusted where its defaults fall short of what a relay owes its clients
+ * (research/smtp-robustness.md §3.5, §4.2). The changes are confined to subclasses used only by
+ * smarthost's own servers; the library's protocol code is otherwise untouched.
+ *
+ *  - Enhanced status codes: a reply text starting with "x.y.z " (how every policy of src/inbound/
+ *    writes its replies) is sent with that code, instead of the library's fixed table, where
+ *    550 always meant 5.1.1 and 554 always 5.6.0.
+ *  - Over-long command lines: "500 5.5.2" and the session continues (command-stream.ts).
+ *  - Absolute deadlines: after each reply the client has `commandDeadline` to deliver its next
+ *    complete command, and `dataDeadline` after "354" for the whole message. Trickling one byte at
+ *    a time (slowloris) resets the idle timeout but not these. While the relay itself is busy
+ *    (a hook not answered yet, or the message being written to the spool) the deadline waits.
+ *  - PROXY protocol only from listed peers, which may be CIDR ranges (the library matches exact
+ *    addresses only).
+ * On deadline the client gets "421 4.4.2" and the connection is closed.
+ */
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { LineLimitedStream } from './command-stream.ts';
+import { inRanges, type Range } from '../core/cidr.ts';
+
+export interface Deadlines {
+  /** Longest wait, in ms, from a reply to the next complete command. */
+  command: number;
+  /** Longest time, in ms, from "354" to the end of the message. */
+  data: number;
+}
+
+/** "5.7.1 Relay access denied" → ["5.7.1", "Relay access denied"]. */
+const LEADING_STATUS = /^([245]\.\d{1,3}\.\d{1,3}) /;
+const STATUS_CONTEXT = 'status:';
+
+class SmarthostConnection extends SMTPConnection {
+  deadlineTimer: NodeJS.Timeout | undefined;
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    const m = typeof data === 'string' && context !== false ? LEADING_STATUS.exec(data) : null;
+    if (m && typeof data === 'string') super.send(code, data.slice(m[0].length), STATUS_CONTEXT + m[1]);
+    else super.send(code, data, context);
+    if (code !== 421) this.armDeadline(code === 354 ? 'data' : 'command');
+  }
+
+  override _getEnhancedStatusCode(code: number, context?: string | false): string {
+    if (typeof context === 'string' && context.startsWith(STATUS_CONTEXT)) return this._useEnhancedStatusCodes() ? context.slice(STATUS_CONTEXT.length) : '';
+    return super._getEnhancedStatusCode(code, context);
+  }
+
+  override _createParser(): SMTPStream {
+    const parser = new LineLimitedStream({ maxCommandLength: this._server.options.maxCommandLength });
+    parser.onLineTooLong = () => this.send(500, '5.5.2 Error: command line too long');
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, `4.4.2 Error: ${err.message}`));
+    return parser;
+  }
+
+  override _onClose(): void {
+    clearTimeout(this.deadlineTimer);
+    super._onClose();
+  }
+
+  /** Starts the clock for what the client owes us next. */
+  armDeadline(kind: 'command' | 'data'): void {
+    clearTimeout(this.deadlineTimer);
+    if (this._closing || this._closed) return;
+    const deadlines = (this._server as SmarthostServer).deadlines;
+    const ms = kind === 'data' ? deadlines.data : deadlines.command;
+    this.deadlineTimer = setTimeout(() => this.onDeadline(kind), ms);
+    this.deadlineTimer.unref();
+  }
+
+  private onDeadline(kind: 'command' | 'data'): void {
+    if (this._closing || this._closed) return;
+    const parser = this._parser;
+    // The relay is the one being waited for: a hook has not answered, or onData is still storing.
+    if (this._handlerPending || (this._dataStream && parser && !parser._dataMode)) return this.armDeadline(kind);
+    this.send(421, `4.4.2 ${this.name} Error: ${kind === 'data' ? 'message' : 'command'} not received in time, closing connection`);
+  }
+}
+
+/** An SMTPServer whose connections are SmarthostConnection. */
+export class SmarthostServer extends SMTPServer {
+  deadlines: Deadlines;
+  /** Peers allowed to send a PROXY protocol header (addresses and CIDR ranges). */
+  proxyFrom: Range[];
+
+  constructor(options: SMTPServerOptions, deadlines: Deadlines, proxyFrom: Range[]) {
+    super(options);
+    this.deadlines = deadlines;
+    this.proxyFrom = proxyFrom;
+  }
+
+  /** The library compares exact addresses only; the config allows CIDR ranges too. */
+  override _expectsProxyHeader(socket: net.Socket): boolean {
+    return this.proxyFrom.length > 0 && !!socket.remoteAddress && inRanges(socket.remoteAddress, this.proxyFrom);
+  }
+
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
+    const connection = new SmarthostConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data: unknown) => this._onClientConnect(data as never));
+    connection.init();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * One message's DATA, from smtp-server's stream to the spool: line endings fixed (or counted, to
+ * refuse), the header block read (bounded) for loop detection, Subject and From, the sender check
+ * at end of data, a Received: header added, and the content streamed into enqueue().
+ *
+ * Guarantees:
+ *  - the caller answers 250 only with the id enqueue() resolved with (enqueue resolves after fsync);
+ *  - the stream handed to enqueue() ends only when the message is whole and acceptable; a message
+ *    refused on the way (oversized, bare line ends under 'reject', client gone) has that stream
+ *    destroyed with an error, so the spool never commits it;
+ *  - an enqueue failure becomes "451 4.3.0" with its reason, never 250.
+ * smtp-server alone decides where DATA ends (only <CRLF>.<CRLF>), so smuggled end-of-data
+ * variants stay inside this one message.
+ */
+import { PassThrough } from 'node:stream';
+import type { Envelope, Enqueuer, PolicyDecision, QueueId } from '../core/types.ts';
+import { LineEndingFixer, type BareLineEndingMode } from './line-endings.ts';
+import { HEADER_LIMIT, findHeaderEnd, receivedHeader, summarizeHeaders, type ReceivedInfo } from './headers.ts';
+
+export interface IntakeOptions {
+  envelope: Omit<Envelope, 'size'>;
+  received: Omit<ReceivedInfo, 'date'>;
+  bareLineEndings: BareLineEndingMode;
+  maxHops: number;
+  enqueue: Enqueuer;
+  now: () => number;
+  /** The send-as check at end of data, given the header From address. */
+  senderCheck?: (headerFrom: string | undefined) => Promise<PolicyDecision>;
+}
+
+export type IntakeResult =
+  | { ok: true; id: QueueId; envelope: Envelope }
+  | { ok: false; code: number; status: string; message: string; aborted?: boolean };
+
+/** The stream smtp-server hands to onData (a PassThrough with these extra fields). */
+export type DataStream = NodeJS.ReadableStream & { sizeExceeded?: boolean; byteLength?: number };
+
+function refuse(code: number, status: string, message: string): IntakeResult {
+  return { ok: false, code, status, message };
+}
+
+export async function receiveMessage(stream: DataStream, opts: IntakeOptions): Promise<IntakeResult> {
+  const fixer = new LineEndingFixer(opts.bareLineEndings);
+  stream.on('error', (err: Error) => fixer.destroy(err));
+  stream.pipe(fixer);
+
+  let head: Buffer[] = [];
+  let headLength = 0;
+  let out: PassThrough | undefined;
+  let stored: Promise<QueueId> | undefined;
+  let written = 0;
+  let refusal: IntakeResult | undefined;
+  let envelope: Envelope | undefined;
+
+  const abort = (result: IntakeResult): void => {
+    refusal ??= result;
+    out?.destroy(new Error(result.ok ? 'aborted' : result.message));
+  };
+  const write = async (chunk: Buffer): Promise<void> => {
+    if (!out || refusal) return;
+    written += chunk.length;
+    if (!out.write(chunk)) await new Promise((resolve) => { out!.once('drain', resolve); out!.once('close', resolve); });
+  };
+  const startStoring = async (): Promise<void> => {
+    const block = Buffer.concat(head, headLength);
+    const end = findHeaderEnd(block);
+    const summary = summarizeHeaders(end >= 0 ? block.subarray(0, end) : block);
+    if (summary.received > opts.maxHops) {
+      return abort(refuse(554, '5.4.6', `Too many hops: ${summary.received} Received headers (the limit is ${opts.maxHops}), probably a mail loop`));
+    }
+    if (opts.senderCheck) {
+      const d = await opts.senderCheck(summary.from);
+      if (d.verdict === 'reject' || d.verdict === 'defer') return abort(refuse(d.code, d.status, d.message));
+    }
+    envelope = { ...opts.envelope, size: 0, subject: summary.subject, headerFrom: summary.from };
+    out = new PassThrough();
+    stored = opts.enqueue.enqueue(envelope, out);
+    stored.catch(() => {}); // observed below; a refused message's rejection is expected
+    await write(Buffer.from(receivedHeader({ ...opts.received, date: new Date(opts.now()) }), 'latin1'));
+    await write(block);
+    head = [];
+  };
+
+  try {
+    for await (const chunk of fixer as AsyncIterable<Buffer>) {
+      if (refusal) continue; // drain: smtp-server replies only once the stream has ended
+      if (stream.sizeExceeded) {
+        abort(refuse(552, '5.3.4', 'Message too big for this relay'));
+        continue;
+      }
+      if (opts.bareLineEndings === 'reject' && fixer.bareFound) {
+        abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
+        continue;
+      }
+      if (out) {
+        await write(chunk);
+        continue;
+      }
+      head.push(chunk);
+      headLength += chunk.length;
+      if (headLength >= HEADER_LIMIT || findHeaderEnd(Buffer.concat(head, headLength)) >= 0) await startStoring();
+    }
+  } catch (err) {
+    abort({ ok: false, code: 451, status: '4.3.0', message: `Message not received in full: ${(err as Error).message}`, aborted: true });
+  }
+  if (!refusal && stream.sizeExceeded) abort(refuse(552, '5.3.4', 'Message too big for this relay'));
+  if (!refusal && opts.bareLineEndings === 'reject' && fixer.bareFound) {
+    abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
+  }
+  if (!refusal && !out) await startStoring();
+  if (refusal) return refusal;
+  envelope!.size = written;
+  out!.end();
+  try {
+    const id = await stored!;
+    return { ok: true, id, envelope: envelope! };
+  } catch (err) {
+    return refuse(451, '4.3.0', `Message could not be queued, try again later (${(err as Error).message.replace(/[\r\n]+/g, ' ').slice(0, 200)})`);
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * The inbound SMTP listener: one smtp-server per `listen` entry (IPv4 or IPv6, STARTTLS, implicit
+ * TLS or plain), with smarthost's policies in its hooks:
+ *   connect  connection control (554 5.7.1 at connect, or remembered for RCPT), connection caps
+ *            (all clients: maxConnections; per address: maxConnectionsPerClient → 421 4.7.0)
+ *   AUTH     users file, PLAIN/LOGIN, only after TLS unless allowed, slowed down and cut off (auth.ts)
+ *   MAIL     parameters (555 5.5.4), require TLS / AUTH (530 5.7.0), sender check (send-as)
+ *   RCPT     parameters, relay restrictions on the exact domain (554 5.7.1), recipient limit (452 4.5.3)
+ *   DATA     size (552 5.3.4), bare line ends, loop check, sender check on From, Received header,
+ *            streamed into enqueue(); 250 only once the spool has it (intake.ts)
+ * One structured log line per session at close; passwords never reach the log.
+ * Start fails (rejects) when an address cannot be bound, naming it.
+ */
+import path from 'node:path';
+import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerAddress, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
+import { normalizeAddress, parseRange, type Range } from '../core/cidr.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
+import type { Enqueuer, PolicyDecision } from '../core/types.ts';
+import type { Config } from '../config/schema.ts';
+import type { ListenerConfig } from '../config/sections/listen.ts';
+import { SmarthostServer } from './connection.ts';
+import { checkConnection, checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
+import { checkMailSession, checkParameters, checkRecipientShape } from './envelope-policy.ts';
+import { AuthGuard, loadUsers } from './auth.ts';
+import { receiveMessage, type DataStream } from './intake.ts';
+import { loadCertificate, type Certificate } from './tls.ts';
+import type { BoundAddress, ListenerStats, SenderCheck, SmtpListener } from './types.ts';
+
+export interface ListenerDeps {
+  enqueue: Enqueuer;
+  logger: Logger;
+  clock?: Clock;
+  senderCheck?: SenderCheck;
+}
+
+/** What the relay remembers about one SMTP session, for its policies and its log line. */
+interface SessionState {
+  id: string;
+  client: string;
+  listener: string;
+  startedAt: number;
+  connectionDenied: boolean;
+  counted: boolean;
+  messages: number;
+  queueIds: string[];
+  recipients: number;
+  result?: string;
+}
+
+/** A PolicyDecision that says no, as the Error smtp-server turns into the reply. */
+function replyError(d: { code: number; status: string; message: string }): Error & { responseCode: number } {
+  return Object.assign(new Error(`${d.status} ${d.message}`), { responseCode: d.code });
+}
+
+function refused(d: PolicyDecision): (Error & { responseCode: number }) | undefined {
+  return d.verdict === 'reject' || d.verdict === 'defer' ? replyError(d) : undefined;
+}
+
+function resolveFile(config: Config, file: string): string {
+  return path.resolve(config.source === '(defaults)' ? process.cwd() : path.dirname(config.source), file);
+}
+
+export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): SmtpListener {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger;
+  let config = initialConfig;
+  let access: CompiledAccess = compileAccess(config.access);
+  const guard = new AuthGuard(new Map(), { maxFailures: config.auth.maxFailures, failureDelay: config.auth.failureDelay, clock });
+  const servers: SmarthostServer[] = [];
+  const sessions = new Map<string, SessionState>();
+  const perClient = new Map<string, number>();
+  let open = 0;
+  const counters: Omit<ListenerStats, 'connections'> = { sessions: 0, accepted: 0, refused: 0, recipientsRefused: 0, connectionsRefused: 0 };
+
+  const loadAuthUsers = (): void => {
+    if (config.auth.enabled && config.auth.usersFile) guard.update(loadUsers(resolveFile(config, config.auth.usersFile)), config.auth);
+    else guard.update(new Map(), config.auth);
+  };
+
+  const clientOf = (session: SMTPServerSession): string => normalizeAddress(session.remoteAddress);
+  const userOf = (session: SMTPServerSession): string | undefined => (typeof session.user === 'string' ? session.user : undefined);
+
+  function onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const client = clientOf(session);
+    const listenerName = `${session.localAddress}:${session.localPort}`;
+    const state: SessionState = { id: session.id, client, listener: listenerName, startedAt: clock.now(), connectionDenied: false, counted: false, messages: 0, queueIds: [], recipients: 0 };
+    sessions.set(session.id, state);
+    counters.sessions++;
+    const deny = (d: { code: number; status: string; message: string }, result: string): void => {
+      counters.connectionsRefused++;
+      state.result = result;
+      cb(replyError(d));
+    };
+    if (open >= config.limits.maxConnections) return deny({ code: 421, status: '4.3.2', message: 'Too many connections, try again later' }, 'refused: relay busy');
+    if ((perClient.get(client) ?? 0) >= config.limits.maxConnectionsPerClient) {
+      return deny({ code: 421, status: '4.7.0', message: 'Too many connections from your address, try again later' }, 'refused: too many connections from this address');
+    }
+    const decision = checkConnection(access, client);
+    if (decision.verdict === 'reject') {
+      if (access.rejectAt === 'connect') return deny(decision, 'refused: connection control');
+      state.connectionDenied = true;
+    }
+    state.counted = true;
+    open++;
+    perClient.set(client, (perClient.get(client) ?? 0) + 1);
+    cb();
+  }
+
+  function onClose(session: SMTPServerSession): void {
+    const state = sessions.get(session.id);
+    if (!state) return;
+    sessions.delete(session.id);
+    if (state.counted) {
+      open--;
+      const n = (perClient.get(state.client) ?? 1) - 1;
+      if (n > 0) perClient.set(state.client, n);
+      else perClient.delete(state.client);
+    }
+    const lastError = (session as SMTPServerSession & { error?: string }).error;
+    logger.info({
+      event: 'smtp-session',
+      session: state.id,
+      listener: state.listener,
+      client: state.client,
+      helo: session.hostNameAppearsAs || undefined,
+      user: userOf(session),
+      tls: session.secure,
+      messages: state.messages,
+      queueIds: state.queueIds,
+      recipients: state.recipients,
+      result: state.result ?? (state.messages > 0 ? 'ok' : lastError ? 'refused' : 'no message'),
+      lastError,
+      durationMs: clock.now() - state.startedAt,
+    }, 'smtp session closed');
+  }
+
+  function onAuth(listener: ListenerConfig, auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
+    if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return cb(replyError({ code: 504, status: '5.5.4', message: 'Unrecognized authentication type' }));
+    if (!session.secure && !config.auth.allowInsecure) {
+      return cb(replyError({ code: 538, status: '5.7.11', message: 'Encryption required: use STARTTLS before AUTH' }));
+    }
+    const client = clientOf(session);
+    guard.check(client, auth.username ?? '', auth.password ?? '').then((d) => {
+      if (d.verdict === 'accept') return cb(null, { user: auth.username });
+      const state = sessions.get(session.id);
+      if (state && d.verdict === 'defer') state.result = 'closed: too many failed AUTH attempts';
+      logger.warn({ event: 'smtp-auth-failed', session: session.id, client, user: auth.username, listener: `${listener.address}:${listener.port}` }, 'AUTH failed');
+      cb(refused(d));
+    }, (err: Error) => cb(replyError({ code: 454, status: '4.7.0', message: `Temporary authentication failure (${err.message})` })));
+  }
+
+  function onMailFrom(listener: ListenerConfig, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const run = async (): Promise<Error | undefined> => {
+      const params = refused(checkParameters(address.args, 'MAIL'));
+      if (params) return params;
+      const sessionCheck = refused(checkMailSession({ secure: session.secure, requireTls: listener.requireTls, user: userOf(session), authRequired: config.auth.required }));
+      if (sessionCheck) return sessionCheck;
+      if (deps.senderCheck) return refused(await deps.senderCheck({ clientAddress: clientOf(session), user: userOf(session), mailFrom: address.address, stage: 'mail' }));
+      return undefined;
+    };
+    run().then((err) => cb(err), (err: Error) => cb(replyError({ code: 451, status: '4.3.0', message: `Sender check failed, try again later (${err.message})` })));
+  }
+
+  function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const state = sessions.get(session.id);
+    const decide = (): PolicyDecision => {
+      const params = checkParameters(address.args, 'RCPT');
+      if (params.verdict !== 'none') return params;
+      if (state?.connectionDenied) return CONNECTION_DENIED;
+      const shape = checkRecipientShape(address.address);
+      if (shape.verdict !== 'none') return shape;
+      return checkRelay(access, { clientAddress: clientOf(session), user: userOf(session), recipient: address.address });
+    };
+    const err = refused(decide());
+    if (err) counters.recipientsRefused++;
+    cb(err);
+  }
+
+  function onData(stream: DataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+    const state = sessions.get(session.id);
+    const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const client = clientOf(session);
+    const user = userOf(session);
+    const senderCheck = deps.senderCheck;
+    receiveMessage(stream, {
+      envelope: {
+        mailFrom,
+        recipients,
+        client: { address: client, helo: session.hostNameAppearsAs || undefined, user, tls: session.secure, source: 'smtp' },
+        receivedAt: new Date(clock.now()).toISOString(),
+        smtputf8: session.envelope.smtpUtf8 || undefined,
+      },
+      received: {
+        helo: session.hostNameAppearsAs || undefined,
+        clientHostname: session.clientHostname,
+        clientAddress: client,
+        hostname: config.hostnameResolved,
+        protocol: session.transmissionType || 'ESMTP',
+        id: `${session.id}.${session.transaction ?? 1}`,
+        recipient: recipients.length === 1 ? recipients[0] : undefined,
+      },
+      bareLineEndings: config.limits.bareLineEndings,
+      maxHops: config.delivery.maxHops,
+      enqueue: deps.enqueue,
+      now: () => clock.now(),
+      senderCheck: senderCheck ? async (headerFrom) => senderCheck({ clientAddress: client, user, mailFrom, headerFrom, stage: 'data' }) : undefined,
+    }).then((result) => {
+      if (result.ok) {
+        counters.accepted++;
+        if (state) {
+          state.messages++;
+          state.queueIds.push(result.id);
+          state.recipients += recipients.length;
+        }
+        return cb(null, `2.0.0 Ok: queued as ${result.id}`);
+      }
+      counters.refused++;
+      cb(replyError(result));
+    }, (err: Error) => {
+      counters.refused++;
+      cb(replyError({ code: 451, status: '4.3.0', message: `Local error, message not queued (${err.message})` }));
+    });
+  }
+
+  function serverOptions(listener: ListenerConfig, cert: Certificate | undefined): SMTPServerOptions {
+    const disabled: string[] = [];
+    if (!config.auth.enabled || (listener.tls === 'none' && !config.auth.allowInsecure)) disabled.push('AUTH');
+    if (listener.tls !== 'starttls') disabled.push('STARTTLS');
+    return {
+      name: config.hostnameResolved,
+      banner: 'smarthost ready',
+      secure: listener.tls === 'implicit',
+      key: cert?.key,
+      cert: cert?.cert,
+      hideSTARTTLS: listener.tls !== 'starttls',
+      disabledCommands: disabled,
+      authMethods: ['PLAIN', 'LOGIN'],
+      authOptional: true,
+      allowInsecureAuth: config.auth.allowInsecure,
+      size: config.limits.maxMessageSize,
+      rejectOversized: true,
+      maxRecipients: config.limits.maxRecipients,
+      maxCommandLength: config.limits.maxCommandLength,
+      maxClients: config.limits.maxConnections,
+      socketTimeout: config.limits.idleTimeout,
+      disableReverseLookup: true,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      hideREQUIRETLS: true,
+      logger: false,
+      onConnect: (session, cb) => onConnect(session, cb),
+      onClose: (session) => onClose(session),
+      onAuth: (auth, session, cb) => onAuth(listener, auth, session, cb),
+      onMailFrom: (address, session, cb) => onMailFrom(listener, address, session, cb),
+      onRcptTo: (address, session, cb) => onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => onData(stream as DataStream, session, cb),
+    };
+  }
+
+  async function start(): Promise<BoundAddress[]> {
+    loadAuthUsers();
+    const needsCert = config.listen.some((l) => l.tls !== 'none');
+    const cert = needsCert ? await loadCertificate(config, logger, clock) : undefined;
+    const bound: BoundAddress[] = [];
+    for (const listener of config.listen) {
+      const proxyFrom = listener.proxyProtocol.map(parseRange).filter((r): r is Range => r !== undefined);
+      const server = new SmarthostServer(serverOptions(listener, cert), { command: config.limits.commandDeadline, data: config.limits.dataDeadline }, proxyFrom);
+      server.on('error', (err: Error) => logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error): void => reject(new Error(`cannot listen on ${listener.address}:${listener.port}: ${err.message}`));
+        server.server.once('error', onError);
+        server.server.listen(listener.port, listener.address, () => {
+          server.server.removeListener('error', onError);
+          resolve();
+        });
+      }).catch(async (err) => {
+        await stop({ graceful: false });
+        throw err;
+      });
+      servers.push(server);
+      const addr = server.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : listener.port;
+      bound.push({ address: listener.address, port, tls: listener.tls });
+      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+    }
+    return bound;
+  }
+
+  async function stop(opts: { graceful?: boolean } = {}): Promise<void> {
+    const all = servers.splice(0);
+    await Promise.all(all.map((server) => new Promise<void>((resolve) => {
+      // Graceful: sessions get up to 30 s to finish; otherwise they hear 421 now.
+      server.options.closeTimeout = opts.graceful ? 30_000 : 1;
+      server.close(() => resolve());
+    })));
+  }
+
+  function reload(next: Config): void {
+    config = next;
+    access = compileAccess(next.access);
+    loadAuthUsers();
+    for (const server of servers) {
+      Object.assign(server.options, {
+        size: next.limits.maxMessageSize,
+        maxRecipients: next.limits.maxRecipients,
+        maxCommandLength: next.limits.maxCommandLength,
+        maxClients: next.limits.maxConnections,
+        socketTimeout: next.limits.idleTimeout,
+        allowInsecureAuth: next.auth.allowInsecure,
+      });
+      server.deadlines = { command: next.limits.commandDeadline, data: next.limits.dataDeadline };
+    }
+    logger.info({ event: 'smtp-reload' }, 'listener policies reloaded (listen addresses and TLS change on restart only)');
+  }
+
+  return {
+    start,
+    stop,
+    reload,
+    stats: () => ({ connections: open, ...counters }),
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Types of the inbound SMTP listener that other areas name: the sender check handed in by
+ * `serve` (send-as policy, src/inbound/sender-policy.ts), the listener's handle and its stats.
+ */
+import type { PolicyDecision } from '../core/types.ts';
+import type { Config } from '../config/schema.ts';
+
+/**
+ * Decides whether a client may use a sender. Called at MAIL FROM (stage 'mail') and again at the
+ * end of DATA with the header From address (stage 'data'); a reject or defer is the reply the
+ * client gets instead of 250.
+ */
+export type SenderCheck = (ctx: {
+  clientAddress: string;
+  user?: string;
+  mailFrom: string;
+  headerFrom?: string;
+  stage: 'mail' | 'data';
+}) => PolicyDecision | Promise<PolicyDecision>;
+
+export interface BoundAddress {
+  address: string;
+  port: number;
+  tls: 'starttls' | 'implicit' | 'none';
+}
+
+export interface ListenerStats {
+  /** Connections open now. */
+  connections: number;
+  /** Sessions since start. */
+  sessions: number;
+  /** Messages answered 250 since start. */
+  accepted: number;
+  /** Messages refused at end of DATA since start (size, bare line ends, loop, sender, spool failure). */
+  refused: number;
+  /** Recipients refused at RCPT since start. */
+  recipientsRefused: number;
+  /** Connections refused at connect since start. */
+  connectionsRefused: number;
+}
+
+export interface SmtpListener {
+  /** Binds every configured listener; resolves with what was bound (port 0 resolved). */
+  start(): Promise<BoundAddress[]>;
+  /** Stops accepting; graceful waits for sessions (up to a limit), otherwise closes them now. */
+  stop(opts?: { graceful?: boolean }): Promise<void>;
+  /** Applies policies and limits of a new configuration to new commands and connections. */
+  reload(config: Config): void;
+  stats(): ListenerStats;
+}
