@@ -27,8 +27,8 @@ export class RawClient {
     const host = opts.host ?? '127.0.0.1';
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = opts.tls
-        ? tls.connect({ port, host, localAddress: opts.localAddress, rejectUnauthorized: false }, () => resolve(s))
-        : net.connect({ port, host, localAddress: opts.localAddress }, () => resolve(s));
+        ? tls.connect({ port, host, rejectUnauthorized: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) } as tls.ConnectionOptions, () => resolve(s))
+        : net.connect({ port, host, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) }, () => resolve(s));
       s.once('error', reject);
     });
     return new RawClient(socket);

@@ -1,0 +1,437 @@
+// The listener's protocol behaviour, driven over raw sockets on loopback (exact bytes matter here).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRelay, type TestRelay } from './setup.ts';
+import { RawClient } from './raw-client.ts';
+
+async function greet(port: number, localAddress?: string): Promise<RawClient> {
+  const c = await RawClient.connect(port, { localAddress });
+  assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.cmd('EHLO client.test')).code, 250);
+  return c;
+}
+
+async function withRelay(yaml: string, fn: (r: TestRelay) => Promise<void>): Promise<void> {
+  const r = await startRelay(yaml);
+  try {
+    await fn(r);
+  } finally {
+    await r.close();
+  }
+}
+
+const SMUGGLING_VARIANTS: Record<string, string> = {
+  'lf-dot-lf': '\n.\n',
+  'lf-dot-crlf': '\n.\r\n',
+  'cr-dot-lf': '\r.\n',
+  'cr-dot-cr': '\r.\r',
+  'lf-dot-cr': '\n.\r',
+  'cr-dot-crlf': '\r.\r\n',
+  'crlf-dot-lf': '\r\n.\n',
+  'crlf-dot-cr': '\r\n.\r',
+  'crlf-nul-dot-crlf': '\r\n\x00.\r\n',
+  'crlf-dot-crcrlf': '\r\n.\r\r\n',
+  'crcrlf-dot-crcrlf': '\r\r\n.\r\r\n',
+};
+
+test('every SMTP smuggling end-of-data variant stays inside ONE message', async () => {
+  await withRelay('', async (r) => {
+    for (const [name, seq] of Object.entries(SMUGGLING_VARIANTS)) {
+      const before = r.queue.messages.length;
+      const c = await greet(r.port);
+      assert.equal((await c.cmd('MAIL FROM:<sender@example.org>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<first@example.org>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      c.write(`Subject: real ${name}\r\n\r\nfirst message${seq}MAIL FROM:<ceo@victim.example>\r\nRCPT TO:<smuggled@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nforged\r\n.\r\n`);
+      const reply = await c.reply();
+      assert.equal(reply.code, 250, `${name}: ${reply.text}`);
+      assert.equal((await c.cmd('QUIT')).code, 221, `${name}: the smuggled commands must not have produced more replies`);
+      c.close();
+      assert.equal(r.queue.messages.length, before + 1, name);
+      const m = r.queue.messages.at(-1)!;
+      assert.deepEqual(m.envelope.recipients, ['first@example.org'], name);
+      assert.match(m.content.toString('latin1'), /Subject: smuggled/, `${name}: the smuggled part is content of the first message`);
+    }
+  });
+});
+
+test('a lone "." first line sent dot-stuffed in its own segment does not end the data', async () => {
+  await withRelay('', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('..');
+    await new Promise((res) => setTimeout(res, 100));
+    c.write('\r\nMAIL FROM:<evil@victim.example>\r\nRCPT TO:<c@example.org>\r\nDATA\r\nforged\r\n.\r\n');
+    assert.equal((await c.reply()).code, 250);
+    assert.equal((await c.cmd('QUIT')).code, 221);
+    c.close();
+    assert.equal(r.queue.messages.length, 1);
+  });
+});
+
+test('bare LF is normalised to CRLF by default; a Received header is added; 250 carries the queue id', async () => {
+  await withRelay('', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<scanner@example.org>');
+    await c.cmd('RCPT TO:<boss@example.org>');
+    await c.cmd('DATA');
+    c.write('From: Scanner <scanner@example.org>\nSubject: =?UTF-8?Q?Scan_=C3=A9t=C3=A9?=\n\nline one\nline two\rline three\r\n.\r\n');
+    const reply = await c.reply();
+    assert.equal(reply.code, 250);
+    assert.match(reply.text, /^2\.0\.0 Ok: queued as TEST0001$/);
+    c.close();
+    const m = r.queue.messages[0];
+    const text = m.content.toString('latin1');
+    assert.doesNotMatch(text.replace(/\r\n/g, ''), /[\r\n]/, 'no bare CR or LF left');
+    assert.match(text, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby relay\.test with ESMTP id \S+\r\n\tfor <boss@example\.org>; /);
+    assert.match(text, /\r\n\r\nline one\r\nline two\r\nline three\r\n$/);
+    assert.equal(m.envelope.subject, 'Scan été');
+    assert.equal(m.envelope.headerFrom, 'scanner@example.org');
+    assert.equal(m.envelope.size, m.content.length);
+    assert.equal(m.envelope.client.source, 'smtp');
+  });
+});
+
+test('bare line ends refused with 550 5.6.11 when configured, and the spool never commits the message', async () => {
+  await withRelay('limits:\n  bareLineEndings: reject\n', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    // The clean start arrives first, so the spool has begun storing when the bare LF comes.
+    c.write(`Subject: x\r\n\r\n${'clean line\r\n'.repeat(2000)}`);
+    await new Promise((res) => setTimeout(res, 150));
+    c.write('bare\nline\r\n.\r\n');
+    const reply = await c.reply();
+    assert.equal(reply.code, 550);
+    assert.match(reply.text, /^5\.6\.11 /);
+    // The session goes on: a clean message is accepted.
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write('Subject: y\r\n\r\nclean\r\n.\r\n');
+    assert.equal((await c.reply()).code, 250);
+    c.close();
+    assert.equal(r.queue.messages.length, 1);
+    assert.equal(r.queue.aborted, 1, 'the refused message was aborted inside enqueue');
+  });
+});
+
+test('no 250 when enqueue fails: 451 4.3.0 with the reason', async () => {
+  await withRelay('', async (r) => {
+    r.queue.failWith = new Error('disk full');
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+    const reply = await c.reply();
+    assert.equal(reply.code, 451);
+    assert.match(reply.text, /^4\.3\.0 .*disk full/);
+    c.close();
+  });
+});
+
+test('250 waits for enqueue to resolve', async () => {
+  await withRelay('', async (r) => {
+    r.queue.delayMs = 400;
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    const t0 = Date.now();
+    c.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+    assert.equal((await c.reply()).code, 250);
+    assert.ok(Date.now() - t0 >= 380, 'the reply came before the spool resolved');
+    c.close();
+  });
+});
+
+test('a command line over maxCommandLength gets 500 5.5.2 and the session stays usable (also pipelined, also split)', async () => {
+  await withRelay('limits:\n  maxCommandLength: 600\n', async (r) => {
+    const c = await greet(r.port);
+    const long = await c.cmd(`NOOP ${'A'.repeat(5000)}`);
+    assert.equal(long.code, 500);
+    assert.match(long.text, /^5\.5\.2 /);
+    // Long line in several segments, then pipelined commands in the same segment as its end.
+    c.write(`RCPT TO:<${'x'.repeat(400)}`);
+    await new Promise((res) => setTimeout(res, 50));
+    c.write(`${'y'.repeat(400)}@example.org>\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n`);
+    assert.equal((await c.reply()).code, 500);
+    assert.equal((await c.reply()).code, 250);
+    assert.equal((await c.reply()).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write(`Subject: long lines are fine in data\r\n\r\n${'z'.repeat(5000)}\r\n.\r\n`);
+    assert.equal((await c.reply()).code, 250);
+    c.close();
+    assert.equal(r.queue.messages.length, 1);
+  });
+});
+
+test('unknown MAIL/RCPT parameters: 555 5.5.4; SIZE, BODY and SMTPUTF8 are fine', async () => {
+  await withRelay('', async (r) => {
+    const c = await greet(r.port);
+    for (const bad of ['MAIL FROM:<a@example.org> XYZZY=1', 'MAIL FROM:<a@example.org> RET=FULL', 'MAIL FROM:<a@example.org> AUTH=<>']) {
+      const reply = await c.cmd(bad);
+      assert.equal(reply.code, 555, bad);
+      assert.match(reply.text, /^5\.5\.4 /);
+    }
+    assert.equal((await c.cmd('MAIL FROM:<a@example.org> SIZE=100 BODY=8BITMIME SMTPUTF8')).code, 250);
+    const rcpt = await c.cmd('RCPT TO:<b@example.org> NOTIFY=NEVER');
+    assert.equal(rcpt.code, 555);
+    assert.equal((await c.cmd('RCPT TO:<b@example.org>')).code, 250);
+    c.close();
+  });
+});
+
+test('size: advertised, declared size over the limit 552 5.3.4, undeclared oversized data 552 5.3.4 and not queued', async () => {
+  await withRelay('limits:\n  maxMessageSize: 2KB\n', async (r) => {
+    const c = await RawClient.connect(r.port);
+    await c.reply();
+    const ehlo = await c.cmd('EHLO client.test');
+    assert.ok(ehlo.lines.some((l) => l === '250 SIZE 2048' || l === '250-SIZE 2048'), ehlo.text);
+    const declared = await c.cmd('MAIL FROM:<a@example.org> SIZE=5000');
+    assert.equal(declared.code, 552);
+    assert.match(declared.text, /^5\.3\.4 /);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write(`Subject: big\r\n\r\n${'x'.repeat(3000)}\r\n.\r\n`);
+    const reply = await c.reply();
+    assert.equal(reply.code, 552);
+    assert.match(reply.text, /^5\.3\.4 /);
+    c.close();
+    assert.equal(r.queue.messages.length, 0);
+  });
+});
+
+test('recipients over maxRecipients get 452 4.5.3', async () => {
+  await withRelay('limits:\n  maxRecipients: 2\n', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    assert.equal((await c.cmd('RCPT TO:<r1@example.org>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<r2@example.org>')).code, 250);
+    const third = await c.cmd('RCPT TO:<r3@example.org>');
+    assert.equal(third.code, 452);
+    assert.match(third.text, /^4\.5\.3 /);
+    c.close();
+  });
+});
+
+test('connection control: a client outside the list is refused at connect with 554 5.7.1', async () => {
+  await withRelay('access:\n  connection:\n    mode: only\n    list: [127.0.0.1]\n', async (r) => {
+    const outsider = await RawClient.connect(r.port, { localAddress: '127.0.0.5' });
+    const reply = await outsider.reply();
+    assert.equal(reply.code, 554);
+    assert.match(reply.text, /^5\.7\.1 /);
+    assert.ok(await outsider.waitClosed());
+    const insider = await greet(r.port, '127.0.0.1');
+    insider.close();
+    await new Promise((res) => setTimeout(res, 100));
+    assert.ok(r.logs.some((l) => l.event === 'smtp-session' && l.client === '127.0.0.5' && String(l.result).includes('connection control')));
+  });
+});
+
+test('connection control with rejectAt rcpt: the outsider is greeted and refused at RCPT', async () => {
+  await withRelay('access:\n  rejectAt: rcpt\n  connection:\n    mode: all-except\n    list: [127.0.0.5]\n', async (r) => {
+    const c = await greet(r.port, '127.0.0.5');
+    assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).code, 250);
+    const rcpt = await c.cmd('RCPT TO:<b@example.org>');
+    assert.equal(rcpt.code, 554);
+    assert.match(rcpt.text, /^5\.7\.1 /);
+    c.close();
+  });
+});
+
+test('relay refused at RCPT for an unlisted client, whatever the spelling', async () => {
+  const yaml = 'access:\n  relay:\n    mode: only\n    list: [127.0.0.1]\n  localDomains: [example.org]\n';
+  await withRelay(yaml, async (r) => {
+    const c = await greet(r.port, '127.0.0.9');
+    assert.equal((await c.cmd('MAIL FROM:<printer@example.org>')).code, 250);
+    const tricks = [
+      'victim@gmail.com',
+      'VICTIM@GMAIL.COM',
+      'user%gmail.com@example.org',
+      'gmail.com!user@example.org',
+      '@example.org:user@gmail.com',
+      '@example.org,@relay.example:user@gmail.com',
+      '"user@gmail.com"@example.org',
+      '"user%gmail.com"@example.org',
+      'user@gmail.com@example.org',
+      'user@evilexample.org',
+      'user@example.org.evil.example',
+      'user@[127.0.0.1]',
+      'postmaster',
+    ];
+    for (const t of tricks) {
+      const reply = await c.cmd(`RCPT TO:<${t}>`);
+      assert.notEqual(reply.code, 250, `${t} was accepted`);
+      assert.ok(reply.code >= 500, `${t}: ${reply.code}`);
+    }
+    const denied = await c.cmd('RCPT TO:<victim@gmail.com>');
+    assert.equal(denied.code, 554);
+    assert.equal(denied.text, '5.7.1 Relay access denied');
+    assert.equal((await c.cmd('RCPT TO:<User@Example.ORG>')).code, 250);
+    c.close();
+    // The listed client relays anywhere.
+    const listed = await greet(r.port, '127.0.0.1');
+    await listed.cmd('MAIL FROM:<printer@example.org>');
+    assert.equal((await listed.cmd('RCPT TO:<victim@gmail.com>')).code, 250);
+    listed.close();
+  });
+});
+
+test('connections per client address are capped with 421 4.7.0; other addresses still get in', async () => {
+  await withRelay('limits:\n  maxConnectionsPerClient: 2\n', async (r) => {
+    const a = await greet(r.port, '127.0.0.1');
+    const b = await greet(r.port, '127.0.0.1');
+    const third = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    const reply = await third.reply();
+    assert.equal(reply.code, 421);
+    assert.match(reply.text, /^4\.7\.0 /);
+    assert.ok(await third.waitClosed());
+    const other = await greet(r.port, '127.0.0.2');
+    assert.equal(r.listener.stats().connections, 3);
+    a.close();
+    await new Promise((res) => setTimeout(res, 100));
+    const again = await greet(r.port, '127.0.0.1');
+    for (const c of [b, other, again]) c.close();
+  });
+});
+
+test('command deadline: a client trickling one byte at a time is cut off (slowloris)', async () => {
+  await withRelay('limits:\n  commandDeadline: 1s\n  idleTimeout: 30s\n', async (r) => {
+    const c = await greet(r.port);
+    const t0 = Date.now();
+    const line = 'NOOP trickle trickle trickle trickle';
+    let i = 0;
+    while (!c.closed && Date.now() - t0 < 5000) {
+      c.write(line[i++ % line.length]);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const reply = await c.reply();
+    assert.equal(reply.code, 421);
+    assert.match(reply.text, /^4\.4\.2 /);
+    const took = Date.now() - t0;
+    assert.ok(took >= 900 && took < 4000, `cut off after ${took} ms`);
+  });
+});
+
+test('data deadline: a message trickled byte by byte is cut off and not queued', async () => {
+  await withRelay('limits:\n  dataDeadline: 1s\n  idleTimeout: 30s\n', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    const t0 = Date.now();
+    while (!c.closed && Date.now() - t0 < 5000) {
+      c.write('x');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal((await c.reply()).code, 421);
+    assert.ok(Date.now() - t0 < 4000);
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(r.queue.messages.length, 0);
+  });
+});
+
+test('mail loop: more Received headers than delivery.maxHops → 554 5.4.6', async () => {
+  await withRelay('delivery:\n  maxHops: 3\n', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write(`${'Received: from x by y; Wed, 25 Nov 2026 10:00:00 +0000\r\n'.repeat(4)}Subject: loop\r\n\r\nbody\r\n.\r\n`);
+    const reply = await c.reply();
+    assert.equal(reply.code, 554);
+    assert.match(reply.text, /^5\.4\.6 /);
+    c.close();
+    assert.equal(r.queue.messages.length, 0);
+  });
+});
+
+test('requireTls: MAIL before STARTTLS gets 530 5.7.0; after STARTTLS with the generated certificate it works', async () => {
+  await withRelay('listen:\n  - address: 127.0.0.1\n    port: 1\n    requireTls: true\n', async (r) => {
+    const c = await greet(r.port);
+    const early = await c.cmd('MAIL FROM:<a@example.org>');
+    assert.equal(early.code, 530);
+    assert.equal(early.text, '5.7.0 Must issue a STARTTLS command first');
+    assert.equal((await c.cmd('STARTTLS')).code, 220);
+    await c.upgrade();
+    const peer = c.tlsSocket!.getPeerX509Certificate()!;
+    assert.match(peer.subject, /CN=relay\.test/);
+    assert.equal((await c.cmd('EHLO client.test')).code, 250);
+    assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<b@example.org>')).code, 250);
+    await c.cmd('DATA');
+    c.write('Subject: tls\r\n\r\nbody\r\n.\r\n');
+    assert.equal((await c.reply()).code, 250);
+    c.close();
+    assert.equal(r.queue.messages[0].envelope.client.tls, true);
+    assert.match(r.queue.messages[0].content.toString(), /with ESMTPS id/);
+  });
+});
+
+test('implicit TLS listener speaks TLS from the first byte', async () => {
+  await withRelay('listen:\n  - address: 127.0.0.1\n    port: 1\n    tls: implicit\n', async (r) => {
+    const c = await RawClient.connect(r.port, { tls: true });
+    assert.equal((await c.reply()).code, 220);
+    const ehlo = await c.cmd('EHLO client.test');
+    assert.ok(!ehlo.text.includes('STARTTLS'));
+    c.close();
+  });
+});
+
+test('PROXY protocol: honoured from a listed address (the proxied client is policed), ignored from others', async () => {
+  const yaml = 'listen:\n  - address: 127.0.0.1\n    port: 1\n    proxyProtocol: [127.0.0.1/32]\naccess:\n  connection:\n    mode: only\n    list: [127.0.0.0/8]\n';
+  await withRelay(yaml, async (r) => {
+    const outside = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    outside.write('PROXY TCP4 192.0.2.10 127.0.0.1 40000 25\r\n');
+    const refused = await outside.reply();
+    assert.equal(refused.code, 554, 'the proxied address 192.0.2.10 is outside the connection list');
+    const inside = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    inside.write('PROXY TCP4 127.0.0.44 127.0.0.1 40001 25\r\n');
+    assert.equal((await inside.reply()).code, 220);
+    await inside.cmd('EHLO lb.test');
+    inside.close();
+    // From an address not listed, a PROXY line is just a bad command; the socket address counts.
+    const unlisted = await RawClient.connect(r.port, { localAddress: '127.0.0.2' });
+    assert.equal((await unlisted.reply()).code, 220);
+    const proxyLine = await unlisted.cmd('PROXY TCP4 127.0.0.77 127.0.0.1 40002 25');
+    assert.equal(proxyLine.code, 500);
+    unlisted.close();
+    await new Promise((res) => setTimeout(res, 150));
+    const clients = r.logs.filter((l) => l.event === 'smtp-session').map((l) => l.client);
+    assert.ok(clients.includes('192.0.2.10'));
+    assert.ok(clients.includes('127.0.0.44'));
+    assert.ok(clients.includes('127.0.0.2'));
+    assert.ok(!clients.includes('127.0.0.77'));
+  });
+});
+
+test('one session log line at close with client, helo, messages, queue ids and result', async () => {
+  await withRelay('', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('RCPT TO:<c@example.org>');
+    await c.cmd('DATA');
+    c.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+    await c.reply();
+    await c.cmd('QUIT');
+    c.close();
+    await new Promise((res) => setTimeout(res, 150));
+    const lines = r.logs.filter((l) => l.event === 'smtp-session');
+    assert.equal(lines.length, 1);
+    const l = lines[0];
+    assert.equal(l.client, '127.0.0.1');
+    assert.equal(l.helo, 'client.test');
+    assert.equal(l.messages, 1);
+    assert.deepEqual(l.queueIds, ['TEST0001']);
+    assert.equal(l.recipients, 2);
+    assert.equal(l.result, 'ok');
+    assert.equal(typeof l.durationMs, 'number');
+  });
+});
