@@ -16,3 +16,8 @@ export function maskSecrets<T>(value: T): T {
   }
   return value;
 }
+
+/** Whether a config key holds a secret value (same rule as maskSecrets). */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.test(key);
+}

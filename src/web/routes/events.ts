@@ -1,0 +1,34 @@
+/**
+ * /api/events: live queue events as Server-Sent Events, so pages update without reloading.
+ *
+ * Each QueueEvent becomes `event: queue` with a JSON body holding ids, states, outcomes and the
+ * envelope's addresses (no secrets exist in events). A comment line every 15 s keeps proxies from
+ * closing the stream; the browser's EventSource reconnects on its own after a drop. A client that
+ * reads too slowly loses events rather than growing memory (writes are skipped while the socket's
+ * buffer is full); the page re-fetches its data on each event anyway.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { QueueEvent } from '../../core/types.ts';
+import type { RouteOptions } from './options.ts';
+
+const HEARTBEAT_MS = 15_000;
+
+export default async function eventRoutes(app: FastifyInstance, { services }: RouteOptions): Promise<void> {
+  app.get('/api/events', (request, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': connected\n\n');
+    const send = (event: QueueEvent): void => {
+      if (res.writableNeedDrain) return;
+      res.write(`event: queue\ndata: ${JSON.stringify(event)}\n\n`);
+    };
+    const unsubscribe = services.events.subscribe(send);
+    const beat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    beat.unref();
+    request.raw.on('close', () => {
+      clearInterval(beat);
+      unsubscribe();
+    });
+  });
+}

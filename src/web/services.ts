@@ -1,0 +1,125 @@
+/**
+ * What the console needs from the running relay, as interfaces. `cli/commands/serve.ts` builds
+ * these from the real queue, delivery manager, history and config; console tests pass fakes.
+ * Only `import type` from other areas (style §4): the console never reaches into the spool itself.
+ *
+ * Every method may reject; the console turns a rejection into a JSON error with its message in
+ * words (SmarthostError codes map to HTTP statuses in errors.ts). Nothing returned here may hold a
+ * secret: the console masks config again before sending it, but other services must not leak.
+ */
+import type { Envelope, MessageState, Outcome, QueueEvent } from '../core/types.ts';
+import type { ConfigProblem } from '../config/load.ts';
+import type { HistoryStore } from '../history/types.ts';
+
+/** A message in the spool as the console lists it. */
+export interface QueueEntryView {
+  id: string;
+  state: MessageState | string;
+  mailFrom: string;
+  recipients: string[];
+  receivedAt: string;
+  size: number;
+  subject?: string;
+  attempts?: number;
+  nextAttemptAt?: string;
+  /** The last reason in words (upstream reply, what it means). */
+  lastReason?: string;
+  upstream?: string;
+}
+
+export interface QueueDetailView extends QueueEntryView {
+  envelope?: Envelope;
+  /** Last outcome per recipient. */
+  outcomes?: Outcome[];
+}
+
+export interface QueueService {
+  list(filter?: { state?: string }): Promise<QueueEntryView[]>;
+  show(id: string): Promise<QueueDetailView | undefined>;
+  /** Makes a deferred (or parked) message due now; false when there is no such message. */
+  retry(id: string): Promise<boolean>;
+  /** Removes a message from the spool for good; false when there is no such message. */
+  delete(id: string): Promise<boolean>;
+  /** Makes every deferred message due now; resolves with how many. */
+  flush(): Promise<number>;
+  /** The raw message (RFC 5322), for download. */
+  readMessage(id: string): Promise<Buffer | undefined>;
+}
+
+/** A file pair in badmail/: NAME.BAD (the original) and NAME.BDR (the reason in words). */
+export interface BadmailEntry {
+  name: string;
+  at: string;
+  size: number;
+  /** First line of the reason, for the list. */
+  summary: string;
+}
+
+export interface BadmailService {
+  list(): Promise<BadmailEntry[]>;
+  /** The whole .BDR text. */
+  read(name: string): Promise<{ reason: string } | undefined>;
+  /** Moves NAME.BAD back into pickup/ (after the admin fixed the cause); false when absent. */
+  retry(name: string): Promise<boolean>;
+  download(name: string): Promise<Buffer | undefined>;
+}
+
+export interface UpstreamStatus {
+  name: string;
+  kind: string;
+  state: 'ok' | 'parked' | 'failing' | 'unknown';
+  /** Why it is parked or failing, in words. */
+  reason?: string;
+  /** OAuth2 access token expiry, ISO time, when the upstream uses tokens. */
+  tokenExpiresAt?: string;
+  /** Tokens obtained since start (for /metrics). */
+  tokenRenewals?: number;
+}
+
+export interface UpstreamService {
+  status(): UpstreamStatus[] | Promise<UpstreamStatus[]>;
+  /** Un-parks an upstream so queued mail is tried again; false when no such upstream. */
+  release(name: string): Promise<boolean>;
+}
+
+export interface ConfigService {
+  /** The running configuration (the console masks secrets again before sending it). */
+  current(): unknown;
+  /** The config file's text as on disk; the console masks secret values before sending it. */
+  text(): string | Promise<string>;
+  /** File name used in problems ("smarthost.yaml:12:3 …"). */
+  source?: string;
+  /** Checks text without applying it; default: the schema check of src/config/load.ts. */
+  validate?(text: string): ConfigProblem[] | Promise<ConfigProblem[]>;
+  /** Writes and reloads (as SIGHUP does), without dropping connections or queued mail. */
+  apply(text: string): Promise<{ ok: boolean; problems?: ConfigProblem[]; message?: string }>;
+}
+
+/** Optional tools from src/diagnostics/, handed in as functions when they exist. Results are shown as JSON. */
+export interface DiagnosticsService {
+  spfCheck?(input: { domain: string; ip?: string }): Promise<unknown>;
+  dnsM365?(input: { domain: string }): Promise<unknown>;
+  headers?(input: { text: string }): Promise<unknown>;
+}
+
+export interface TestSendInput {
+  from: string;
+  to: string;
+  subject: string;
+  body: string;
+}
+
+export interface WebServices {
+  queue: QueueService;
+  badmail: BadmailService;
+  history: Pick<HistoryStore, 'search' | 'get' | 'stats' | 'recentErrors' | 'health'>;
+  /** Queues a test message (as the seed's Email.txt would through pickup); resolves with its queue id. */
+  sendTest(input: TestSendInput): Promise<{ id: string }>;
+  /** Live queue events for the browser and /metrics; returns the unsubscribe function. */
+  events: { subscribe(listener: (event: QueueEvent) => void): () => void };
+  upstreams: UpstreamService;
+  config: ConfigService;
+  diagnostics?: DiagnosticsService;
+  /** Days until the listener's TLS certificate expires, for /metrics. */
+  tlsCertificateDaysLeft?(): number | undefined;
+}

@@ -1,0 +1,286 @@
+// smarthost console: a small single-page app over the JSON API (no build step, no framework).
+// All text from the server is inserted with textContent, never as HTML. State-changing calls carry
+// the session's CSRF token; live updates arrive over Server-Sent Events and re-render the page.
+'use strict';
+
+const state = { csrf: '', user: '', page: '', source: null, refreshTimer: 0, historyCursor: [] };
+
+// ---- small DOM helpers -----------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = String(v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== undefined && c !== null && c !== false) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+const $ = (id) => document.getElementById(id);
+const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : '');
+const badge = (s) => h('span', { class: `state ${s || ''}`, 'data-state': s || '' }, s || '');
+function toast(text) {
+  const t = h('div', { text });
+  $('toast').append(t);
+  setTimeout(() => t.remove(), 5000);
+}
+function table(columns, rows, onRow) {
+  return h('table', {},
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { text: c[0] })))),
+    h('tbody', {}, rows.length ? rows.map((r) => h('tr', { class: onRow ? 'clickable' : undefined, onclick: onRow ? () => onRow(r) : undefined, 'data-id': r.id || r.name },
+      columns.map((c) => h('td', { 'data-label': c[0] }, c[1](r))))) : h('tr', {}, h('td', { colspan: columns.length, class: 'muted', text: 'nothing here' }))));
+}
+
+// ---- API -------------------------------------------------------------------------------------
+async function api(method, url, body) {
+  const headers = { accept: 'application/json' };
+  if (method !== 'GET') headers['x-csrf-token'] = state.csrf;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const data = res.headers.get('content-type')?.includes('json') ? await res.json() : await res.text();
+  if (res.status === 401 && url !== '/api/login') { showLogin(); throw new Error('log in first'); }
+  if (!res.ok) { const e = new Error(data.error || `HTTP ${res.status}`); e.problems = data.problems; e.status = res.status; throw e; }
+  return data;
+}
+async function act(label, fn) {
+  try { const r = await fn(); toast(`${label}: done`); refresh(); return r; }
+  catch (e) { toast(`${label}: ${e.message}`); return undefined; }
+}
+
+// ---- session ---------------------------------------------------------------------------------
+function showLogin() {
+  $('login').hidden = false; $('page').hidden = true; $('nav').hidden = true;
+  if (state.source) { state.source.close(); state.source = null; }
+}
+async function startSession() {
+  try {
+    const s = await api('GET', '/api/session');
+    state.csrf = s.csrf; state.user = s.user;
+    $('who').textContent = `${s.user}`;
+    if (s.canLogout) $('who').append(' ', h('button', { class: 'secondary', id: 'logout', onclick: logout }, 'Log out'));
+    $('login').hidden = true; $('page').hidden = false;
+    if (window.innerWidth > 700) $('nav').hidden = false;
+    connectEvents();
+    route();
+  } catch { showLogin(); }
+}
+async function logout() { await api('POST', '/api/logout').catch(() => {}); location.hash = ''; showLogin(); }
+$('login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('login-error').textContent = '';
+  try { await api('POST', '/api/login', { user: $('login-user').value, password: $('login-password').value }); $('login-password').value = ''; await startSession(); }
+  catch (e) { $('login-error').textContent = e.message; }
+});
+$('menu-toggle').addEventListener('click', () => { const n = $('nav'); n.hidden = !n.hidden; $('menu-toggle').setAttribute('aria-expanded', String(!n.hidden)); });
+
+// ---- live updates ----------------------------------------------------------------------------
+function connectEvents() {
+  if (state.source) return;
+  const src = new EventSource('/api/events');
+  state.source = src;
+  src.onopen = () => $('live').classList.add('on');
+  src.onerror = () => $('live').classList.remove('on');
+  src.addEventListener('queue', () => {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(refresh, 250);
+  });
+}
+
+// ---- routing ---------------------------------------------------------------------------------
+const pages = {};
+function route() {
+  const [page, arg] = (location.hash.slice(1) || 'dashboard').split('/');
+  state.page = page;
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === page);
+  if (window.innerWidth <= 700) $('nav').hidden = true;
+  const render = pages[page] || pages.dashboard;
+  render(arg ? decodeURIComponent(arg) : undefined, true);
+}
+function refresh() { if (!$('page').hidden) { const [page, arg] = (location.hash.slice(1) || 'dashboard').split('/'); (pages[page] || pages.dashboard)(arg ? decodeURIComponent(arg) : undefined, false); } }
+window.addEventListener('hashchange', route);
+function setPage(...children) { const p = $('page'); p.replaceChildren(...children); }
+function errorBox(e) { return h('p', { class: 'error', role: 'alert', text: e.message }); }
+
+// ---- dashboard -------------------------------------------------------------------------------
+function chart(stats) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 480 180'); svg.setAttribute('preserveAspectRatio', 'none'); svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'messages per time bucket');
+  const series = [['accepted', '#1f5fbf'], ['delivered', '#1e7b34'], ['deferred', '#a86400'], ['failed', '#b3261e']];
+  const max = Math.max(1, ...stats.flatMap((b) => series.map(([k]) => b[k])));
+  const w = 480 / Math.max(1, stats.length);
+  stats.forEach((b, i) => series.forEach(([k, color], j) => {
+    const r = document.createElementNS(ns, 'rect');
+    const height = (b[k] / max) * 160;
+    r.setAttribute('x', String(i * w + j * (w / 4))); r.setAttribute('width', String(Math.max(1, w / 4 - 0.5)));
+    r.setAttribute('y', String(170 - height)); r.setAttribute('height', String(height)); r.setAttribute('fill', color);
+    const t = document.createElementNS(ns, 'title'); t.textContent = `${fmtTime(b.start)}: ${b[k]} ${k}`; r.append(t);
+    svg.append(r);
+  }));
+  return h('div', { class: 'chart' }, svg, h('div', { class: 'legend' }, series.map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })));
+}
+pages.dashboard = async () => {
+  try {
+    const d = await api('GET', '/api/dashboard?hours=24');
+    const sum = (k) => d.stats.reduce((n, b) => n + b[k], 0);
+    setPage(
+      h('h1', { text: 'Dashboard (last 24 hours)' }),
+      h('div', { class: 'cards' },
+        [['accepted', sum('accepted')], ['delivered', sum('delivered')], ['deferred', sum('deferred')], ['failed', sum('failed')], ['in queue', d.queue.size], ['oldest in queue', d.queue.oldestAgeSeconds ? `${Math.round(d.queue.oldestAgeSeconds / 60)} min` : '—']]
+          .map(([k, n]) => h('div', { class: 'card', 'data-metric': k }, h('div', { class: 'n', text: n }), h('div', { class: 'k', text: k })))),
+      chart(d.stats),
+      h('h2', { text: 'Upstreams' }),
+      table([['Name', (u) => u.name], ['State', (u) => badge(u.state)], ['Why', (u) => h('span', { class: 'reason', text: u.reason || '' })],
+        ['Token expires', (u) => (u.tokenExpiresAt ? fmtTime(u.tokenExpiresAt) : '—')],
+        ['', (u) => (u.state === 'parked' ? h('button', { class: 'secondary', onclick: (e) => { e.stopPropagation(); act(`release ${u.name}`, () => api('POST', `/api/upstreams/${encodeURIComponent(u.name)}/release`)); } }, 'Release') : '')]], d.upstreams),
+      h('h2', { text: 'Last errors' }),
+      table([['When', (e) => fmtTime(e.at)], ['Message', (e) => h('a', { href: `#message/${encodeURIComponent(e.id)}`, text: e.id })], ['Recipient', (e) => e.recipient || ''],
+        ['What happened', (e) => h('div', {}, badge(e.action), ' ', h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }))]], d.recentErrors),
+      h('p', { class: d.history.ok ? 'muted' : 'error', text: `History: ${d.history.summary}` }),
+      d.problems.length ? h('p', { class: 'error', text: d.problems.join('\n') }) : '',
+    );
+  } catch (e) { setPage(h('h1', { text: 'Dashboard' }), errorBox(e)); }
+};
+
+// ---- queue -----------------------------------------------------------------------------------
+pages.queue = async (_arg, fresh) => {
+  const prev = fresh ? {} : { q: $('queue-q')?.value, state: $('queue-state')?.value };
+  const q = h('input', { id: 'queue-q', placeholder: 'sender, recipient, subject, id', value: prev.q || '' });
+  const st = h('select', { id: 'queue-state' }, ['', 'queued', 'active', 'deferred', 'parked'].map((s) => h('option', { value: s, text: s || 'any state' })));
+  st.value = prev.state || '';
+  const body = h('div', { id: 'queue-body' });
+  const load = async () => {
+    try {
+      const params = new URLSearchParams(); if (q.value) params.set('q', q.value); if (st.value) params.set('state', st.value);
+      const r = await api('GET', `/api/queue?${params}`);
+      body.replaceChildren(h('p', { class: 'muted', text: `${r.total} message(s)` }), table([
+        ['Received', (m) => fmtTime(m.receivedAt)], ['Id', (m) => m.id], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')],
+        ['State', (m) => badge(m.state)], ['Why', (m) => h('span', { class: 'reason', text: m.lastReason || '' })],
+        ['Next try', (m) => fmtTime(m.nextAttemptAt)],
+        ['', (m) => h('span', {},
+          h('button', { class: 'secondary', 'data-action': 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `/api/queue/${encodeURIComponent(m.id)}/retry`)) }, 'Retry'), ' ',
+          h('button', { class: 'danger', 'data-action': 'delete', onclick: () => { if (confirm(`Delete ${m.id} for good?`)) act(`delete ${m.id}`, () => api('DELETE', `/api/queue/${encodeURIComponent(m.id)}`)); } }, 'Delete'))]], r.messages));
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  };
+  setPage(h('h1', { text: 'Queue' }),
+    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); load(); } }, h('label', {}, 'Search', q), h('label', {}, 'State', st), h('button', { type: 'submit' }, 'Filter'),
+      h('button', { type: 'button', class: 'secondary', id: 'queue-flush', onclick: () => act('flush', () => api('POST', '/api/queue/flush')) }, 'Retry all deferred now')),
+    body);
+  await load();
+};
+
+// ---- history ---------------------------------------------------------------------------------
+pages.history = async (_arg, fresh) => {
+  const fields = ['recipient', 'sender', 'subject', 'client', 'status', 'from', 'to'];
+  const prev = {};
+  if (!fresh) for (const f of fields) prev[f] = $(`h-${f}`)?.value;
+  const inputs = Object.fromEntries(fields.map((f) => [f, f === 'status'
+    ? h('select', { id: 'h-status' }, ['', 'queued', 'deferred', 'delivered', 'failed', 'badmail', 'deleted'].map((s) => h('option', { value: s, text: s || 'any' })))
+    : h('input', { id: `h-${f}`, name: f, type: f === 'from' || f === 'to' ? 'datetime-local' : 'text', value: prev[f] || '' })]));
+  if (prev.status) inputs.status.value = prev.status;
+  const body = h('div', { id: 'history-body' });
+  const load = async (cursor) => {
+    try {
+      const params = new URLSearchParams();
+      for (const f of fields) if (inputs[f].value) params.set(f, inputs[f].value);
+      if (cursor) params.set('cursor', cursor);
+      const r = await api('GET', `/api/history?${params}`);
+      body.replaceChildren(table([
+        ['Received', (m) => fmtTime(m.receivedAt)], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')], ['Subject', (m) => m.subject || ''],
+        ['Client', (m) => m.client], ['Status', (m) => badge(m.status)], ['Why', (m) => h('span', { class: 'reason', text: m.reason || '' })]],
+      r.messages, (m) => { location.hash = `message/${encodeURIComponent(m.id)}`; }),
+      r.next ? h('button', { class: 'secondary', onclick: () => load(r.next) }, 'Older…') : '');
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  };
+  setPage(h('h1', { text: 'History: where did my scan go?' }),
+    h('form', { class: 'filters', id: 'history-form', onsubmit: (e) => { e.preventDefault(); load(); } },
+      fields.map((f) => h('label', {}, f, inputs[f])), h('button', { type: 'submit', id: 'history-search' }, 'Search')),
+    body);
+  await load();
+};
+pages.message = async (id) => {
+  try {
+    const m = await api('GET', `/api/history/${encodeURIComponent(id)}`);
+    setPage(h('h1', { text: `Message ${m.id}` }),
+      h('p', {}, badge(m.status), ' ', h('span', { class: 'reason', text: m.reason || '' })),
+      table([['Field', (r) => r[0]], ['Value', (r) => r[1]]], [['From', m.mailFrom || '<>'], ['To', m.recipients.join(', ')], ['Subject', m.subject || ''], ['Received', fmtTime(m.receivedAt)],
+        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || '']].map((r) => Object.assign(r, { id: r[0] }))),
+      h('h2', { text: 'Timeline' }),
+      h('div', { id: 'timeline' }, table([['When', (e) => fmtTime(e.at)], ['What', (e) => h('span', {}, e.kind, ' ', badge(e.action))], ['Recipient', (e) => e.recipient || ''],
+        ['Upstream said', (e) => h('div', {}, h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }), e.possibleDuplicate ? h('div', { class: 'reason', text: 'possible duplicate: the connection dropped after the message was sent' }) : '')],
+        ['Took', (e) => (e.durationMs !== undefined ? `${e.durationMs} ms` : '')]], m.timeline)));
+  } catch (e) { setPage(h('h1', { text: `Message ${id}` }), errorBox(e)); }
+};
+
+// ---- badmail ---------------------------------------------------------------------------------
+pages.badmail = async () => {
+  try {
+    const r = await api('GET', '/api/badmail');
+    const detail = h('div', { id: 'badmail-detail' });
+    setPage(h('h1', { text: 'Badmail' }), h('p', { class: 'muted', text: 'Messages that could not be delivered. Read the reason, fix the cause, then retry.' }),
+      table([['When', (b) => fmtTime(b.at)], ['Name', (b) => b.name], ['Reason', (b) => h('span', { class: 'reason', text: b.summary })],
+        ['', (b) => h('span', {},
+          h('button', { class: 'secondary', 'data-action': 'reason', onclick: async (e) => { e.stopPropagation(); try { const d = await api('GET', `/api/badmail/${encodeURIComponent(b.name)}`); detail.replaceChildren(h('h2', { text: b.name }), h('pre', { text: d.reason })); } catch (err) { detail.replaceChildren(errorBox(err)); } } }, 'Reason'), ' ',
+          h('a', { href: `/api/badmail/${encodeURIComponent(b.name)}/download`, download: `${b.name}.eml` }, 'Download'), ' ',
+          h('button', { 'data-action': 'retry', onclick: (e) => { e.stopPropagation(); act(`retry ${b.name}`, () => api('POST', `/api/badmail/${encodeURIComponent(b.name)}/retry`)); } }, 'Retry'))]], r.entries),
+      detail);
+  } catch (e) { setPage(h('h1', { text: 'Badmail' }), errorBox(e)); }
+};
+
+// ---- test send -------------------------------------------------------------------------------
+pages.send = async (_arg, fresh) => {
+  if (!fresh && $('send-form')) return; // keep what the admin typed across live refreshes
+  const out = h('div', { id: 'send-result' });
+  const f = (name, attrs) => h('label', {}, name, h(attrs.tag || 'input', { id: `send-${name.toLowerCase()}`, ...attrs }));
+  setPage(h('h1', { text: 'Test send' }),
+    h('p', { class: 'muted', text: 'The classic Email.txt test: a short message through the relay, like a scanner would send it.' }),
+    h('form', { id: 'send-form', onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const r = await api('POST', '/api/send-test', { from: $('send-from').value, to: $('send-to').value, subject: $('send-subject').value, body: $('send-body').value });
+        out.replaceChildren(h('p', { class: 'ok-text' }, 'Queued as ', h('a', { href: `#message/${encodeURIComponent(r.id)}`, id: 'send-queued', text: r.id }), '. Follow it in History.'));
+      } catch (err) { out.replaceChildren(errorBox(err)); }
+    } },
+    f('From', { type: 'email', required: true, placeholder: 'scanner@yourdomain.com' }), f('To', { type: 'email', required: true, placeholder: 'you@yourdomain.com' }),
+    f('Subject', { value: 'Test email' }), f('Body', { tag: 'textarea' }), h('button', { type: 'submit', id: 'send-submit' }, 'Send test message')), out);
+  $('send-body').value = 'This is a test email sent from my SMTP server';
+};
+
+// ---- diagnostics -----------------------------------------------------------------------------
+pages.diagnostics = async (_arg, fresh) => {
+  if (!fresh && $('diag-out')) return;
+  try {
+    const avail = await api('GET', '/api/diagnostics');
+    const out = h('pre', { id: 'diag-out', text: 'Results appear here.' });
+    const run = (url, body) => api('POST', url, body).then((r) => { out.textContent = JSON.stringify(r.result, null, 2); }, (e) => { out.textContent = e.message; });
+    const tools = [];
+    if (avail.spf) tools.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/spf', { domain: $('spf-domain').value, ip: $('spf-ip').value || undefined }); } },
+      h('label', {}, 'Domain', h('input', { id: 'spf-domain', required: true })), h('label', {}, 'Sending IP', h('input', { id: 'spf-ip' })), h('button', { type: 'submit' }, 'Check SPF')));
+    if (avail.dns) tools.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/dns', { domain: $('dns-domain').value }); } },
+      h('label', {}, 'Domain', h('input', { id: 'dns-domain', required: true })), h('button', { type: 'submit' }, 'Check Microsoft 365 DNS')));
+    if (avail.headers) tools.push(h('form', { onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/headers', { text: $('hdr-text').value }); } },
+      h('label', {}, 'Message headers', h('textarea', { id: 'hdr-text', required: true })), h('button', { type: 'submit' }, 'Analyse headers')));
+    setPage(h('h1', { text: 'Diagnostics' }), tools.length ? tools : h('p', { class: 'muted', text: 'No diagnostic tools are available in this relay.' }), out);
+  } catch (e) { setPage(h('h1', { text: 'Diagnostics' }), errorBox(e)); }
+};
+
+// ---- config ----------------------------------------------------------------------------------
+pages.config = async (_arg, fresh) => {
+  if (!fresh && $('config-text')) return; // never overwrite an edit in progress
+  try {
+    const c = await api('GET', '/api/config');
+    const text = h('textarea', { id: 'config-text', spellcheck: 'false' }); text.value = c.text;
+    const out = h('div', { id: 'config-result' });
+    const show = (r) => out.replaceChildren(r.ok ? h('p', { class: 'ok-text', text: r.message || 'No problems found.' })
+      : h('ul', { class: 'problems error' }, (r.problems || []).map((p) => h('li', { text: `${p.line ? `line ${p.line}${p.column ? `:${p.column}` : ''}: ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}` }))));
+    setPage(h('h1', { text: `Configuration (${c.source})` }),
+      h('p', { class: 'muted', text: 'Secrets are shown as ********; leave them so to keep the current value.' }), text,
+      h('p', {}, h('button', { class: 'secondary', id: 'config-validate', onclick: async () => { try { show(await api('POST', '/api/config/validate', { text: text.value })); } catch (e) { show({ ok: false, problems: e.problems || [{ message: e.message }] }); } } }, 'Validate'), ' ',
+        h('button', { id: 'config-apply', onclick: async () => { try { show(await api('POST', '/api/config/apply', { text: text.value })); } catch (e) { show({ ok: false, problems: e.problems || [{ message: e.message }] }); } } }, 'Apply and reload')),
+      out, h('h2', { text: 'Running configuration' }), h('pre', { id: 'config-current', text: JSON.stringify(c.current, null, 2) }));
+  } catch (e) { setPage(h('h1', { text: 'Configuration' }), errorBox(e)); }
+};
+
+startSession();
