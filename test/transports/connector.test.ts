@@ -1,0 +1,93 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { parseConfigText } from '../../src/config/load.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import { createConnectorTransport } from '../../src/transports/connector.ts';
+import { startMxStandIn } from '../helpers/m365/smtp.ts';
+import { loopbackCert, namedCert, tempDir } from '../helpers/m365/pki.ts';
+import { outbound } from '../helpers/m365/message.ts';
+
+let tmp: ReturnType<typeof tempDir>;
+let tls: { cert: string; key: string };
+let caFile: string;
+let relayCert: { cert: string; key: string };
+let relayCertFile: string;
+
+before(async () => {
+  tmp = tempDir();
+  tls = await loopbackCert();
+  caFile = tmp.write('ca.pem', tls.cert);
+  relayCert = await namedCert('relay.contoso.com');
+  relayCertFile = tmp.write('relay.pem', relayCert.cert + relayCert.key);
+});
+after(() => tmp.cleanup());
+
+function upstream(port: number, extra = '') {
+  return parseConfigText(`upstreams:
+  - name: tenant
+    url: connector://contoso.com
+    ca: ${caFile}
+    connector: { port: ${port}${extra} }
+`, path.join(tmp.dir, 'c.yaml')).upstreams[0];
+}
+
+const msg = () => outbound('From: scanner@contoso.com\nTo: alice@contoso.com, bob@fabrikam.com\nSubject: scan\n\nhi\n', 'scanner@contoso.com', ['alice@contoso.com', 'bob@fabrikam.com']);
+
+test('connector mode presents the client certificate; the MX endpoint (requestCert) sees its CN; MX looked up in DNS', async () => {
+  const mx = await startMxStandIn(tls, { requestCert: true, trust: [relayCert.cert] });
+  try {
+    const lookups: string[] = [];
+    const t = createConnectorTransport(upstream(mx.port, `, clientCertificate: ${relayCertFile}`), {
+      logger: silentLogger(), hostname: 'relay.contoso.com',
+      resolveMx: async (d) => { lookups.push(d); return [{ exchange: '127.0.0.1', priority: 0 }]; },
+    });
+    const out = await t.send(msg());
+    assert.deepEqual(out.map((o) => o.action), ['relayed', 'relayed'], JSON.stringify(out));
+    assert.deepEqual(lookups, ['contoso.com']);
+    assert.equal(mx.received.length, 1);
+    assert.equal(mx.received[0].tls, true);
+    assert.equal(mx.received[0].clientCertCN, 'relay.contoso.com');
+    assert.deepEqual(mx.received[0].rcptTo, ['alice@contoso.com', 'bob@fabrikam.com']);
+    // without the certificate the upstream sees none
+    const plain = createConnectorTransport(upstream(mx.port, ', host: 127.0.0.1'), { logger: silentLogger(), hostname: 'relay' });
+    await plain.send(msg());
+    assert.equal(mx.received[1].clientCertCN, undefined);
+  } finally {
+    await mx.close();
+  }
+});
+
+test('STARTTLS is required: an MX endpoint without it gets nothing, the message waits with the reason', async () => {
+  const mx = await startMxStandIn(tls, { noStartTls: true });
+  try {
+    const out = await createConnectorTransport(upstream(mx.port, ', host: 127.0.0.1'), { logger: silentLogger(), hostname: 'relay' }).send(msg());
+    assert.equal(out[0].action, 'delayed');
+    assert.match(out[0].reason!, /STARTTLS/);
+    assert.equal(mx.received.length, 0);
+  } finally {
+    await mx.close();
+  }
+});
+
+test('550 5.7.64 (connector no longer matches) parks the route; 5.7.68 explains direct send', async () => {
+  const mx = await startMxStandIn(tls, { rejectData: '550 5.7.64 TenantAttribution; Relay Access Denied [SN1NAM02FT0000.eop-nam02.prod.protection.outlook.com]' });
+  try {
+    const t = createConnectorTransport(upstream(mx.port, ', host: 127.0.0.1'), { logger: silentLogger(), hostname: 'relay' });
+    const out = await t.send(msg());
+    assert.equal(out[0].action, 'delayed');
+    assert.equal(out[0].routeBroken, true);
+    assert.equal(out[0].status, '5.7.64');
+    assert.match(out[0].reason!, /inbound connector/);
+    mx.rejectData = '550 5.7.68 TenantInboundAttribution; Direct Send not allowed for this organization from unauthorized sources';
+    const ds = await t.send(msg());
+    assert.equal(ds[0].routeBroken, true);
+    assert.match(ds[0].reason!, /RejectDirectSend/);
+    mx.rejectData = '550 5.7.1 Unable to relay';
+    const relay = await t.send(msg());
+    assert.equal(relay[0].action, 'failed');
+    assert.match(relay[0].reason!, /only recipients with mailboxes in the tenant/);
+  } finally {
+    await mx.close();
+  }
+});
