@@ -435,3 +435,74 @@ test('one session log line at close with client, helo, messages, queue ids and r
     assert.equal(typeof l.durationMs, 'number');
   });
 });
+
+test('the sender check is asked at MAIL FROM and again at end of DATA with the header From; its refusal is the reply', async () => {
+  const calls: Array<{ stage: string; mailFrom: string; headerFrom?: string; clientAddress: string }> = [];
+  const r = await startRelay('', {
+    senderCheck: ({ stage, mailFrom, headerFrom, clientAddress }) => {
+      calls.push({ stage, mailFrom, headerFrom, clientAddress });
+      if (stage === 'mail' && mailFrom === 'blocked@example.org') return { verdict: 'reject', code: 550, status: '5.7.60', message: 'Client does not have permissions to send as this sender' };
+      if (stage === 'data' && headerFrom === 'ceo@example.org') return { verdict: 'reject', code: 550, status: '5.7.60', message: 'Header From not allowed' };
+      return { verdict: 'accept' };
+    },
+  });
+  try {
+    const c = await greet(r.port);
+    const blocked = await c.cmd('MAIL FROM:<blocked@example.org>');
+    assert.equal(blocked.code, 550);
+    assert.equal(blocked.text, '5.7.60 Client does not have permissions to send as this sender');
+    assert.equal((await c.cmd('MAIL FROM:<printer@example.org>')).code, 250);
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write('From: The CEO <ceo@example.org>\r\nSubject: x\r\n\r\nbody\r\n.\r\n');
+    const refused = await c.reply();
+    assert.equal(refused.code, 550);
+    assert.match(refused.text, /^5\.7\.60 Header From not allowed/);
+    assert.equal(r.queue.messages.length, 0);
+    await c.cmd('MAIL FROM:<printer@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write('From: printer@example.org\r\nSubject: x\r\n\r\nbody\r\n.\r\n');
+    assert.equal((await c.reply()).code, 250);
+    c.close();
+    assert.deepEqual(calls.map((x) => [x.stage, x.mailFrom, x.headerFrom]), [
+      ['mail', 'blocked@example.org', undefined],
+      ['mail', 'printer@example.org', undefined],
+      ['data', 'printer@example.org', 'ceo@example.org'],
+      ['mail', 'printer@example.org', undefined],
+      ['data', 'printer@example.org', 'printer@example.org'],
+    ]);
+    assert.equal(calls[0].clientAddress, '127.0.0.1');
+  } finally {
+    await r.close();
+  }
+});
+
+test('IPv4 and IPv6 listeners side by side', async () => {
+  await withRelay('listen:\n  - address: 127.0.0.1\n    port: 1\n  - address: "::1"\n    port: 1\n', async (r) => {
+    assert.equal(r.ports.length, 2);
+    const v6 = await RawClient.connect(r.ports[1], { host: '::1' });
+    assert.equal((await v6.reply()).code, 220);
+    await v6.cmd('EHLO v6.test');
+    await v6.cmd('MAIL FROM:<a@example.org>');
+    assert.equal((await v6.cmd('RCPT TO:<b@gmail.com>')).code, 250, '::1 is in the default relay list');
+    await v6.cmd('DATA');
+    v6.write('Subject: v6\r\n\r\nbody\r\n.\r\n');
+    assert.equal((await v6.reply()).code, 250);
+    v6.close();
+    assert.equal(r.queue.messages[0].envelope.client.address, '::1');
+    assert.match(r.queue.messages[0].content.toString(), /\[::1\]/);
+  });
+});
+
+test('maxConnections caps all clients together with 421', async () => {
+  await withRelay('limits:\n  maxConnections: 2\n', async (r) => {
+    const a = await greet(r.port, '127.0.0.1');
+    const b = await greet(r.port, '127.0.0.2');
+    const c = await RawClient.connect(r.port, { localAddress: '127.0.0.3' });
+    assert.equal((await c.reply()).code, 421);
+    a.close();
+    b.close();
+    c.close();
+  });
+});
