@@ -1,0 +1,76 @@
+/**
+ * badmail/: what could not be delivered, as IIS kept it, for an admin to read and resubmit.
+ *
+ *   NAME.BAD  the message. For a queued message the failed envelope is written on top as
+ *             `X-Sender:` / `X-Receiver:` lines (the IIS / .NET pickup format), so copying the file
+ *             into pickup/ resends it to exactly the recipients that failed, from the original sender.
+ *   NAME.BDR  plain text with CRLF line ends (opens in Notepad): the reason, written by the caller.
+ *
+ * Both files and the folder are fsynced before the promise resolves. A name already taken gets a
+ * numeric suffix (NAME-2.BAD) instead of overwriting an earlier failure.
+ */
+import { access, createReadStream } from 'node:fs';
+import { promisify } from 'node:util';
+import { Readable } from 'node:stream';
+import path from 'node:path';
+import type { SpoolPaths } from './paths.ts';
+import { streamToFileSynced, writeFileSynced, unlinkIfExists, type DirectorySyncer } from './durable.ts';
+
+const exists = async (p: string) => promisify(access)(p).then(() => true, () => false);
+
+/** Turns any text into CRLF line ends (for Notepad). */
+export function toCrlf(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, '\r\n').replace(/(\r\n)?$/, '\r\n');
+}
+
+/** A file name safe in badmail/: no folders, no odd characters. */
+export function badmailBaseName(originalName: string): string {
+  const base = path.basename(originalName).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_');
+  return base || 'unnamed';
+}
+
+async function freeName(paths: SpoolPaths, base: string): Promise<string> {
+  for (let n = 1; n < 10_000; n++) {
+    const name = n === 1 ? base : `${base}-${n}`;
+    if (!(await exists(paths.badmail(name, '.BAD'))) && !(await exists(paths.badmail(name, '.BDR')))) return name;
+  }
+  return `${base}-${Date.now()}`;
+}
+
+export interface BadmailWrite {
+  /** Base name (queue id, or the pickup file's name). */
+  name: string;
+  /** Message content: a Buffer, or a file to copy (streamed, not read into memory). */
+  content: Buffer | { file: string };
+  /** When given, X-Sender / X-Receiver lines are written above the message. */
+  envelope?: { mailFrom: string; recipients: string[] };
+  /** The .BDR text (any line ends; written with CRLF). */
+  reason: string;
+}
+
+/** Writes NAME.BAD + NAME.BDR durably; returns the name used. */
+export async function writeBadmail(paths: SpoolPaths, syncer: DirectorySyncer, item: BadmailWrite): Promise<string> {
+  const name = await freeName(paths, badmailBaseName(item.name));
+  const badFile = paths.badmail(name, '.BAD');
+  const head = item.envelope
+    ? Buffer.from(`X-Sender: ${item.envelope.mailFrom || '<>'}\r\n${item.envelope.recipients.map((r) => `X-Receiver: ${r}\r\n`).join('')}`)
+    : Buffer.alloc(0);
+  const content = item.content;
+  async function* bytes() {
+    if (head.length) yield head;
+    if (Buffer.isBuffer(content)) yield content;
+    else for await (const chunk of createReadStream(content.file)) yield chunk as Buffer;
+  }
+  try {
+    await Promise.all([
+      streamToFileSynced(badFile, Readable.from(bytes())),
+      writeFileSynced(paths.badmail(name, '.BDR'), toCrlf(item.reason)),
+    ]);
+    await syncer.sync(paths.folder('badmail'));
+  } catch (e) {
+    await unlinkIfExists(badFile).catch(() => undefined);
+    await unlinkIfExists(paths.badmail(name, '.BDR')).catch(() => undefined);
+    throw e;
+  }
+  return name;
+}

@@ -1,0 +1,401 @@
+/**
+ * The spool: the only writer of queue files (Postfix's cleanup + queue manager's file side).
+ *
+ * Guarantees:
+ * - enqueue() resolves only when the message file and the envelope file are fsynced and their names
+ *   are fsynced in incoming/ — only then may the client hear 250. Concurrent enqueues share one
+ *   directory fsync (group commit, durable.ts).
+ * - A state change renames the envelope file (the commit point), then the message file; the
+ *   envelope file's folder is the state (paths.ts).
+ * - On open (unless `recover: false`, for the CLI beside a running relay), recovery runs first
+ *   (recovery.ts): half-written files dropped, messages caught in active/ put back in line and marked
+ *   as possible duplicates.
+ *
+ * The in-memory index mirrors the folders; rescan() re-reads them so changes made by another process
+ * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
+ * reason; the message is then not queued and the caller must not answer 250.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
+import { SmarthostError } from '../core/errors.ts';
+import { newQueueId } from '../core/ids.ts';
+import type { Envelope, Enqueuer, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
+import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { DirectorySyncer, writeFileSynced, streamToFileSynced, replaceFileSynced, unlinkIfExists } from './durable.ts';
+import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
+import { writeBadmail } from './badmail.ts';
+import { recoverSpool } from './recovery.ts';
+
+export interface SpoolDeps {
+  clock: Clock;
+  logger: Logger;
+  events?: QueueEventSink;
+  /** Run crash recovery on open (default true). The CLI passes false: the relay may be running. */
+  recover?: boolean;
+}
+
+export interface QueueEntry {
+  state: QueueFolder;
+  record: QueueRecord;
+}
+
+export interface ListFilter {
+  state?: QueueFolder;
+  /** Substring matched against sender and recipients (case-insensitive). */
+  address?: string;
+}
+
+export interface MessageDetails extends QueueEntry {
+  /** The message's header section (first 64 KB at most). */
+  headerPreview: string;
+}
+
+export interface Spool extends Enqueuer, Quarantine {
+  readonly paths: SpoolPaths;
+  readonly syncer: DirectorySyncer;
+  list(filter?: ListFilter): Promise<QueueEntry[]>;
+  show(id: QueueId): Promise<MessageDetails>;
+  /** Makes a deferred or held message due now. */
+  retry(id: QueueId): Promise<void>;
+  /** Removes a message from the queue (not to badmail); a 'deleted' event records it. */
+  delete(id: QueueId, reason?: string): Promise<void>;
+  /** Makes every deferred message due now; returns how many. */
+  flush(): Promise<number>;
+  hold(id: QueueId, reason?: string): Promise<void>;
+  release(id: QueueId): Promise<void>;
+  readMessage(id: QueueId): Promise<Buffer>;
+  openMessage(id: QueueId): Readable;
+  /** Re-reads the folders (picks up changes made by another process). */
+  rescan(): Promise<void>;
+  /** Messages due at `now` in incoming/ and deferred/, oldest first. */
+  due(now: number, limit: number): QueueRecord[];
+  /** Earliest nextAttemptAt among deferred messages (for the delivery manager's timer). */
+  nextDue(): number | undefined;
+  /** Moves a due message to active/; undefined when it is gone or busy. */
+  claim(id: QueueId): Promise<QueueRecord | undefined>;
+  /** Writes an active message's record and moves it to `to`, or removes it ('done'). */
+  settle(record: QueueRecord, to: QueueFolder | 'done'): Promise<void>;
+  /** Writes the message to badmail/ with X-Sender/X-Receiver for `recipients` and the .BDR text. */
+  toBadmail(record: QueueRecord, recipients: string[], bdrText: string): Promise<string>;
+  /** Called after each enqueue (the delivery manager kicks itself). */
+  onEnqueued(listener: (id: QueueId) => void): void;
+  emit(event: QueueEvent): void;
+  close(): Promise<void>;
+}
+
+/** Opens (creating folders, recovering) the spool under config.mailrootPath. */
+export async function openSpool(config: { mailrootPath: string }, deps: SpoolDeps): Promise<Spool> {
+  const paths = spoolPaths(config.mailrootPath);
+  for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true });
+  const syncer = new DirectorySyncer();
+  if (deps.recover !== false) await recoverSpool(paths, syncer, deps.logger);
+  const spool = new FolderSpool(paths, syncer, deps);
+  await spool.rescan();
+  return spool;
+}
+
+interface IndexEntry {
+  state: QueueFolder;
+  record: QueueRecord;
+  /** Operation counter value of the last change (rescan leaves newer entries alone). */
+  touched: number;
+}
+
+class FolderSpool implements Spool {
+  readonly paths: SpoolPaths;
+  readonly syncer: DirectorySyncer;
+  private deps: SpoolDeps;
+  private index = new Map<QueueId, IndexEntry>();
+  private busy = new Set<QueueId>();
+  private ops = 0;
+  private listeners: Array<(id: QueueId) => void> = [];
+
+  constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
+    this.paths = paths;
+    this.syncer = syncer;
+    this.deps = deps;
+  }
+
+  emit(event: QueueEvent): void {
+    try {
+      this.deps.events?.(event);
+    } catch (e) {
+      this.deps.logger.warn({ err: e }, 'queue event sink failed');
+    }
+  }
+
+  private stateEvent(id: QueueId, state: MessageState, reason?: string): void {
+    this.emit({ type: 'state', id, state, reason, at: new Date(this.deps.clock.now()).toISOString() });
+  }
+
+  onEnqueued(listener: (id: QueueId) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream): Promise<QueueId> {
+    const id = newQueueId(this.deps.clock.now());
+    const tmpMessage = this.paths.message('tmp', id);
+    const tmpEnvelope = this.paths.envelope('tmp', id);
+    let record: QueueRecord;
+    try {
+      if (Buffer.isBuffer(content)) {
+        record = newRecord(id, { ...envelope, size: content.length });
+        await Promise.all([writeFileSynced(tmpMessage, content), writeFileSynced(tmpEnvelope, serializeRecord(record))]);
+      } else {
+        const size = await streamToFileSynced(tmpMessage, content);
+        record = newRecord(id, { ...envelope, size });
+        await writeFileSynced(tmpEnvelope, serializeRecord(record));
+      }
+      // message file first: the envelope file arriving in incoming/ is the commit
+      await rename(tmpMessage, this.paths.message('incoming', id));
+      await rename(tmpEnvelope, this.paths.envelope('incoming', id));
+      await this.syncer.sync(this.paths.folder('incoming'));
+    } catch (e) {
+      await Promise.all([tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]
+        .map((f) => unlinkIfExists(f).catch(() => false)));
+      throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
+    }
+    this.index.set(id, { state: 'incoming', record, touched: ++this.ops });
+    this.emit({ type: 'accepted', id, envelope: record.envelope, at: new Date(this.deps.clock.now()).toISOString() });
+    for (const l of this.listeners) l(id);
+    return id;
+  }
+
+  async quarantine(content: Buffer, reason: string, originalName: string): Promise<void> {
+    const name = await writeBadmail(this.paths, this.syncer, { name: originalName, content, reason });
+    this.deps.logger.warn({ file: originalName, badmail: name, reason }, 'file moved to badmail');
+  }
+
+  async toBadmail(record: QueueRecord, recipients: string[], bdrText: string): Promise<string> {
+    const entry = this.index.get(record.id);
+    const state = entry?.state ?? 'active';
+    return writeBadmail(this.paths, this.syncer, {
+      name: record.id,
+      content: { file: this.paths.message(state, record.id) },
+      envelope: { mailFrom: record.envelope.mailFrom, recipients },
+      reason: bdrText,
+    });
+  }
+
+  async rescan(): Promise<void> {
+    const startedAt = this.ops;
+    const seen = new Map<QueueId, QueueFolder>();
+    for (const state of QUEUE_STATES) {
+      let names: string[] = [];
+      try {
+        names = await readdir(this.paths.folder(state));
+      } catch {
+        continue;
+      }
+      for (const n of names) if (n.endsWith(ENVELOPE_EXT)) seen.set(n.slice(0, -ENVELOPE_EXT.length), state);
+    }
+    for (const [id, entry] of this.index) {
+      if (entry.touched > startedAt || this.busy.has(id)) continue;
+      if (!seen.has(id)) this.index.delete(id);
+    }
+    for (const [id, state] of seen) {
+      const entry = this.index.get(id);
+      if (this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
+      try {
+        const record = parseRecord(await readFile(this.paths.envelope(state, id), 'utf8'), this.paths.envelope(state, id));
+        if ((this.index.get(id)?.touched ?? 0) > startedAt) continue;
+        this.index.set(id, { state, record, touched: startedAt });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.logger.error({ err: e, id }, 'unreadable envelope file');
+      }
+    }
+  }
+
+  async list(filter: ListFilter = {}): Promise<QueueEntry[]> {
+    await this.rescan();
+    const needle = filter.address?.toLowerCase();
+    return [...this.index.values()]
+      .filter((e) => !filter.state || e.state === filter.state)
+      .filter((e) => !needle || [e.record.envelope.mailFrom, ...e.record.envelope.recipients].some((a) => a.toLowerCase().includes(needle)))
+      .sort((a, b) => (a.record.id < b.record.id ? -1 : 1))
+      .map((e) => ({ state: e.state, record: e.record }));
+  }
+
+  private async find(id: QueueId): Promise<IndexEntry> {
+    if (!this.index.has(id)) await this.rescan();
+    const entry = this.index.get(id);
+    if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
+    return entry;
+  }
+
+  async show(id: QueueId): Promise<MessageDetails> {
+    const entry = await this.find(id);
+    let headerPreview = '';
+    const fh = await open(this.paths.message(entry.state, id), 'r').catch(() => undefined);
+    if (fh) {
+      try {
+        const buf = Buffer.alloc(65536);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+        const text = buf.subarray(0, bytesRead).toString('utf8');
+        const end = text.search(/\r?\n\r?\n/);
+        headerPreview = end >= 0 ? text.slice(0, end) : text;
+      } finally {
+        await fh.close();
+      }
+    }
+    return { state: entry.state, record: entry.record, headerPreview };
+  }
+
+  async readMessage(id: QueueId): Promise<Buffer> {
+    const entry = await this.find(id);
+    return readFile(this.paths.message(entry.state, id));
+  }
+
+  openMessage(id: QueueId): Readable {
+    const entry = this.index.get(id);
+    if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
+    return createReadStream(this.paths.message(entry.state, id));
+  }
+
+  /** Runs fn with the id marked busy; refuses when another operation has it. */
+  private async exclusive<T>(id: QueueId, fn: () => Promise<T>): Promise<T> {
+    if (this.busy.has(id)) throw new SmarthostError('SH_INTERNAL', `message ${id} is being worked on; try again in a moment`);
+    this.busy.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+
+  /** Rewrites the record in place, then renames envelope (commit) and message into `to`. */
+  private async move(entry: IndexEntry, to: QueueFolder, sync: boolean): Promise<void> {
+    const id = entry.record.id;
+    const from = entry.state;
+    await replaceFileSynced(this.paths.envelope(from, id), serializeRecord(entry.record));
+    if (from !== to) {
+      await rename(this.paths.envelope(from, id), this.paths.envelope(to, id));
+      await rename(this.paths.message(from, id), this.paths.message(to, id));
+    }
+    if (sync) await this.syncer.sync(this.paths.folder(to));
+    entry.state = to;
+    entry.touched = ++this.ops;
+  }
+
+  async retry(id: QueueId): Promise<void> {
+    const entry = await this.find(id);
+    if (entry.state === 'active') return;
+    await this.exclusive(id, async () => {
+      entry.record.nextAttemptAt = 0;
+      entry.record.holdReason = undefined;
+      await this.move(entry, 'incoming', true);
+    });
+    this.stateEvent(id, 'queued', 'retry requested');
+    for (const l of this.listeners) l(id);
+  }
+
+  async flush(): Promise<number> {
+    await this.rescan();
+    const ids = [...this.index.values()].filter((e) => e.state === 'deferred').map((e) => e.record.id);
+    let n = 0;
+    for (const id of ids) {
+      try {
+        await this.retry(id);
+        n++;
+      } catch (e) {
+        this.deps.logger.warn({ err: e, id }, 'flush: message skipped');
+      }
+    }
+    return n;
+  }
+
+  async hold(id: QueueId, reason = 'held by an administrator'): Promise<void> {
+    const entry = await this.find(id);
+    if (entry.state === 'active') throw new SmarthostError('SH_INTERNAL', `message ${id} is being delivered right now; try again in a moment`);
+    await this.exclusive(id, async () => {
+      entry.record.holdReason = reason;
+      await this.move(entry, 'hold', true);
+    });
+    this.stateEvent(id, 'parked', reason);
+  }
+
+  async release(id: QueueId): Promise<void> {
+    const entry = await this.find(id);
+    if (entry.state !== 'hold') return;
+    await this.retry(id);
+  }
+
+  async delete(id: QueueId, reason = 'deleted by an administrator'): Promise<void> {
+    const entry = await this.find(id);
+    if (entry.state === 'active') throw new SmarthostError('SH_INTERNAL', `message ${id} is being delivered right now; try again in a moment`);
+    await this.exclusive(id, async () => {
+      await unlinkIfExists(this.paths.envelope(entry.state, id));
+      await unlinkIfExists(this.paths.message(entry.state, id));
+      await this.syncer.sync(this.paths.folder(entry.state));
+      this.index.delete(id);
+    });
+    this.deps.logger.info({ id, reason, from: entry.record.envelope.mailFrom, to: pendingRecipients(entry.record) }, 'message deleted from the queue');
+    this.stateEvent(id, 'deleted', reason);
+  }
+
+  due(now: number, limit: number): QueueRecord[] {
+    const out: QueueRecord[] = [];
+    for (const e of this.index.values()) {
+      if (this.busy.has(e.record.id)) continue;
+      if (e.state === 'incoming' || (e.state === 'deferred' && e.record.nextAttemptAt <= now)) out.push(e.record);
+    }
+    out.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
+    return out.slice(0, limit);
+  }
+
+  nextDue(): number | undefined {
+    let min: number | undefined;
+    for (const e of this.index.values()) {
+      const t = e.state === 'incoming' ? 0 : e.state === 'deferred' ? e.record.nextAttemptAt : undefined;
+      if (t !== undefined && (min === undefined || t < min)) min = t;
+    }
+    return min;
+  }
+
+  async claim(id: QueueId): Promise<QueueRecord | undefined> {
+    const entry = this.index.get(id);
+    if (!entry || this.busy.has(id) || (entry.state !== 'incoming' && entry.state !== 'deferred')) return undefined;
+    this.busy.add(id);
+    try {
+      // no fsync: after a crash the message is either where it was or in active/, both due again
+      await rename(this.paths.envelope(entry.state, id), this.paths.envelope('active', id));
+      await rename(this.paths.message(entry.state, id), this.paths.message('active', id));
+      entry.state = 'active';
+      entry.touched = ++this.ops;
+      return entry.record;
+    } catch (e) {
+      this.busy.delete(id);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.index.delete(id);
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
+  async settle(record: QueueRecord, to: QueueFolder | 'done'): Promise<void> {
+    const entry = this.index.get(record.id) ?? { state: 'active' as QueueFolder, record, touched: 0 };
+    entry.record = record;
+    try {
+      if (to === 'done') {
+        await unlinkIfExists(this.paths.envelope(entry.state, record.id));
+        await unlinkIfExists(this.paths.message(entry.state, record.id));
+        await this.syncer.sync(this.paths.folder(entry.state));
+        this.index.delete(record.id);
+      } else {
+        await this.move(entry, to, true);
+        this.index.set(record.id, entry);
+      }
+    } finally {
+      this.busy.delete(record.id);
+    }
+    if (to === 'incoming') for (const l of this.listeners) l(record.id);
+  }
+
+  async close(): Promise<void> {
+    this.listeners = [];
+  }
+}

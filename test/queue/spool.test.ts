@@ -1,0 +1,156 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, readdir, writeFile, readFile, mkdir } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import os from 'node:os';
+import path from 'node:path';
+import { openSpool } from '../../src/queue/spool.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import type { Envelope, QueueEvent } from '../../src/core/types.ts';
+
+const NODE = process.execPath;
+const env = (rcpts = ['a@example.org']): Envelope => ({ mailFrom: 'printer@example.com', recipients: rcpts, client: { address: '127.0.0.1', source: 'smtp' }, receivedAt: new Date().toISOString(), size: 0 });
+
+async function tmpRoot(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-spool-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('enqueue writes message and envelope into incoming/ and resolves with an id', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const events: QueueEvent[] = [];
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger(), events: (e) => events.push(e) });
+  const id = await spool.enqueue(env(['a@x.org', 'b@x.org']), Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+  const files = (await readdir(path.join(root, 'incoming'))).sort();
+  assert.deepEqual(files, [`${id}.eml`, `${id}.json`]);
+  const rec = JSON.parse(await readFile(path.join(root, 'incoming', `${id}.json`), 'utf8'));
+  assert.equal(rec.envelope.size, 22);
+  assert.deepEqual(rec.recipients.map((r: { address: string; state: string }) => [r.address, r.state]), [['a@x.org', 'pending'], ['b@x.org', 'pending']]);
+  assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
+  assert.equal(events[0].type, 'accepted');
+  const shown = await spool.show(id);
+  assert.equal(shown.headerPreview, 'Subject: hi');
+  assert.equal((await spool.readMessage(id)).toString(), 'Subject: hi\r\n\r\nhello\r\n');
+});
+
+test('a stream is written without buffering and its size counted', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const chunks = Array.from({ length: 64 }, (_, i) => Buffer.alloc(16384, 65 + (i % 26)));
+  const id = await spool.enqueue(env(), Readable.from(chunks));
+  const [entry] = await spool.list();
+  assert.equal(entry.record.id, id);
+  assert.equal(entry.record.envelope.size, 64 * 16384);
+  assert.equal((await spool.readMessage(id)).length, 64 * 16384);
+});
+
+test('group commit: 100 parallel enqueues are all durable and share directory fsyncs', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const before = spool.syncer.syncCount;
+  const ids = await Promise.all(Array.from({ length: 100 }, (_, i) => spool.enqueue(env(), Buffer.from(`Subject: ${i}\r\n\r\nx\r\n`))));
+  assert.equal(new Set(ids).size, 100);
+  const names = await readdir(path.join(root, 'incoming'));
+  assert.equal(names.filter((n) => n.endsWith('.json')).length, 100);
+  assert.equal(names.filter((n) => n.endsWith('.eml')).length, 100);
+  const syncs = spool.syncer.syncCount - before;
+  assert.ok(syncs < 100, `expected fewer directory fsyncs than messages, got ${syncs}`);
+  // a fresh spool (as after a restart) sees every message with its own content
+  const again = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const listed = await again.list();
+  assert.equal(listed.length, 100);
+  for (const id of ids.slice(0, 10)) assert.match((await again.readMessage(id)).toString(), /^Subject: \d+/);
+});
+
+test('SIGKILL after enqueue resolved: every acknowledged message survives', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const child = spawn(NODE, [path.join(import.meta.dirname, 'enqueue-child.ts'), root, '40'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const acked: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('child did not finish')), 30_000);
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const m of buf.matchAll(/^OK (\S+)$/gm)) if (!acked.includes(m[1])) acked.push(m[1]);
+      if (buf.includes('DONE')) { clearTimeout(timer); resolve(); }
+    });
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  assert.equal(acked.length, 40);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const ids = (await spool.list()).map((e) => e.record.id);
+  for (const id of acked) assert.ok(ids.includes(id), `acknowledged message ${id} lost`);
+});
+
+test('recovery: tmp files dropped, active requeued as possible duplicates, stragglers rejoined', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const first = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const a = await first.enqueue(env(), Buffer.from('Subject: a\r\n\r\na\r\n'));
+  const b = await first.enqueue(env(), Buffer.from('Subject: b\r\n\r\nb\r\n'));
+  const claimed = await first.claim(a);
+  assert.ok(claimed);
+  assert.ok((await readdir(path.join(root, 'active'))).includes(`${a}.json`));
+  // a half-received message and an enqueue cut before its commit
+  await writeFile(path.join(root, 'tmp', 'half.eml'), 'Subject: half\r\n');
+  await writeFile(path.join(root, 'incoming', '20261125T120000Z-aaaaaaaaaa-0001.eml'), 'Subject: uncommitted\r\n');
+  // b's envelope moved to deferred but its message file was left in incoming (cut between renames)
+  const { rename } = await import('node:fs/promises');
+  await rename(path.join(root, 'incoming', `${b}.json`), path.join(root, 'deferred', `${b}.json`));
+
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
+  assert.deepEqual(await readdir(path.join(root, 'active')), []);
+  const list = await spool.list();
+  const ea = list.find((e) => e.record.id === a)!;
+  assert.equal(ea.state, 'incoming');
+  assert.equal(ea.record.possibleDuplicate, true);
+  const eb = list.find((e) => e.record.id === b)!;
+  assert.equal(eb.state, 'deferred');
+  assert.equal((await spool.readMessage(b)).toString(), 'Subject: b\r\n\r\nb\r\n');
+  assert.equal(list.length, 2);
+  assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${a}.eml`, `${a}.json`]);
+});
+
+test('retry, hold, release, flush and delete move files between folders', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const clock = new ManualClock();
+  const events: QueueEvent[] = [];
+  const spool = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger(), events: (e) => events.push(e) });
+  const id = await spool.enqueue(env(), Buffer.from('Subject: x\r\n\r\nx\r\n'));
+  const rec = (await spool.claim(id))!;
+  rec.nextAttemptAt = clock.now() + 3_600_000;
+  await spool.settle(rec, 'deferred');
+  assert.deepEqual(spool.due(clock.now(), 10), []);
+  await spool.retry(id);
+  assert.equal(spool.due(clock.now(), 10)[0].id, id);
+  await spool.hold(id, 'testing');
+  assert.ok((await readdir(path.join(root, 'hold'))).includes(`${id}.json`));
+  assert.deepEqual(spool.due(clock.now(), 10), []);
+  await spool.release(id);
+  assert.equal((await spool.list({ state: 'incoming' })).length, 1);
+  // another process (the CLI) sees and changes the same folders
+  const cli = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger(), recover: false });
+  await cli.hold(id);
+  await spool.rescan();
+  assert.equal((await spool.list())[0].state, 'hold');
+  await cli.delete(id);
+  assert.deepEqual(await spool.list(), []);
+  await assert.rejects(spool.show(id), /no message with queue id/);
+  assert.ok(events.some((e) => e.type === 'state' && e.state === 'parked'));
+});
+
+test('quarantine writes NAME.BAD and a CRLF NAME.BDR', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  await spool.quarantine(Buffer.from('garbage'), 'no recipients\nfound', 'weird file.txt');
+  await spool.quarantine(Buffer.from('garbage 2'), 'again', 'weird file.txt');
+  const names = (await readdir(path.join(root, 'badmail'))).sort();
+  assert.deepEqual(names, ['weird_file-2.BAD', 'weird_file-2.BDR', 'weird_file.BAD', 'weird_file.BDR']);
+  assert.equal(await readFile(path.join(root, 'badmail', 'weird_file.BDR'), 'utf8'), 'no recipients\r\nfound\r\n');
+  await mkdir(path.join(root, 'x'), { recursive: true });
+});
