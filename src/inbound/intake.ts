@@ -41,7 +41,11 @@ function refuse(code: number, status: string, message: string): IntakeResult {
 
 export async function receiveMessage(stream: DataStream, opts: IntakeOptions): Promise<IntakeResult> {
   const fixer = new LineEndingFixer(opts.bareLineEndings);
+  let ended = false;
+  stream.on('end', () => { ended = true; });
   stream.on('error', (err: Error) => fixer.destroy(err));
+  // A stream closed without 'end' (client gone) must not leave this function waiting forever.
+  stream.on('close', () => { if (!ended) fixer.destroy(new Error('connection closed before the end of the message')); });
   stream.pipe(fixer);
 
   let head: Buffer[] = [];

@@ -54,28 +54,37 @@ export class LineEndingFixer extends Transform {
         if (this.mode === 'normalize') out.push(Buffer.from('\n'));
       }
     }
-    // Bounded: i only grows.
-    for (; i < chunk.length; i++) {
-      const b = chunk[i];
-      if (b !== CR && b !== LF) continue;
-      if (b === CR) {
-        if (i + 1 === chunk.length) {
+    // Jump from line end to line end with indexOf (native) rather than visiting every byte.
+    // A CR followed by LF is consumed with its LF, so any LF found on its own is bare.
+    let cr = chunk.indexOf(CR, i);
+    let lf = chunk.indexOf(LF, i);
+    while (cr >= 0 || lf >= 0) {
+      const pos = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      if (pos === cr) {
+        if (pos + 1 === chunk.length) {
           this.pendingCR = true;
           break;
         }
-        if (chunk[i + 1] === LF) {
-          i++;
-          continue;
+        if (chunk[pos + 1] === LF) {
+          i = pos + 2;
+        } else {
+          i = pos + 1;
+          this.bareFound++;
+          if (this.mode === 'normalize') {
+            out.push(chunk.subarray(start, pos), CRLF);
+            start = i;
+          }
         }
-      } else if (i > 0 ? chunk[i - 1] === CR : false) {
-        continue;
+      } else {
+        i = pos + 1;
+        this.bareFound++;
+        if (this.mode === 'normalize') {
+          out.push(chunk.subarray(start, pos), CRLF);
+          start = i;
+        }
       }
-      // A bare CR (not followed by LF) or a bare LF (not preceded by CR).
-      this.bareFound++;
-      if (this.mode === 'normalize') {
-        out.push(chunk.subarray(start, i), CRLF);
-        start = i + 1;
-      }
+      if (cr >= 0 && cr < i) cr = chunk.indexOf(CR, i);
+      if (lf >= 0 && lf < i) lf = chunk.indexOf(LF, i);
     }
     if (!out.length) return chunk;
     out.push(chunk.subarray(start));

@@ -44,3 +44,24 @@ test('reject mode passes bytes unchanged and counts bare line ends', async () =>
   assert.equal(dirty.out, 'one\ntwo\rx');
   assert.equal(dirty.bare, 2);
 });
+
+test('random inputs and random chunking agree with the one-regex reference', async () => {
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 300; round++) {
+    const input = Array.from({ length: rand(40) }, () => 'a\r\n.'[rand(4)]).join('');
+    const cuts = [rand(input.length + 1), rand(input.length + 1)].sort((x, y) => x - y);
+    const chunks = [input.slice(0, cuts[0]), input.slice(cuts[0], cuts[1]), input.slice(cuts[1])].filter(Boolean);
+    const expected = input.replace(/\r\n|\r|\n/g, '\r\n');
+    const expectedBare = (input.match(/\r\n|\r|\n/g) ?? []).filter((m) => m !== '\r\n').length;
+    const r = await run('normalize', chunks);
+    assert.equal(r.out, expected, JSON.stringify(chunks));
+    assert.equal(r.bare, expectedBare, JSON.stringify(chunks));
+    const rej = await run('reject', chunks);
+    assert.equal(rej.out, input);
+    assert.equal(rej.bare, expectedBare);
+  }
+});

@@ -506,3 +506,38 @@ test('maxConnections caps all clients together with 421', async () => {
     c.close();
   });
 });
+
+test('a client gone in the middle of DATA: nothing queued, the spool saw the abort, the listener goes on', async () => {
+  await withRelay('', async (r) => {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write(`Subject: cut\r\n\r\n${'partial line\r\n'.repeat(500)}`);
+    await new Promise((res) => setTimeout(res, 150));
+    c.close();
+    for (let i = 0; i < 40 && r.queue.aborted === 0; i++) await new Promise((res) => setTimeout(res, 25));
+    assert.equal(r.queue.aborted, 1);
+    assert.equal(r.queue.messages.length, 0);
+    const next = await greet(r.port);
+    next.close();
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(r.listener.stats().connections, 0);
+  });
+});
+
+test('reload applies new relay restrictions to new sessions', async () => {
+  await withRelay('', async (r) => {
+    const before = await greet(r.port);
+    await before.cmd('MAIL FROM:<a@example.org>');
+    assert.equal((await before.cmd('RCPT TO:<x@gmail.com>')).code, 250);
+    before.close();
+    const { makeConfig } = await import('./setup.ts');
+    const next = makeConfig('listen:\n  - address: 127.0.0.1\n    port: 1\naccess:\n  relay:\n    mode: only\n    list: [10.0.0.0/8]\n', r.dir);
+    r.listener.reload(next);
+    const after = await greet(r.port);
+    await after.cmd('MAIL FROM:<a@example.org>');
+    assert.equal((await after.cmd('RCPT TO:<x@gmail.com>')).code, 554);
+    after.close();
+  });
+});
