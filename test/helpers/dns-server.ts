@@ -84,7 +84,9 @@ function lookup(zone: Map<string, ZoneEntry[]>, name: string, type: string, ttl:
     const servesAs = key === type || (key === 'SPF' && type === 'TXT' && !hasTxt);
     if (!servesAs) continue;
     if (key === 'TXT' && value === 'NONE') continue;
-    found.push(toRr(name, type, value, ttl));
+    // an RRset holds each record once (RFC 2181 §5): identical entries are served once
+    const rr = toRr(name, type, value, ttl);
+    if (!found.some((f) => JSON.stringify(f) === JSON.stringify(rr))) found.push(rr);
   }
   return found;
 }
