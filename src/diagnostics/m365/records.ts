@@ -11,6 +11,7 @@
  * The DNS client is injected (diagnostics/dns/client.ts), so tests and the console can point it at
  * any server. Queries run in parallel; the function never throws for DNS reasons.
  */
+import { SmarthostError } from '../../core/errors.ts';
 import { recordsOf, type DnsAnswer, type DnsClient, type DnsType } from '../dns/client.ts';
 import { LEGACY_RECORDS, MICROSOFT_MX, RETIRED_MX, dkimExampleTarget, dkimTargetPattern, legacyMxTarget, type Importance, type LegacyRecord } from './expected.ts';
 
@@ -53,8 +54,16 @@ const UNUSABLE = new Set(['TIMEOUT', 'NETERROR', 'SERVFAIL', 'REFUSED', 'BADNAME
 /** Normalises a domain: lower case, no trailing dot, IDN → A-labels. */
 export function normalizeDomain(domain: string): string {
   const trimmed = domain.trim().replace(/\.$/, '').toLowerCase();
-  const ascii = new URL(`http://${trimmed}`).hostname;
-  return ascii || trimmed;
+  let ascii = '';
+  try {
+    ascii = new URL(`http://${trimmed}`).hostname;
+  } catch {
+    // handled below
+  }
+  if (!ascii || ascii !== ascii.replace(/[^a-z0-9.-]/g, '') || !ascii.includes('.')) {
+    throw new SmarthostError('SH_USAGE', `"${domain}" is not a domain name (expected something like contoso.com)`);
+  }
+  return ascii;
 }
 
 function dnsTrouble(a: DnsAnswer): string | undefined {

@@ -182,3 +182,10 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
 }
+
+test('domain names: IDN to A-labels, nonsense refused with a usage error', async () => {
+  const { normalizeDomain } = await import('../../../src/diagnostics/m365/records.ts');
+  assert.equal(normalizeDomain('Bücher.Example.'), 'xn--bcher-kva.example');
+  assert.throws(() => normalizeDomain('not a domain'), /is not a domain name/);
+  assert.throws(() => normalizeDomain('localhost'), /is not a domain name/);
+});
