@@ -188,7 +188,9 @@ async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOpti
 async function describeSmtpError(e: unknown, target: string): Promise<string> {
   const err = e as { code?: string; responseCode?: number; response?: string; message?: string };
   const { explainM365 } = await import('../../m365/errors.ts');
-  const explained = err.responseCode ? explainM365(err.responseCode, undefined, err.response ?? '') : undefined;
+  // Microsoft's explanations only fit Microsoft's replies: other servers reuse the same codes.
+  const microsoft = /(office365|outlook|microsoft)\.com|\.mx\.microsoft/i.test(target);
+  const explained = microsoft && err.responseCode ? explainM365(err.responseCode, undefined, err.response ?? '') : undefined;
   const plus = explained ? ` — ${explained.meaning} ${explained.fix}` : '';
   if (err.code === 'EAUTH') return `${target} refused our credentials: ${err.response ?? err.message}${plus}`;
   if (err.code === 'ECONNECTION' || err.code === 'ETIMEDOUT' || err.code === 'ESOCKET' || err.code === 'EDNS') return `${target} not reachable (${err.code}): ${err.message}`;
@@ -213,7 +215,9 @@ async function checkClock(opts: DoctorOptions): Promise<DoctorItem> {
   if (Number.isNaN(remote)) return { area: 'clock', subject: opts.timeUrl, state: 'could-not-check', detail: `${opts.timeUrl} sent no usable Date header` };
   // The Date header is truncated to the second: compare with the middle of the request, allow 2 s.
   const skewMs = (before + after) / 2 - (remote + 500);
-  const words = `${Math.abs(Math.round(skewMs / 1000))} s ${skewMs > 0 ? 'ahead of' : 'behind'} ${new URL(opts.timeUrl).host}`;
+  const seconds = Math.abs(Math.round(skewMs / 1000));
+  const amount = seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
+  const words = `${amount} ${skewMs > 0 ? 'ahead of' : 'behind'} ${new URL(opts.timeUrl).host}`;
   if (Math.abs(skewMs) > 300_000) return { area: 'clock', subject: 'clock', state: 'problem', detail: `the local clock is ${words}: OAuth tokens, TLS certificates and Date headers go wrong; enable NTP` };
   if (Math.abs(skewMs) > 30_000) return { area: 'clock', subject: 'clock', state: 'warning', detail: `the local clock is ${words}: enable NTP` };
   return { area: 'clock', subject: 'clock', state: 'ok', detail: `within ${Math.max(2, Math.abs(Math.round(skewMs / 1000)))} s of ${new URL(opts.timeUrl).host}` };

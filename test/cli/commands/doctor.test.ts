@@ -155,13 +155,13 @@ test('problems: wrong password, upstream down, relay address not in SPF, expired
   const items = JSON.parse(r.stdout).items as Item[];
   const get = (area: string, subject?: string) => items.find((i) => i.area === area && (!subject || i.subject.startsWith(subject)))!;
   assert.equal(get('upstream', 'relay').state, 'problem');
-  assert.match(get('upstream', 'relay').detail, /refused our credentials: 535 5\.7\.139/);
+  assert.match(get('upstream', 'relay').detail, /refused our credentials: 535 5\.7\.139 Authentication unsuccessful, the user credentials were incorrect\.$/);
   assert.equal(get('spf', 'example.test via direct').state, 'problem');
   assert.match(get('spf', 'example.test via direct').detail, /"fail" for 203\.0\.113\.77.*add ip4:203\.0\.113\.77/);
   assert.equal(get('tls').state, 'problem');
   assert.match(get('tls').detail, /EXPIRED/);
   assert.equal(get('clock').state, 'problem');
-  assert.match(get('clock').detail, /(599|600|601) s ahead of 127\.0\.0\.1/);
+  assert.match(get('clock').detail, /10 min ahead of 127\.0\.0\.1/);
 
   const down = writeConfig('down.yaml', { password: 'right-password', cert: 'soon.crt', relayPort: closedPort });
   const d = await runDoctor(['--config', down, '--no-clock']);
