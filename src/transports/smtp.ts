@@ -1,0 +1,214 @@
+/**
+ * SMTP transport: delivers to a smart host with nodemailer's pooled SMTP client.
+ *
+ * Upstream URL grammar (src/config/sections/upstreams.ts):
+ *   smtp+starttls://host[:port]  STARTTLS required, port 587 by default
+ *   smtps://host[:port]          implicit TLS, port 465 by default
+ *   smtp://host[:port]           no TLS at all, port 25 by default
+ * Certificates are verified unless verifyCertificate is false; `ca` adds trusted CAs.
+ * Authentication: username/password (AUTH PLAIN or LOGIN, whichever the server offers), or XOAUTH2
+ * with a token from opts.tokenProvider (asked again once with renew when the server refuses it; a
+ * second refusal is reported, never looped).
+ *
+ * What it guarantees: send() never throws for SMTP or network failures; it returns one Outcome per
+ * recipient: delivered (2xx), failed (5xx), delayed (4xx, connection failures as 4.4.1). Auth refusal
+ * is delayed with routeBroken (the route is broken, not the message). A connection lost after the whole
+ * message was handed over is delayed with possibleDuplicate. The message goes out with bare CR/LF turned
+ * into CRLF and lines over 998 octets folded. Passwords and tokens are never logged (nodemailer
+ * prints "/* secret *\/" in their place in traces).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { format } from 'node:util';
+import nodemailer from 'nodemailer';
+import type { Logger } from '../core/logger.ts';
+import { SmarthostError, sanitizeText } from '../core/errors.ts';
+import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
+import type { UpstreamConfig } from '../config/sections/upstreams.ts';
+import { resolveSecret } from '../config/secret.ts';
+import { createLineNormalizer } from './line-normalizer.ts';
+
+export interface SmtpTransportOptions {
+  logger: Logger;
+  /** Our name for EHLO when the upstream has no heloName. */
+  hostname: string;
+  /** Access token source for auth: xoauth2; `renew` asks for a fresh token after a refusal. */
+  tokenProvider?: (opts?: { renew?: boolean }) => Promise<string>;
+  /** Receives every line of the SMTP dialogue (smarthost send --trace). */
+  trace?: (line: string) => void;
+  /** Don't pool connections (one-off sends). */
+  pool?: boolean;
+}
+
+export interface ParsedSmtpUrl {
+  scheme: 'smtp+starttls' | 'smtps' | 'smtp';
+  host: string;
+  port: number;
+}
+
+const DEFAULT_PORT = { 'smtp+starttls': 587, smtps: 465, smtp: 25 } as const;
+
+/** Parses an smtp upstream URL; throws SH_CONFIG_INVALID with the reason. */
+export function parseSmtpUrl(url: string): ParsedSmtpUrl {
+  const m = /^(smtp\+starttls|smtps|smtp):\/\/(\[[^\]]+\]|[^:/?#]+)(?::(\d+))?\/?$/.exec(url.trim());
+  if (!m) throw new SmarthostError('SH_CONFIG_INVALID', `upstream URL ${JSON.stringify(url)} is not smtp+starttls://host[:port], smtps://host[:port] or smtp://host[:port]`);
+  const scheme = m[1] as ParsedSmtpUrl['scheme'];
+  const host = m[2].replace(/^\[|\]$/g, '');
+  return { scheme, host, port: m[3] ? Number(m[3]) : DEFAULT_PORT[scheme] };
+}
+
+/** Enhanced status from a reply ("550 5.7.1 …" → "5.7.1"), or the class default ("5.0.0"). */
+export function enhancedStatus(reply: string | undefined, code: number | undefined): string {
+  const m = reply ? /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim()) : null;
+  if (m) return m[1];
+  if (code && code >= 500) return '5.0.0';
+  if (code && code >= 400) return '4.0.0';
+  return '4.4.1';
+}
+
+interface SmtpError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  command?: string;
+  recipient?: string;
+  rejectedErrors?: SmtpError[];
+}
+
+const NETWORK_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ETLS', 'EPROXY', 'ESTREAM']);
+
+/** A trace logger in the shape nodemailer expects (bunyan-like levels, printf-style messages). */
+function traceLogger(trace: (line: string) => void) {
+  const write = (_entry: unknown, msg: string, ...args: unknown[]) => trace(format(msg, ...args));
+  return { trace: write, debug: write, info: write, warn: write, error: write, fatal: write };
+}
+
+export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTransportOptions): Transport & { readonly url: ParsedSmtpUrl } {
+  const url = parseSmtpUrl(upstream.url);
+  const authMode = upstream.auth ?? (upstream.username ? 'basic' : 'none');
+  let auth: Record<string, unknown> | undefined;
+  if (authMode === 'basic') {
+    if (!upstream.username || !upstream.password) throw new SmarthostError('SH_CONFIG_INVALID', `upstream ${upstream.name}: basic auth needs username and password`);
+    let pass: string;
+    try {
+      pass = resolveSecret(upstream.password);
+    } catch (e) {
+      throw new SmarthostError('SH_SECRET_MISSING', `upstream ${upstream.name}: password: ${(e as Error).message}`);
+    }
+    auth = { user: upstream.username, pass };
+  } else if (authMode === 'xoauth2') {
+    const provider = opts.tokenProvider;
+    const mailbox = upstream.mailbox ?? upstream.username;
+    if (!provider || !mailbox) throw new SmarthostError('SH_CONFIG_INVALID', `upstream ${upstream.name}: xoauth2 needs a mailbox and a token source`);
+    auth = {
+      type: 'OAuth2',
+      user: mailbox,
+      // nodemailer asks again with renew=true once when the server refuses a token, then reports
+      provisionCallback: (_user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => {
+        provider({ renew }).then((t) => cb(null, t, Date.now() + 5 * 60_000), (e: Error) => cb(e));
+      },
+    };
+  }
+  const timeoutMs = upstream.timeout * 1000;
+  const pooled = opts.pool !== false;
+  const transporter = nodemailer.createTransport({
+    host: url.host,
+    port: url.port,
+    secure: url.scheme === 'smtps',
+    requireTLS: url.scheme === 'smtp+starttls',
+    ignoreTLS: url.scheme === 'smtp',
+    name: upstream.heloName ?? opts.hostname,
+    auth,
+    tls: {
+      rejectUnauthorized: upstream.verifyCertificate,
+      ca: upstream.ca ? readFileSync(upstream.ca) : undefined,
+      servername: isIP(url.host) ? undefined : url.host,
+    },
+    ...(pooled ? { pool: true, maxConnections: upstream.maxConnections, maxMessages: upstream.maxMessagesPerConnection } : {}),
+    connectionTimeout: Math.min(timeoutMs, 60_000),
+    greetingTimeout: Math.min(timeoutMs, 60_000),
+    socketTimeout: timeoutMs,
+    logger: opts.trace ? traceLogger(opts.trace) : false,
+    debug: Boolean(opts.trace),
+  } as Parameters<typeof nodemailer.createTransport>[0]);
+
+  const remoteMta = url.host;
+  const at = () => new Date().toISOString();
+  const outcome = (recipient: string, fields: Partial<Outcome> & Pick<Outcome, 'action' | 'status'>): Outcome =>
+    ({ recipient, transport: 'smtp', remoteMta, at: at(), ...fields });
+
+  /** Outcome for a reply-bearing or network error applying to one recipient. */
+  function fromError(recipient: string, err: SmtpError, dataHandedOver: boolean): Outcome {
+    const reply = err.response ? sanitizeText(err.response) : undefined;
+    const code = err.responseCode;
+    if (err.code === 'EAUTH') {
+      return outcome(recipient, { action: 'delayed', status: '4.7.0', replyCode: code, diagnostic: reply ?? sanitizeText(err.message), routeBroken: true, reason: `${upstream.name} refused our credentials (${upstream.mailbox ?? upstream.username ?? 'no user'})` });
+    }
+    if (code && code >= 500 && code !== 503) {
+      return outcome(recipient, { action: 'failed', status: enhancedStatus(reply, code), replyCode: code, diagnostic: reply });
+    }
+    if (code && code >= 400) {
+      return outcome(recipient, { action: 'delayed', status: enhancedStatus(reply, code), replyCode: code, diagnostic: reply });
+    }
+    const network = !err.code || NETWORK_CODES.has(err.code);
+    const lostAfterDot = network && dataHandedOver;
+    return outcome(recipient, {
+      action: 'delayed',
+      status: err.code === 'ETLS' ? '4.7.5' : '4.4.1',
+      diagnostic: sanitizeText(`${err.code ?? 'error'}: ${err.message}`),
+      possibleDuplicate: lostAfterDot || undefined,
+      reason: lostAfterDot ? 'the connection was lost after the whole message was sent: the upstream may have it already' : undefined,
+    });
+  }
+
+  async function send(message: OutboundMessage): Promise<Outcome[]> {
+    const normalizer = createLineNormalizer();
+    let handedOver = false;
+    normalizer.on('end', () => { handedOver = true; });
+    const source = message.open() as NodeJS.ReadableStream & { destroy?: () => void };
+    source.on('error', (e) => normalizer.destroy(e));
+    source.pipe(normalizer);
+    try {
+      const info = await transporter.sendMail({
+        envelope: { from: message.mailFrom, to: message.recipients },
+        raw: normalizer,
+      });
+      const accepted = new Set((info.accepted ?? []).map(String));
+      const rejectedErrors = ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []);
+      const reply = sanitizeText(String(info.response ?? '250'));
+      return message.recipients.map((r) => {
+        const rej = rejectedErrors.find((e) => e.recipient === r);
+        if (rej) return fromError(r, rej, false);
+        if (accepted.has(r)) return outcome(r, { action: 'delivered', status: /^\d{3}[ -]2\./.test(reply) ? enhancedStatus(reply, 250) : '2.0.0', replyCode: 250, diagnostic: reply });
+        return outcome(r, { action: 'delayed', status: '4.0.0', diagnostic: 'the upstream reported neither acceptance nor refusal for this recipient' });
+      });
+    } catch (e) {
+      const err = e as SmtpError;
+      source.destroy?.();
+      opts.logger.debug({ upstream: upstream.name, code: err.code, command: err.command, response: err.response }, 'smtp send failed');
+      return message.recipients.map((r) => {
+        const rej = err.rejectedErrors?.find((x) => x.recipient === r);
+        return fromError(r, rej ?? err, handedOver && (err.command === 'CONN' || err.command === 'DATA' || !err.command));
+      });
+    }
+  }
+
+  async function verify(): Promise<{ ok: boolean; detail: string }> {
+    try {
+      await transporter.verify();
+      return { ok: true, detail: `${upstream.name}: connected to ${url.host}:${url.port}${auth ? ' and authenticated' : ''}` };
+    } catch (e) {
+      const err = e as SmtpError;
+      return { ok: false, detail: `${upstream.name}: ${sanitizeText(err.response ?? err.message)}` };
+    }
+  }
+
+  return {
+    kind: 'smtp',
+    name: upstream.name,
+    url,
+    send,
+    verify,
+    close: async () => transporter.close(),
+  };
+}
