@@ -32,3 +32,14 @@ export async function withTokenRetry<T>(tokens: TokenProvider, submit: (accessTo
     return submit(fresh);
   }
 }
+
+/**
+ * The token source in the shape the SMTP transport takes (`tokenProvider` of createSmtpTransport):
+ * `renew: true` (after the server refused a token) drops the cached one first.
+ */
+export function smtpTokenSource(tokens: TokenProvider): (opts?: { renew?: boolean }) => Promise<string> {
+  return (opts) => {
+    if (opts?.renew) tokens.invalidate();
+    return tokens.getToken();
+  };
+}
