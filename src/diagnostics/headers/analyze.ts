@@ -12,7 +12,7 @@
 import { decodeEncodedWords, parseHeaderBlock, parseMailDate, type HeaderField } from './parse.ts';
 import { parseReceived, type ReceivedHop } from './received.ts';
 import { describeCompauthReason, describeResult, parseArcSeal, parseAuthenticationResults, parseReceivedSpf, type AuthenticationResults, type ReceivedSpf } from './auth-results.ts';
-import { decodeForefront, decodeMailboxDelivery, decodeMicrosoftAntispam, describeScl, type DecodedField } from './antispam.ts';
+import { decodeExchangeFields, decodeForefront, decodeMailboxDelivery, decodeMicrosoftAntispam, describeScl, type DecodedField } from './antispam.ts';
 
 export interface Hop extends ReceivedHop {
   /** 1 = the oldest hop. */
@@ -50,7 +50,7 @@ export interface HeaderAnalysis {
   arcSeals: { instance?: number; cv?: string; domain?: string }[];
   receivedSpf: ReceivedSpf[];
   auth: AuthSummary;
-  antispam: { forefront: DecodedField[]; microsoft: DecodedField[]; mailboxDelivery: DecodedField[]; scl?: number; bcl?: number; spamAssassin?: { flagged: boolean; score?: number; required?: number; tests?: string[] } };
+  antispam: { forefront: DecodedField[]; microsoft: DecodedField[]; mailboxDelivery: DecodedField[]; exchange: DecodedField[]; scl?: number; bcl?: number; spamAssassin?: { flagged: boolean; score?: number; required?: number; tests?: string[] } };
   findings: Finding[];
   verdict: { junked: boolean; line: string };
 }
@@ -92,9 +92,16 @@ export function analyzeHeaders(text: string): HeaderAnalysis {
   const bclText = microsoft.find((f) => f.key === 'BCL')?.value;
   const bcl = bclText !== undefined && /^\d$/.test(bclText) ? Number(bclText) : undefined;
   const spamAssassin = readSpamAssassin(fields);
-  const antispam = { forefront, microsoft, mailboxDelivery, scl, bcl, spamAssassin };
+  const exchange = decodeExchangeFields(fields);
+  const antispam = { forefront, microsoft, mailboxDelivery, exchange, scl, bcl, spamAssassin };
 
   const findings = collectFindings(hops, auth, antispam);
+  const authAs = exchange.find((f) => f.key.toLowerCase() === 'x-ms-exchange-organization-authas')?.value.trim().toLowerCase();
+  const fromDomain = /@([^>\s]+)>?\s*$/.exec(summary.from ?? '')?.[1]?.toLowerCase();
+  const toDomain = /@([^>\s,]+)/.exec(summary.to ?? '')?.[1]?.toLowerCase();
+  if (authAs === 'anonymous' && fromDomain && fromDomain === toDomain) {
+    findings.push({ severity: 'warning', message: `Microsoft 365 received this ${fromDomain} → ${toDomain} message anonymously (AuthAs: Anonymous): mail from your own domain that does not authenticate is treated as spoofing. Send it with SMTP AUTH, through an inbound connector for the relay's address, or make SPF/DKIM pass` });
+  }
   const verdict = decideVerdict(auth, antispam);
   return { summary, hops, totalDelayMs, sinceDateMs, authenticationResults, arcAuthenticationResults, arcSeals, receivedSpf, auth, antispam, findings, verdict };
 }
@@ -158,8 +165,10 @@ function field(list: DecodedField[], key: string): string | undefined {
 function collectFindings(hops: Hop[], auth: AuthSummary, antispam: HeaderAnalysis['antispam']): Finding[] {
   const out: Finding[] = [];
   for (const h of hops) {
+    const previous = hops[h.number - 2];
     if (h.delayMs !== undefined && h.delayMs < 0) out.push({ severity: 'warning', message: `hop ${h.number} (${h.by ?? '?'}) is timestamped ${formatDuration(-h.delayMs)} before the previous hop: the two servers' clocks disagree` });
-    if (h.delayMs !== undefined && h.delayMs >= 60_000) out.push({ severity: 'info', message: `hop ${h.number} (${h.by ?? '?'}) took ${formatDuration(h.delayMs)} after the previous hop: the message waited there (queue, retry or greylisting)` });
+    // The time between two hops was spent at the previous server (its queue, retries) or in the next one's greylisting.
+    if (h.delayMs !== undefined && h.delayMs >= 60_000) out.push({ severity: 'info', message: `hop ${h.number} (${h.by ?? '?'}) came ${formatDuration(h.delayMs)} after hop ${h.number - 1}: the message waited at ${previous?.by ?? 'the previous server'} (its queue or retries) or was greylisted` });
     if (h.tls === 'none' && h.from && !isLoopback(h.from) && !isLoopback(h.fromIp ?? '')) {
       // A printer on the LAN speaking plain SMTP to the relay is expected; on the Internet it is not.
       const lan = isPrivate(h.fromIp ?? '');

@@ -139,3 +139,23 @@ export function decodeMailboxDelivery(value: string): DecodedField[] {
     return { key: k, value: v, meaning };
   });
 }
+
+const EXCHANGE_FIELDS: Record<string, (v: string) => string> = {
+  'x-ms-exchange-organization-authas': (v) => ({
+    anonymous: 'Anonymous: the sending server did not authenticate (direct send or an unmatched connector): checked like mail from the Internet',
+    internal: 'Internal: sent by the organisation itself (an authenticated user, SMTP AUTH or an inbound connector from your own servers)',
+    partner: 'Partner: arrived over a partner connector (TLS-secured domain)',
+    external: 'External: from an authenticated server outside the organisation',
+  }[v.toLowerCase()] ?? `${v} (not documented by Microsoft)`),
+  'x-ms-exchange-organization-authsource': (v) => `the server that decided the authentication state: ${v}`,
+  'x-ms-exchange-organization-authmechanism': (v) => `authentication mechanism code ${v} (Microsoft does not document the values)`,
+  'x-ms-exchange-organization-messagedirectionality': (v) => (v.toLowerCase() === 'originating' ? 'Originating: sent from inside the organisation' : v.toLowerCase() === 'incoming' ? 'Incoming: received from outside the organisation' : v),
+  'x-ms-exchange-crosstenant-authas': (v) => `as seen by the recipient tenant: ${v}`,
+  'x-ms-exchange-crosstenant-fromentityheader': (v) => ({ internet: 'Internet: the message came from the Internet', hosted: 'Hosted: the message came from a Microsoft 365 tenant', hybridonprem: 'HybridOnPrem: the message came from the hybrid on-premises organisation' }[v.toLowerCase()] ?? v),
+  'x-ms-exchange-organization-pcl': (v) => `phishing confidence level ${v}`,
+};
+
+/** Decodes the X-MS-Exchange-Organization-* / CrossTenant fields that say how Exchange saw the sender. */
+export function decodeExchangeFields(fields: { key: string; name: string; value: string }[]): DecodedField[] {
+  return fields.filter((f) => EXCHANGE_FIELDS[f.key]).map((f) => ({ key: f.name, value: f.value, meaning: EXCHANGE_FIELDS[f.key](f.value.trim()) }));
+}

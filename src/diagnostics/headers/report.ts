@@ -45,6 +45,10 @@ export function formatHeaderReport(a: HeaderAnalysis): string {
     ['X-Microsoft-Antispam', a.antispam.microsoft],
     ['X-Microsoft-Antispam-Mailbox-Delivery', a.antispam.mailboxDelivery],
   ];
+  if (a.antispam.exchange.length) {
+    out.push('', 'Exchange Online');
+    for (const f of a.antispam.exchange) out.push(`  ${f.key}: ${f.value}`, `      ${f.meaning}`);
+  }
   for (const [title, list] of sections) {
     if (list.length === 0) continue;
     out.push('', title);

@@ -40,7 +40,9 @@ test('Microsoft 365, junked: hops oldest first with delays, plain-SMTP relay hop
   assert.equal(a.verdict.junked, true);
   assert.match(a.verdict.line, /^Junked: Microsoft 365 treated it as spoofing \(CAT:SPOOF\).*compauth=fail reason=000.*SPF fail for 203\.0\.113\.5, no DKIM signature, DMARC fail, SCL 5, delivered to Junk Email \(dest:J\)$/);
   assert.ok(a.findings.some((f) => f.severity === 'warning' && /hop 2: printer-relay.contoso.local → .* without TLS/.test(f.message)));
-  assert.ok(a.findings.some((f) => /hop 2 .* took 2 min 32 s/.test(f.message)));
+  assert.ok(a.findings.some((f) => /hop 2 .* came 2 min 32 s after hop 1: the message waited at printer-relay\.contoso\.local/.test(f.message)));
+  assert.deepEqual(a.antispam.exchange.map((f) => [f.key, f.value]), [['X-MS-Exchange-Organization-AuthAs', 'Anonymous']]);
+  assert.ok(a.findings.some((f) => f.severity === 'warning' && /contoso\.com → contoso\.com message anonymously/.test(f.message)));
 });
 
 test('Microsoft 365, clean: internal mapi/HTTPS hops, TLS between front ends, not junked', () => {
@@ -57,6 +59,7 @@ test('Microsoft 365, clean: internal mapi/HTTPS hops, TLS between front ends, no
   assert.equal(a.verdict.junked, false);
   assert.equal(a.verdict.line, 'Not junked: SCL 1, SFV:NSPM, SPF pass, DKIM pass, DMARC pass');
   assert.deepEqual(a.findings.filter((f) => f.severity !== 'info'), []);
+  assert.deepEqual(a.antispam.exchange, []);
 });
 
 test('Gmail: (PST) dates, SMTPS = TLS, ARC and Received-SPF, encoded subject', () => {
