@@ -131,3 +131,40 @@ test('on-behalf: From kept, Sender (and the envelope) set to the upstream mailbo
   const same = applySenderMode(original, { mailFrom: 'x@y' }, { mode: 'send-as' });
   assert.equal(same.message, original);
 });
+
+test("smarthost's own listener refuses a disallowed sender with 550 5.7.60 at MAIL FROM and on the From header (swaks)", async () => {
+  const { execFile } = await import('node:child_process');
+  const { startRelay } = await import('./setup.ts');
+  const yaml = `upstreams:
+  - name: o365
+    url: smtp+starttls://smtp.office365.com:587
+    auth: xoauth2
+    mailbox: scanner@contoso.com
+    sendAs: [invoicing@contoso.com]
+    oauth: { tenant: contoso.onmicrosoft.com, clientId: app, clientSecret: s }
+senders:
+  - clients: [127.0.0.0/8]
+    allow: ['*@contoso.com']
+`;
+  const relay = await startRelay(yaml, { senderCheck: createSenderCheck(parseConfigText(yaml, '/tmp/s.yaml')) });
+  try {
+    // async: the relay runs in this process, a synchronous spawn would stall it
+    const swaks = (from: string, headerFrom: string) => new Promise<{ status: number; stdout: string }>((resolve) => {
+      execFile('swaks', ['--server', `127.0.0.1:${relay.port}`, '--from', from, '--to', 'alice@contoso.com', '--header', `From: ${headerFrom}`, '--body', 'scan', '--timeout', '10'], { encoding: 'utf8', timeout: 20_000 }, (err, stdout) => {
+        resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout });
+      });
+    });
+    const envelope = await swaks('ceo@contoso.com', 'ceo@contoso.com');
+    assert.match(envelope.stdout, /<\*\* 550 5\.7\.60 Sender <ceo@contoso\.com> refused: upstream o365 \(mailbox scanner@contoso\.com\) has no Send As/);
+    const header = await swaks('scanner@contoso.com', 'Boss <ceo@contoso.com>');
+    assert.match(header.stdout, /<\*\* 550 5\.7\.60 Sender <ceo@contoso\.com> refused/);
+    const foreign = await swaks('x@gmail.com', 'x@gmail.com');
+    assert.match(foreign.stdout, /<\*\* 550 5\.7\.60 Sender <x@gmail\.com> refused: client 127\.0\.0\.1 may not send as it/);
+    assert.equal(relay.queue.messages.length, 0, 'nothing refused was queued');
+    const ok = await swaks('invoicing@contoso.com', 'Invoicing <invoicing@contoso.com>');
+    assert.equal(ok.status, 0, ok.stdout);
+    assert.equal(relay.queue.messages.length, 1);
+  } finally {
+    await relay.close();
+  }
+});
