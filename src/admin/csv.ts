@@ -111,3 +111,13 @@ export function csvToObjects(records: CsvRecord[]): { header: string[]; rows: { 
   });
   return { header, rows };
 }
+
+/**
+ * Decodes an exported file to text by its byte-order mark: Windows tools write UTF-16 (Export-Csv
+ * -Encoding Unicode, ldifde -u) as often as UTF-8. No BOM means UTF-8.
+ */
+export function decodeExport(bytes: Uint8Array): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes.subarray(2));
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes.subarray(2));
+  return new TextDecoder('utf-8').decode(bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes);
+}

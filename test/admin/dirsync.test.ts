@@ -119,6 +119,12 @@ test('CLI: invalid GUID → exit 1 and nothing written; --skip-invalid writes th
     assert.equal(first.status, 1, first.stderr);
     assert.match(first.stdout, /line 3: "12345" is not a GUID/);
     assert.throws(() => readFileSync(out));
+    // The same file as Windows PowerShell writes it with -Encoding Unicode (UTF-16LE with a BOM).
+    const utf16 = path.join(dir, 'users-utf16.csv');
+    writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('"Name","ObjectGUID"\r\n"Zoë -- Ærø","{792F1E02-4528-48BA-A2BF-695B3916FC05}"\r\n', 'utf16le')]));
+    const fromUtf16 = spawnSync(process.execPath, ['bin/smarthost.js', 'dirsync-filter', '--input', utf16, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(fromUtf16.status, 0, fromUtf16.stderr);
+    assert.deepEqual(readBack(JSON.parse(fromUtf16.stdout).xml), [{ guid: '792f1e02-4528-48ba-a2bf-695b3916fc05', name: 'Zoë -- Ærø' }]);
     const second = cli(['--skip-invalid', '--json']);
     assert.equal(second.status, 1);
     const report = JSON.parse(second.stdout) as { entries: { guid: string }[]; written: string };

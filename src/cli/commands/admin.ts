@@ -1,7 +1,8 @@
 /**
  * smarthost dirsync-filter · smarthost imap-csv — the two admin file builders (src/admin/).
  *
- * Both read an input file ("-" for stdin), print a report (or --json), and write the built file
+ * Both read an input file ("-" for stdin; UTF-8, or UTF-16 with a BOM as Windows tools write it),
+ * print a report (or --json), and write the built file
  * to --output (FILE, or "-" for stdout, the report then going to stderr). When the input has
  * errors nothing is written unless --skip-invalid says to write the valid rows anyway, because a
  * silently dropped user means a user synced or a mailbox not migrated.
@@ -11,9 +12,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SmarthostError } from '../../core/errors.ts';
 
-function readInput(file: string): string {
+async function readInput(file: string): Promise<string> {
+  const { decodeExport } = await import('../../admin/csv.ts');
   try {
-    return readFileSync(file === '-' ? 0 : file, 'utf8');
+    return decodeExport(readFileSync(file === '-' ? 0 : file));
   } catch (e) {
     throw new SmarthostError('SH_USAGE', `cannot read ${file === '-' ? 'standard input' : file}: ${(e as Error).message}`);
   }
@@ -52,7 +54,7 @@ export function register(program: Command): void {
     .action(async (opts: { input: string; format: string; output?: string; skipInvalid?: boolean; json?: boolean }) => {
       if (!['csv', 'ldif', 'auto'].includes(opts.format)) throw new SmarthostError('SH_USAGE', `--format must be csv, ldif or auto, not "${opts.format}"`);
       const { buildDirsyncFilter } = await import('../../admin/dirsync.ts');
-      const result = buildDirsyncFilter(readInput(opts.input), opts.format as 'csv' | 'ldif' | 'auto');
+      const result = buildDirsyncFilter(await readInput(opts.input), opts.format as 'csv' | 'ldif' | 'auto');
       const errors = result.problems.filter((p) => p.severity === 'error').length;
       const { reportTo, written } = writeOutput(opts.output, result.xml, errors === 0 || !!opts.skipInvalid);
       if (opts.json) {
@@ -84,7 +86,7 @@ export function register(program: Command): void {
       }
       const { buildImapCsv } = await import('../../admin/imap-csv.ts');
       const adminPassword = opts.adminPassword ?? (opts.adminUser ? process.env.SMARTHOST_IMAP_ADMIN_PASSWORD : undefined);
-      const result = buildImapCsv(readInput(opts.input), { serverType: opts.serverType as 'generic', adminUser: opts.adminUser, adminPassword }, opts.stats ? readInput(opts.stats) : undefined);
+      const result = buildImapCsv(await readInput(opts.input), { serverType: opts.serverType as 'generic', adminUser: opts.adminUser, adminPassword }, opts.stats ? await readInput(opts.stats) : undefined);
       const errors = result.problems.filter((p) => p.severity === 'error').length;
       const { reportTo, written } = writeOutput(opts.output, result.csv, errors === 0 || !!opts.skipInvalid);
       if (opts.json) {
