@@ -2,8 +2,8 @@
  * smarthost dirsync-filter · smarthost imap-csv — the two admin file builders (src/admin/).
  *
  * Both read an input file ("-" for stdin; UTF-8, or UTF-16 with a BOM as Windows tools write it),
- * print a report (or --json), and write the built file
- * to --output (FILE, or "-" for stdout, the report then going to stderr). When the input has
+ * print a report (or --json), and write the built file to --output (FILE, or "-" for stdout, the
+ * report then going to stderr). When the input has
  * errors nothing is written unless --skip-invalid says to write the valid rows anyway, because a
  * silently dropped user means a user synced or a mailbox not migrated.
  * Exit codes: 0 no errors (warnings may be printed), 1 errors found, 2 usage (unreadable input).
