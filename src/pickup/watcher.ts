@@ -104,7 +104,9 @@ export function createPickupWatcher(config: Config, deps: PickupDeps): PickupWat
     } catch (err) {
       return putBack(`could not read it (${(err as Error).message})`);
     }
-    const parsed = parsePickupFile(raw, { hostname: config.hostnameResolved, now: new Date(clock.now()) });
+    const parsed = raw.length > config.limits.maxMessageSize
+      ? { error: `The file is ${raw.length} bytes, larger than the message size limit (limits.maxMessageSize, ${config.limits.maxMessageSize} bytes).` }
+      : parsePickupFile(raw, { hostname: config.hostnameResolved, now: new Date(clock.now()) });
     if ('error' in parsed) {
       try {
         await deps.quarantine.quarantine(raw, `Pickup file "${name}" was not sent. ${parsed.error}`, name);

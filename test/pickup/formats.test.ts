@@ -88,3 +88,24 @@ test('malformed files are refused with a reason in plain words', () => {
   // The recipe's placeholder text left in the file.
   assert.match(bad('FROM: <source email address>\nTO: <destination email address>\nSUBJECT: Test email\n\nx\n'), /not an e-mail address/i);
 });
+
+test('a .BAD file from badmail/ (X-Sender: <>, folded Received header) is read back for resending', () => {
+  const m = ok([
+    'X-Sender: <>',
+    'X-Receiver: failed@example.com',
+    'Received: from client.test ([127.0.0.1])',
+    '\tby relay.test with ESMTP id abc.1',
+    '\tfor <failed@example.com>; Wed, 25 Nov 2026 10:00:00 +0000',
+    'From: MAILER-DAEMON@relay.test',
+    'To: failed@example.com, other@example.com',
+    'Subject: bounce',
+    'Date: Wed, 25 Nov 2026 10:00:00 +0000',
+    'Message-ID: <x@relay.test>',
+    '',
+    'text',
+    '',
+  ].join('\r\n'));
+  assert.equal(m.mailFrom, '');
+  assert.deepEqual(m.recipients, ['failed@example.com'], 'only the recipients that failed, not every To:');
+  assert.match(m.content.toString(), /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby relay\.test with ESMTP id abc\.1\r\n\tfor <failed@example\.com>; /);
+});

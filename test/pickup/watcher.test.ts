@@ -131,3 +131,21 @@ test('enqueue failure puts the file back; a claimed file left by a crash is take
     await t.cleanup();
   }
 });
+
+test('a file over the message size limit goes to badmail with that reason', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'smarthost-pickup-'));
+  try {
+    const config = parseConfigText('hostname: relay.test\nmailroot: mailroot\npickup:\n  settle: 0ms\nlimits:\n  maxMessageSize: 1KB\n', path.join(dir, 'smarthost.yaml'));
+    const queue = new MemoryEnqueuer();
+    const watcher = createPickupWatcher(config, { enqueue: queue, quarantine: queue, logger: silentLogger() });
+    const folder = path.join(dir, 'mailroot', 'pickup');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, 'big.eml'), `${EMAIL_TXT}${'x'.repeat(2000)}\r\n`);
+    const r = await watcher.scanOnce();
+    assert.deepEqual(r.quarantined, ['big.eml']);
+    assert.match(queue.quarantined[0].reason, /larger than the message size limit/);
+    await watcher.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
