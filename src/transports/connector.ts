@@ -21,6 +21,7 @@ import type { Logger } from '../core/logger.ts';
 import { sanitizeText } from '../core/errors.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { explainM365, formatExplanation } from '../m365/errors.ts';
+import { createLineNormalizer } from './line-normalizer.ts';
 
 export interface ConnectorDeps {
   logger: Logger;
@@ -66,7 +67,7 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
     return { recipient, transport: 'connector', remoteMta: host, at: new Date(now()).toISOString(), ...o };
   }
 
-  function fromError(recipient: string, host: string, e: SmtpError): Outcome {
+  function fromError(recipient: string, host: string, e: SmtpError, handedOver = false): Outcome {
     const text = sanitizeText(e.response ?? e.message ?? String(e));
     // A refused or missing STARTTLS is the route's problem, whatever the reply code around it.
     if (e.command === 'STARTTLS' || /STARTTLS|TLS/.test(e.message ?? '') && !e.response?.match(/^[45]\d\d [245]\.\d/)) {
@@ -76,6 +77,9 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
     const status = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(text)?.[1] ?? (code ? `${Math.floor(code / 100)}.0.0` : '4.4.1');
     const known = explainM365(code ?? 0, status, text);
     let reason = known ? formatExplanation(known) : undefined;
+    if (!code && handedOver) {
+      return outcome(recipient, host, { action: 'delayed', status: '4.4.1', diagnostic: text, possibleDuplicate: true, reason: `The connection to ${host} was lost after the whole message was sent: Microsoft may have it already; it is retried and may arrive twice.` });
+    }
     if (!code) {
       const tls = /STARTTLS|TLS/i.test(text) || e.code === 'ETLS';
       return outcome(recipient, host, { action: 'delayed', status: tls ? '4.7.5' : '4.4.1', diagnostic: text, reason: tls ? `The MX endpoint ${host} did not complete STARTTLS, which this upstream requires; nothing was sent in clear. (${text})` : `Could not talk to ${host}:${port} (${text}); the message stays in the queue and is retried.` });
@@ -100,8 +104,12 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
       // Try each MX in preference order until one answers; an answer (even a refusal) ends the loop.
       for (const host of list) {
         const tx = transportTo(host);
+        // Bare CR/LF become CRLF and long lines are folded (Exchange Online refuses bare LF: 550 5.6.11).
+        const normalizer = createLineNormalizer();
+        let handedOver = false;
+        normalizer.on('end', () => { handedOver = true; });
         try {
-          const info = await tx.sendMail({ envelope: { from: message.mailFrom, to: message.recipients }, raw: message.open() as Readable });
+          const info = await tx.sendMail({ envelope: { from: message.mailFrom, to: message.recipients }, raw: (message.open() as Readable).pipe(normalizer) });
           const refused = new Map<string, SmtpError>();
           for (const r of (info as { rejectedErrors?: (SmtpError & { recipient: string })[] }).rejectedErrors ?? []) refused.set(r.recipient.toLowerCase(), r);
           const reply = sanitizeText(info.response ?? '250');
@@ -111,7 +119,8 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
             return outcome(r, host, { action: 'relayed', status: '2.0.0', replyCode: 250, diagnostic: reply });
           });
         } catch (e) {
-          last = message.recipients.map((r) => fromError(r, host, e as SmtpError));
+          const err = e as SmtpError;
+          last = message.recipients.map((r) => fromError(r, host, err, handedOver && (err.command === 'DATA' || !err.command)));
           if ((e as SmtpError).responseCode) return last;
           deps.logger.warn({ upstream: upstream.name, host, err: (e as Error).message }, 'MX endpoint unreachable, trying the next');
         } finally {

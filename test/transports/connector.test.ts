@@ -91,3 +91,17 @@ test('550 5.7.64 (connector no longer matches) parks the route; 5.7.68 explains 
     await mx.close();
   }
 });
+
+test('bare LF from a device reaches the MX endpoint as CRLF (Exchange refuses bare LF with 5.6.11)', async () => {
+  const mx = await startMxStandIn(tls);
+  try {
+    const raw = Buffer.from('From: scanner@contoso.com\nTo: alice@contoso.com\nSubject: lf\n\nline one\nline two\n');
+    const out = await createConnectorTransport(upstream(mx.port, ', host: 127.0.0.1'), { logger: silentLogger(), hostname: 'relay' }).send(outbound(raw, 'scanner@contoso.com', ['alice@contoso.com']));
+    assert.equal(out[0].action, 'relayed');
+    const got = mx.received[0].raw.toString('latin1');
+    assert.match(got, /line one\r\nline two\r\n/);
+    assert.doesNotMatch(got, /[^\r]\n/);
+  } finally {
+    await mx.close();
+  }
+});
