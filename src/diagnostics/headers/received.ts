@@ -10,6 +10,7 @@
  *  - Gmail: "(version=TLS1_3 cipher=… bits=256/256)" and "(Google Transport Security)".
  * Malformed lines never throw: fields that cannot be found are left undefined.
  */
+import { isIP } from 'node:net';
 import { parseMailDate, stripComments } from './parse.ts';
 
 export type TlsState = 'tls' | 'none' | 'internal' | 'unknown';
@@ -131,12 +132,13 @@ function lastTopLevelSemicolon(value: string): number {
   return last;
 }
 
-/** The first IPv4 or IPv6 literal in text ("[198.51.100.7]", "(2603:10a6:208:12::34)", "IPv6:…"). */
+/** The first IPv4 or IPv6 literal in text ("[198.51.100.7]", "(2603:10a6:208:12::34)", "[IPv6:…]", "[fe80::1%6]"). */
 function findIp(text: string): string | undefined {
-  const v4 = /(?:^|[^\d.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?![\d.])/.exec(text);
-  const v6 = /(?:\[|\(|IPv6:|\s|^)((?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?:[0-9a-f:]*)?)(?=[\]\)\s]|$)/i.exec(text);
-  if (v4 && (!v6 || v4.index <= v6.index)) return v4[1];
-  return v6?.[1];
+  for (const raw of text.split(/[\s[\]()<>,;]+/)) {
+    const token = raw.replace(/^IPv6:/i, '').replace(/%[\w.]+$/, '').replace(/\.$/, '');
+    if (token && isIP(token)) return token;
+  }
+  return undefined;
 }
 
 function decideTls(hop: ReceivedHop, body: string, withClause: ClauseValue | undefined): void {

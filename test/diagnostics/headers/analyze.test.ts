@@ -102,6 +102,15 @@ test('parsers: odd Received lines, AR with quoted reason and version, Received-S
   assert.equal(v6.fromIp, '2001:db8::25');
   assert.equal(v6.tls, 'tls');
   assert.equal(v6.time, Date.UTC(2025, 10, 4, 6, 2, 3));
+  const gmailSubmit = parseReceived('from [10.1.2.3] (host-10-1-2-3.example.net. [203.0.113.9]) by smtp.gmail.com with ESMTPSA id abc123 for <x@example.com> (version=TLS1_3 cipher=TLS_AES_256_GCM_SHA384 bits=256/256); Mon, 03 Nov 2025 01:23:45 -0800 (PST)');
+  assert.deepEqual([gmailSubmit.fromIp, gmailSubmit.tls, gmailSubmit.tlsVersion, gmailSubmit.for], ['203.0.113.9', 'tls', 'TLS 1.3', 'x@example.com']);
+  const qmailHelo = parseReceived('from unknown (HELO mail.example.com) (198.51.100.3) by mx.example.org with SMTP; 3 Nov 2025 10:00:00 -0000');
+  assert.deepEqual([qmailHelo.from, qmailHelo.fromIp, qmailHelo.tls], ['unknown', '198.51.100.3', 'none']);
+  const sendmail = parseReceived('(from root@localhost) by host.example.com (8.15.2/8.15.2/Submit) id 5A3A0B1C; Mon, 3 Nov 2025 11:00:00 +0100');
+  assert.deepEqual([sendmail.from, sendmail.by, sendmail.id, sendmail.time], [undefined, 'host.example.com', '5A3A0B1C', Date.UTC(2025, 10, 3, 10)]);
+  const mapi = parseReceived('from DM6PR11MB1234.namprd11.prod.outlook.com ([fe80::aaaa:bbbb:cccc:dddd]) by DM6PR11MB1234.namprd11.prod.outlook.com ([fe80::aaaa:bbbb:cccc:dddd%5]) with mapi id 15.20.8093.014; Mon, 3 Nov 2025 09:00:00 +0000');
+  assert.deepEqual([mapi.fromIp, mapi.tls], ['fe80::aaaa:bbbb:cccc:dddd', 'internal']);
+  assert.deepEqual(parseReceived('garbage without structure'), { raw: 'garbage without structure', tls: 'unknown', tlsEvidence: 'no "with" clause (a local hop, e.g. Postfix pickup)' });
   const ar = parseAuthenticationResults('mx.example.net 1; spf = pass smtp.mailfrom=a@b.example; dkim=fail reason="signature (body hash) did not verify" header.d=b.example; dmarc=fail (p=reject) header.from=b.example');
   assert.equal(ar.authservId, 'mx.example.net');
   assert.deepEqual(ar.results.map((r) => [r.method, r.result]), [['spf', 'pass'], ['dkim', 'fail'], ['dmarc', 'fail']]);
