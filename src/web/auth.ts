@@ -69,12 +69,13 @@ export function installAuth(app: FastifyInstance, settings: AuthSettings, sessio
 
   app.addHook('onRequest', async (request, reply) => {
     const url = request.url.split('?')[0];
+    if (!url.startsWith('/api/')) return; // the page, its files, /metrics and /healthz need no session
     let session = sessions.get(request.cookies[SESSION_COOKIE]);
     const fromProxy = proxyUser(request);
     if (fromProxy && session?.user !== fromProxy) session = startSession(reply, fromProxy);
     if (!session && openLocal && isLoopback(request.ip)) session = startSession(reply, 'local');
     request.consoleSession = session;
-    if (!url.startsWith('/api/') || PUBLIC.has(url)) return;
+    if (PUBLIC.has(url)) return;
     if (!session) throw new HttpError(401, 'log in first');
     if (!SAFE_METHODS.has(request.method)) {
       const origin = request.headers.origin;

@@ -63,8 +63,8 @@ export function createMetrics(clock: Clock): Metrics {
         if (o.action === 'delivered' || o.action === 'relayed') delivered.inc({ upstream: event.upstream });
         else if (o.action === 'delayed') deferred.inc({ upstream: event.upstream });
         else if (o.action === 'failed') {
-          const cls = /^5\.(\d)/.exec(o.status)?.[1] ?? '0';
-          bounced.inc({ class: `5.${cls}`, reason: CLASS_NAMES[cls] ?? 'other' });
+          const m = /^(\d)\.(\d{1,3})\./.exec(o.status);
+          bounced.inc({ class: m ? `${m[1]}.${m[2]}` : 'unknown', reason: (m && CLASS_NAMES[m[2]]) ?? 'other' });
         }
       }
     },
