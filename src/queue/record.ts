@@ -34,6 +34,8 @@ export interface QueueRecord {
   possibleDuplicate: boolean;
   /** Why the message is in hold/ (admin, or the upstream it waits for). */
   holdReason?: string;
+  /** Name of the parked upstream this message waits for (released together with it). */
+  waitingForUpstream?: string;
   /** Last plain-words reason the message is waiting. */
   lastError?: string;
 }

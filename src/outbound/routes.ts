@@ -1,0 +1,93 @@
+/**
+ * Upstream health as the delivery manager sees it: ok, failing (connection/4xx trouble) or parked
+ * (the route is broken: credentials refused, SMTP AUTH disabled…). A parked upstream gets no mail
+ * until an admin releases it (releaseUpstream) or its probe time comes: then ONE delivery tries it,
+ * and a second refusal parks it again. Changes are reported as 'upstream' events. In memory only.
+ */
+import type { Clock } from '../core/clock.ts';
+import type { QueueEventSink } from '../core/types.ts';
+
+export interface UpstreamStatus {
+  name: string;
+  state: 'ok' | 'failing' | 'parked';
+  reason?: string;
+  since: number;
+  /** For parked upstreams: when the next probe may happen. */
+  probeAt?: number;
+}
+
+export class RouteBoard {
+  private status = new Map<string, UpstreamStatus>();
+  private probing = new Set<string>();
+  private clock: Clock;
+  private events?: QueueEventSink;
+  private probeIntervalMs: number;
+
+  constructor(names: string[], clock: Clock, probeIntervalMs: number, events?: QueueEventSink) {
+    this.clock = clock;
+    this.events = events;
+    this.probeIntervalMs = probeIntervalMs;
+    for (const name of names) this.status.set(name, { name, state: 'ok', since: clock.now() });
+  }
+
+  private set(name: string, state: UpstreamStatus['state'], reason?: string): void {
+    const cur = this.status.get(name);
+    const now = this.clock.now();
+    const probeAt = state === 'parked' ? now + this.probeIntervalMs : undefined;
+    if (cur && cur.state === state && state !== 'parked') return;
+    this.status.set(name, { name, state, reason, since: cur?.state === state ? cur.since : now, probeAt });
+    try {
+      this.events?.({ type: 'upstream', upstream: name, state, reason, at: new Date(now).toISOString() });
+    } catch { /* sinks must not break delivery */ }
+  }
+
+  /** May a delivery use this upstream now? A parked one past its probe time lets one delivery through. */
+  available(name: string): boolean {
+    const s = this.status.get(name);
+    if (!s || s.state !== 'parked') return true;
+    if (s.probeAt !== undefined && this.clock.now() >= s.probeAt && !this.probing.has(name)) {
+      this.probing.add(name);
+      return true;
+    }
+    return false;
+  }
+
+  park(name: string, reason: string): void {
+    this.probing.delete(name);
+    this.set(name, 'parked', reason);
+  }
+
+  failing(name: string, reason: string): void {
+    const wasProbe = this.probing.delete(name);
+    // a parked route stays parked unless this was its probe (which got past the refusal)
+    if (this.status.get(name)?.state === 'parked' && !wasProbe) return;
+    this.set(name, 'failing', reason);
+  }
+
+  ok(name: string): void {
+    this.probing.delete(name);
+    this.set(name, 'ok');
+  }
+
+  /** The admin fixed the route. Returns false for an unknown name. */
+  release(name: string): boolean {
+    if (!this.status.has(name)) return false;
+    this.probing.delete(name);
+    this.set(name, 'ok', 'released by an administrator');
+    return true;
+  }
+
+  isParked(name: string): boolean {
+    return this.status.get(name)?.state === 'parked';
+  }
+
+  /** Earliest probe time among the given parked upstreams. */
+  nextProbe(names: string[]): number | undefined {
+    const times = names.map((n) => this.status.get(n)?.probeAt).filter((t): t is number => t !== undefined);
+    return times.length ? Math.min(...times) : undefined;
+  }
+
+  list(): UpstreamStatus[] {
+    return [...this.status.values()].map((s) => ({ ...s }));
+  }
+}

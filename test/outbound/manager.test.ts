@@ -1,0 +1,196 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { harness } from './harness.ts';
+import { startUpstream } from '../transports/upstream-server.ts';
+
+const T = { timeout: 40_000 };
+const MIN = 60_000;
+
+test('per-recipient fates: delivered, refused (badmail + BDR + NDR) and deferred then delivered on retry', T, async (t) => {
+  let laterOk = false;
+  const up = await startUpstream({ rcpt: (a) => (a.startsWith('bad') ? [550, '5.1.1 User unknown'] : a.startsWith('later') && !laterOk ? [451, '4.3.0 Try again later'] : undefined) });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('printer@contoso.com', ['good@x.org', 'bad@x.org', 'later@x.org']);
+  await h.manager.runOnce();
+  // the message (to good) and the NDR (to the sender) went out; later@ is deferred
+  assert.deepEqual(up.received.map((r) => [r.from, r.to]), [['printer@contoso.com', ['good@x.org']], ['', ['printer@contoso.com']]]);
+  const ndr = up.received[1].data.toString();
+  assert.match(ndr, /Content-Type: multipart\/report; report-type=delivery-status/);
+  assert.match(ndr, /Final-Recipient: rfc822; bad@x\.org\r\nAction: failed\r\nStatus: 5\.1\.1/);
+  assert.match(ndr, /does not exist/);
+  assert.match(ndr, /Subject: Scan 42/);
+  assert.deepEqual(await h.badmail(), [`${id}.BAD`, `${id}.BDR`]);
+  const bad = await h.readBadmail(`${id}.BAD`);
+  assert.ok(bad.startsWith('X-Sender: printer@contoso.com\r\nX-Receiver: bad@x.org\r\nFrom: '), bad.slice(0, 120));
+  const bdr = await h.readBadmail(`${id}.BDR`);
+  assert.match(bdr, /Recipient:\s+bad@x\.org/);
+  assert.match(bdr, /550 5\.1\.1 User unknown/);
+  assert.match(bdr, /What to do:/);
+  assert.doesNotMatch(bdr.replace(/\r\n/g, ''), /\n/, 'CRLF line ends only');
+  const [entry] = await h.spool.list();
+  assert.equal(entry.state, 'deferred');
+  assert.deepEqual(entry.record.recipients.map((r) => [r.address, r.state]), [['good@x.org', 'delivered'], ['bad@x.org', 'failed'], ['later@x.org', 'pending']]);
+  assert.equal(entry.record.nextAttemptAt, h.clock.now() + 15 * MIN);
+  laterOk = true;
+  h.clock.advance(15 * MIN);
+  await h.manager.runOnce();
+  assert.deepEqual(up.received[2].to, ['later@x.org'], 'only the pending recipient is retried');
+  assert.deepEqual(await h.spool.list(), []);
+});
+
+test('retry ladder 15/30/60/240/240…, one delay notice, expiry → .BAD + .BDR + NDR', T, async (t) => {
+  const up = await startUpstream({ rcpt: (a) => (a.startsWith('slow') ? [421, '4.4.2 Busy, come back later'] : undefined) });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\ndelivery:\n  delayNotification: 2h\n  expiration: 12h\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('scanner@contoso.com', ['slow@x.org']);
+  const start = h.clock.now();
+  const waits: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    await h.manager.runOnce();
+    const e = (await h.spool.list({ state: 'deferred' })).find((x) => x.record.id === id);
+    if (!e) break;
+    waits.push((e.record.nextAttemptAt - h.clock.now()) / MIN);
+    h.clock.advance(e.record.nextAttemptAt - h.clock.now());
+  }
+  // 15+30+60+240+240 = 585 min; the 6th wait is cut to the expiry at 720 min
+  assert.deepEqual(waits, [15, 30, 60, 240, 240, 135]);
+  assert.equal(h.clock.now() - start, 12 * 60 * MIN);
+  const reports = up.received.filter((r) => r.from === '');
+  assert.equal(reports.length, 2, 'one delay notice and one NDR');
+  assert.match(reports[0].data.toString(), /Action: delayed/);
+  assert.match(reports[0].data.toString(), /Will-Retry-Until:/);
+  assert.match(reports[1].data.toString(), /Action: failed\r\nStatus: 4\.4\.7/);
+  assert.deepEqual(await h.badmail(), [`${id}.BAD`, `${id}.BDR`]);
+  assert.match(await h.readBadmail(`${id}.BDR`), /gave up on this message[\s\S]*421 4\.4\.2 Busy/);
+  assert.deepEqual(await h.spool.list(), []);
+});
+
+test('failover: the first upstream is down, the second takes the message', T, async (t) => {
+  const down = await startUpstream();
+  const downPort = down.port;
+  await down.close();
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: first, url: "smtp://127.0.0.1:${downPort}", timeout: 5 }\n  - { name: second, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  await h.enqueue('a@contoso.com', ['x@x.org']);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 1);
+  assert.deepEqual(await h.spool.list(), []);
+  const attempts = h.events.filter((e) => e.type === 'attempt');
+  assert.deepEqual(attempts.map((e) => e.type === 'attempt' && e.upstream), ['first', 'second']);
+  assert.deepEqual(h.manager.upstreams().map((u) => [u.name, u.state]), [['first', 'failing'], ['second', 'ok']]);
+});
+
+test('connection lost after the final dot: retried, marked possibleDuplicate, delivered', T, async (t) => {
+  const up = await startUpstream({ dropAfterDot: 1 });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('a@contoso.com', ['x@x.org']);
+  await h.manager.runOnce();
+  const [e] = await h.spool.list();
+  assert.equal(e.state, 'deferred');
+  assert.equal(e.record.possibleDuplicate, true);
+  h.clock.advance(15 * MIN);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 2, 'at least once: the upstream got it twice');
+  assert.deepEqual(await h.spool.list(), []);
+  assert.ok(h.events.some((ev) => ev.type === 'state' && ev.id === id && ev.state === 'delivered'));
+});
+
+test('routeBroken: refused credentials park the upstream, nothing bounces, release delivers', T, async (t) => {
+  const up = await startUpstream({ auth: { user: 'scanner@contoso.com', pass: 'new-password' } }, true);
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: m365, url: "smtp+starttls://127.0.0.1:${up.port}", username: scanner@contoso.com, password: old-password, verifyCertificate: false }\n`);
+  t.after(() => h.close());
+  const a = await h.enqueue('scanner@contoso.com', ['x@x.org']);
+  await h.manager.runOnce();
+  assert.equal(up.authAttempts, 1);
+  const [ea] = await h.spool.list();
+  assert.equal(ea.state, 'deferred');
+  assert.equal(ea.record.waitingForUpstream, 'm365');
+  assert.equal(ea.record.attempts, 0, 'a broken route is not counted on the retry ladder');
+  assert.deepEqual(await h.badmail(), []);
+  assert.ok(h.events.some((e) => e.type === 'upstream' && e.upstream === 'm365' && e.state === 'parked'));
+  // a second message is not even tried while the route is parked
+  await h.enqueue('scanner@contoso.com', ['y@x.org']);
+  await h.manager.runOnce();
+  assert.equal(up.authAttempts, 1);
+  assert.equal((await h.spool.list({ state: 'deferred' })).length, 2);
+  // the admin fixes the password at the upstream side (here: the upstream accepts the old one again)
+  up.behaviour.auth = { user: 'scanner@contoso.com', pass: 'old-password' };
+  assert.equal(await h.manager.releaseUpstream('m365'), true);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 2);
+  assert.deepEqual(await h.spool.list(), []);
+  assert.ok(h.events.some((e) => e.type === 'state' && e.id === a && e.state === 'delivered'));
+});
+
+test('routeBroken: the upstream is probed again after upstreamProbeInterval', T, async (t) => {
+  const up = await startUpstream({ auth: { user: 'u', pass: 'right' } }, true);
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: m365, url: "smtp+starttls://127.0.0.1:${up.port}", username: u, password: wrong, verifyCertificate: false }\ndelivery:\n  upstreamProbeInterval: 10m\n`);
+  t.after(() => h.close());
+  await h.enqueue('u@contoso.com', ['x@x.org']);
+  await h.manager.runOnce();
+  h.clock.advance(5 * MIN);
+  await h.manager.runOnce();
+  assert.equal(up.authAttempts, 1, 'not before the probe time');
+  h.clock.advance(5 * MIN);
+  up.behaviour.auth = { user: 'u', pass: 'wrong' };
+  await h.manager.runOnce();
+  assert.equal(up.authAttempts, 2);
+  assert.equal(up.received.length, 1);
+});
+
+test('a null-sender message is never bounced: badmail only', T, async (t) => {
+  const up = await startUpstream({ rcpt: () => [550, '5.1.1 User unknown'] });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\nndr:\n  to: both\n  adminCopy: postmaster@contoso.com\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('', ['gone@x.org']);
+  await h.manager.runOnce();
+  assert.deepEqual(await h.badmail(), [`${id}.BAD`, `${id}.BDR`]);
+  assert.ok((await h.readBadmail(`${id}.BAD`)).startsWith('X-Sender: <>\r\nX-Receiver: gone@x.org\r\n'));
+  assert.deepEqual(await h.spool.list(), [], 'no report queued');
+  assert.equal(up.received.length, 0);
+});
+
+test('ndr to both: sender and admin copy; masquerade rewrites the envelope sender domain', T, async (t) => {
+  const up = await startUpstream({ rcpt: (a) => (a === 'bad@x.org' ? [550, '5.7.1 Client does not have permissions to send as this sender'] : undefined) });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\nndr:\n  to: both\n  adminCopy: postmaster@contoso.com\ndelivery:\n  masqueradeDomain: contoso.com\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('scanner@printer.local', ['ok@x.org', 'bad@x.org']);
+  await h.manager.runOnce();
+  assert.equal(up.received[0].from, 'scanner@contoso.com');
+  const ndr = up.received.find((r) => r.from === '');
+  assert.deepEqual(ndr?.to, ['scanner@printer.local', 'postmaster@contoso.com']);
+  assert.match(await h.readBadmail(`${id}.BDR`), /Send As/i);
+});
+
+test('pacing: recipients split per maxRecipientsPerMessage; maxMessagesPerMinute makes messages wait, not fail', T, async (t) => {
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}", maxRecipientsPerMessage: 2, maxMessagesPerMinute: 3 }\n`);
+  t.after(() => h.close());
+  await h.enqueue('a@contoso.com', ['1@x.org', '2@x.org', '3@x.org', '4@x.org', '5@x.org']);
+  await h.manager.runOnce();
+  assert.deepEqual(up.received.map((r) => r.to), [['1@x.org', '2@x.org'], ['3@x.org', '4@x.org'], ['5@x.org']]);
+  const second = await h.enqueue('a@contoso.com', ['6@x.org']);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 3, 'the minute budget is spent');
+  const [e] = await h.spool.list();
+  assert.equal(e.record.id, second);
+  assert.equal(e.state, 'deferred');
+  assert.equal(e.record.attempts, 0);
+  assert.equal(e.record.nextAttemptAt, h.clock.now() + MIN);
+  h.clock.advance(MIN);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 4);
+  assert.deepEqual(await h.badmail(), []);
+});
