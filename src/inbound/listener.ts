@@ -13,39 +13,26 @@
  */
 import path from 'node:path';
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerAddress, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
-import { normalizeAddress, parseRange, type Range } from '../core/cidr.ts';
+import { parseRange, type Range } from '../core/cidr.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Enqueuer, PolicyDecision } from '../core/types.ts';
 import type { Config } from '../config/schema.ts';
 import type { ListenerConfig } from '../config/sections/listen.ts';
 import { SmarthostServer } from './connection.ts';
-import { checkConnection, checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
+import { checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
+import { SessionTracker, clientOf, userOf } from './sessions.ts';
 import { checkMailSession, checkParameters, checkRecipientShape } from './envelope-policy.ts';
 import { AuthGuard, loadUsers } from './auth.ts';
 import { receiveMessage, type DataStream } from './intake.ts';
 import { loadCertificate, type Certificate } from './tls.ts';
-import type { BoundAddress, ListenerStats, SenderCheck, SmtpListener } from './types.ts';
+import type { BoundAddress, SenderCheck, SmtpListener } from './types.ts';
 
 export interface ListenerDeps {
   enqueue: Enqueuer;
   logger: Logger;
   clock?: Clock;
   senderCheck?: SenderCheck;
-}
-
-/** What the relay remembers about one SMTP session, for its policies and its log line. */
-interface SessionState {
-  id: string;
-  client: string;
-  listener: string;
-  startedAt: number;
-  connectionDenied: boolean;
-  counted: boolean;
-  messages: number;
-  queueIds: string[];
-  recipients: number;
-  result?: string;
 }
 
 /** A PolicyDecision that says no, as the Error smtp-server turns into the reply. */
@@ -68,71 +55,16 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   let access: CompiledAccess = compileAccess(config.access);
   const guard = new AuthGuard(new Map(), { maxFailures: config.auth.maxFailures, failureDelay: config.auth.failureDelay, clock });
   const servers: SmarthostServer[] = [];
-  const sessions = new Map<string, SessionState>();
-  const perClient = new Map<string, number>();
-  let open = 0;
-  const counters: Omit<ListenerStats, 'connections'> = { sessions: 0, accepted: 0, refused: 0, recipientsRefused: 0, connectionsRefused: 0 };
+  const sessions = new SessionTracker(clock, logger);
+  const counters = sessions.counters;
 
   const loadAuthUsers = (): void => {
     if (config.auth.enabled && config.auth.usersFile) guard.update(loadUsers(resolveFile(config, config.auth.usersFile)), config.auth);
     else guard.update(new Map(), config.auth);
   };
 
-  const clientOf = (session: SMTPServerSession): string => normalizeAddress(session.remoteAddress);
-  const userOf = (session: SMTPServerSession): string | undefined => (typeof session.user === 'string' ? session.user : undefined);
-
   function onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const client = clientOf(session);
-    const listenerName = `${session.localAddress}:${session.localPort}`;
-    const state: SessionState = { id: session.id, client, listener: listenerName, startedAt: clock.now(), connectionDenied: false, counted: false, messages: 0, queueIds: [], recipients: 0 };
-    sessions.set(session.id, state);
-    counters.sessions++;
-    const deny = (d: { code: number; status: string; message: string }, result: string): void => {
-      counters.connectionsRefused++;
-      state.result = result;
-      cb(replyError(d));
-    };
-    if (open >= config.limits.maxConnections) return deny({ code: 421, status: '4.3.2', message: 'Too many connections, try again later' }, 'refused: relay busy');
-    if ((perClient.get(client) ?? 0) >= config.limits.maxConnectionsPerClient) {
-      return deny({ code: 421, status: '4.7.0', message: 'Too many connections from your address, try again later' }, 'refused: too many connections from this address');
-    }
-    const decision = checkConnection(access, client);
-    if (decision.verdict === 'reject') {
-      if (access.rejectAt === 'connect') return deny(decision, 'refused: connection control');
-      state.connectionDenied = true;
-    }
-    state.counted = true;
-    open++;
-    perClient.set(client, (perClient.get(client) ?? 0) + 1);
-    cb();
-  }
-
-  function onClose(session: SMTPServerSession): void {
-    const state = sessions.get(session.id);
-    if (!state) return;
-    sessions.delete(session.id);
-    if (state.counted) {
-      open--;
-      const n = (perClient.get(state.client) ?? 1) - 1;
-      if (n > 0) perClient.set(state.client, n);
-      else perClient.delete(state.client);
-    }
-    const lastError = (session as SMTPServerSession & { error?: string }).error;
-    logger.info({
-      event: 'smtp-session',
-      session: state.id,
-      listener: state.listener,
-      client: state.client,
-      helo: session.hostNameAppearsAs || undefined,
-      user: userOf(session),
-      tls: session.secure,
-      messages: state.messages,
-      queueIds: state.queueIds,
-      recipients: state.recipients,
-      result: state.result ?? (state.messages > 0 ? 'ok' : lastError ? 'refused' : 'no message'),
-      lastError,
-      durationMs: clock.now() - state.startedAt,
-    }, 'smtp session closed');
+    cb(refused(sessions.admit(session, config.limits, access)));
   }
 
   function onAuth(listener: ListenerConfig, auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
@@ -143,7 +75,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     const client = clientOf(session);
     guard.check(client, auth.username ?? '', auth.password ?? '').then((d) => {
       if (d.verdict === 'accept') return cb(null, { user: auth.username });
-      const state = sessions.get(session.id);
+      const state = sessions.get(session);
       if (state && d.verdict === 'defer') state.result = 'closed: too many failed AUTH attempts';
       logger.warn({ event: 'smtp-auth-failed', session: session.id, client, user: auth.username, listener: `${listener.address}:${listener.port}` }, 'AUTH failed');
       cb(refused(d));
@@ -163,7 +95,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   }
 
   function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const state = sessions.get(session.id);
+    const state = sessions.get(session);
     const decide = (): PolicyDecision => {
       const params = checkParameters(address.args, 'RCPT');
       if (params.verdict !== 'none') return params;
@@ -178,7 +110,6 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   }
 
   function onData(stream: DataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
-    const state = sessions.get(session.id);
     const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const recipients = session.envelope.rcptTo.map((r) => r.address);
     const client = clientOf(session);
@@ -208,12 +139,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       senderCheck: senderCheck ? async (headerFrom) => senderCheck({ clientAddress: client, user, mailFrom, headerFrom, stage: 'data' }) : undefined,
     }).then((result) => {
       if (result.ok) {
-        counters.accepted++;
-        if (state) {
-          state.messages++;
-          state.queueIds.push(result.id);
-          state.recipients += recipients.length;
-        }
+        sessions.accepted(session, result.id, recipients.length);
         return cb(null, `2.0.0 Ok: queued as ${result.id}`);
       }
       counters.refused++;
@@ -251,7 +177,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       hideREQUIRETLS: true,
       logger: false,
       onConnect: (session, cb) => onConnect(session, cb),
-      onClose: (session) => onClose(session),
+      onClose: (session) => sessions.close(session),
       onAuth: (auth, session, cb) => onAuth(listener, auth, session, cb),
       onMailFrom: (address, session, cb) => onMailFrom(listener, address, session, cb),
       onRcptTo: (address, session, cb) => onRcptTo(address, session, cb),
@@ -319,6 +245,6 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     start,
     stop,
     reload,
-    stats: () => ({ connections: open, ...counters }),
+    stats: () => sessions.stats(),
   };
 }
