@@ -48,6 +48,8 @@ export interface TokenDeps {
   /** Absolute mailroot; the delegated token cache lives in MAILROOT/m365/. */
   mailroot: string;
   clock?: Clock;
+  /** Folder relative certificate/key/ca paths are resolved against (the config file's); default: cwd. */
+  configDir?: string;
 }
 
 /** A token could not be obtained; carries the plain-words explanation and whether the route is broken. */
@@ -67,7 +69,7 @@ export function createTokenProvider(upstream: UpstreamConfig, deps: TokenDeps): 
   if (!oauth) throw new SmarthostError('SH_CONFIG_INVALID', `upstream ${upstream.name} has no oauth: section`);
   const clock = deps.clock ?? systemClock;
   const scope = scopeFor(upstream);
-  const acquire = oauth.mode === 'delegated' ? delegatedAcquirer(upstream, deps, scope) : appAcquirer(upstream, scope);
+  const acquire = oauth.mode === 'delegated' ? delegatedAcquirer(upstream, deps, scope) : appAcquirer(upstream, scope, deps.configDir);
   let current: { token: string; expiresAt: number; renewAt: number } | undefined;
   let pending: Promise<string> | undefined;
 
@@ -114,10 +116,10 @@ export function tenantOf(upstream: UpstreamConfig): string {
   return tenant;
 }
 
-function msalConfig(upstream: UpstreamConfig): Configuration {
+function msalConfig(upstream: UpstreamConfig, configDir?: string): Configuration {
   const oauth = upstream.oauth!;
   const authorityBase = oauth.authority.replace(/\/+$/, '');
-  const fetchLike = createFetch({ caFile: upstream.ca, verify: upstream.verifyCertificate, timeoutMs: 30_000 });
+  const fetchLike = createFetch({ caFile: upstream.ca ? path.resolve(configDir ?? '', upstream.ca) : undefined, verify: upstream.verifyCertificate, timeoutMs: 30_000 });
   return {
     auth: {
       clientId: oauth.clientId,
@@ -129,12 +131,12 @@ function msalConfig(upstream: UpstreamConfig): Configuration {
   };
 }
 
-function appAcquirer(upstream: UpstreamConfig, scope: string): () => Promise<AuthenticationResult | null> {
+function appAcquirer(upstream: UpstreamConfig, scope: string, configDir?: string): () => Promise<AuthenticationResult | null> {
   const oauth = upstream.oauth!;
-  const config = msalConfig(upstream);
+  const config = msalConfig(upstream, configDir);
   if (oauth.certificate) {
-    const certPem = readPem(oauth.certificate, 'certificate', upstream.name);
-    const keyPem = readPem(oauth.privateKey ?? oauth.certificate, 'private key', upstream.name);
+    const certPem = readPem(path.resolve(configDir ?? '', oauth.certificate), 'certificate', upstream.name);
+    const keyPem = readPem(path.resolve(configDir ?? '', oauth.privateKey ?? oauth.certificate), 'private key', upstream.name);
     const privateKey = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/.exec(keyPem)?.[0];
     if (!privateKey) throw new SmarthostError('SH_CONFIG_INVALID', `upstream ${upstream.name}: no private key found in ${oauth.privateKey ?? oauth.certificate}`);
     const certOnly = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(certPem)?.[0];
@@ -170,8 +172,8 @@ function delegatedAcquirer(upstream: UpstreamConfig, deps: TokenDeps, scope: str
 }
 
 /** The msal public client of a delegated upstream, with its token cache persisted owner-only. */
-export function publicClient(upstream: UpstreamConfig, deps: Pick<TokenDeps, 'mailroot'>): PublicClientApplication {
-  const config = msalConfig(upstream);
+export function publicClient(upstream: UpstreamConfig, deps: Pick<TokenDeps, 'mailroot' | 'configDir'>): PublicClientApplication {
+  const config = msalConfig(upstream, deps.configDir);
   config.cache = { cachePlugin: fileCachePlugin(tokenCachePath(upstream, deps.mailroot)) };
   return new PublicClientApplication(config);
 }
@@ -201,7 +203,7 @@ function fileCachePlugin(file: string): ICachePlugin {
  * Runs the device-code sign-in for a delegated upstream once and stores the refresh token.
  * `show` receives Microsoft's instruction ("open https://microsoft.com/devicelogin and enter …").
  */
-export async function loginWithDeviceCode(upstream: UpstreamConfig, deps: Pick<TokenDeps, 'mailroot'>, show: (message: string) => void): Promise<{ username: string; expiresAt?: Date }> {
+export async function loginWithDeviceCode(upstream: UpstreamConfig, deps: Pick<TokenDeps, 'mailroot' | 'configDir'>, show: (message: string) => void): Promise<{ username: string; expiresAt?: Date }> {
   if (upstream.oauth?.mode !== 'delegated') throw new SmarthostError('SH_USAGE', `upstream ${upstream.name} uses oauth mode ${upstream.oauth?.mode ?? '(none)'}; m365 login is only for mode delegated`);
   const pca = publicClient(upstream, deps);
   try {

@@ -14,6 +14,7 @@
  */
 import { promises as dns } from 'node:dns';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type { Outcome, OutboundMessage, Transport } from '../core/types.ts';
@@ -30,6 +31,8 @@ export interface ConnectorDeps {
   /** MX lookup, injectable for tests (default: the system resolver). */
   resolveMx?: (domain: string) => Promise<{ exchange: string; priority: number }[]>;
   now?: () => number;
+  /** Folder relative certificate/ca paths are resolved against (the config file's); default: cwd. */
+  configDir?: string;
 }
 
 const DIRECT_SEND_NOTE = 'Without an inbound connector this is direct send: it reaches only recipients with mailboxes in the tenant, and tenants with RejectDirectSend refuse it (550 5.7.68).';
@@ -42,10 +45,11 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
   const port = settings.port ?? 25;
   const resolveMx = deps.resolveMx ?? ((d: string) => dns.resolveMx(d));
   const now = deps.now ?? Date.now;
-  const ca = upstream.ca ? readFileSync(upstream.ca, 'utf8') : undefined;
-  const certFile = upstream.connector?.clientCertificate;
+  const file = (p: string) => path.resolve(deps.configDir ?? '', p);
+  const ca = upstream.ca ? readFileSync(file(upstream.ca), 'utf8') : undefined;
+  const certFile = upstream.connector?.clientCertificate ? file(upstream.connector.clientCertificate) : undefined;
   const clientCert = certFile ? pemBlocks(readFileSync(certFile, 'utf8'), 'CERTIFICATE', certFile) : undefined;
-  const keyFile = upstream.connector?.clientKey ?? certFile;
+  const keyFile = upstream.connector?.clientKey ? file(upstream.connector.clientKey) : certFile;
   const clientKey = keyFile && certFile ? pemBlocks(readFileSync(keyFile, 'utf8'), 'PRIVATE KEY', keyFile) : undefined;
 
   async function hosts(): Promise<string[]> {

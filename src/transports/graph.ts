@@ -15,6 +15,7 @@
  *                 routeBroken: the delivery manager parks the upstream, messages wait (never bounced).
  * Envelope wins over headers: see ./graph-mime.ts. Never throws for Graph-level failures.
  */
+import path from 'node:path';
 import type { Outcome, OutboundMessage, Transport } from '../core/types.ts';
 import type { Logger } from '../core/logger.ts';
 import { sanitizeText } from '../core/errors.ts';
@@ -29,6 +30,8 @@ export interface GraphDeps {
   tokenProvider: TokenProvider;
   fetch?: FetchLike;
   now?: () => number;
+  /** Folder a relative `ca` path is resolved against (the config file's); default: cwd. */
+  configDir?: string;
 }
 
 /** Attachments below this go in one JSON request; from here on, an upload session (Microsoft: 3 MB). */
@@ -55,7 +58,7 @@ export function createGraphTransport(upstream: UpstreamConfig, deps: GraphDeps):
   const mailbox = decodeURIComponent(/^graph:\/\/[^/]+\/(.+)$/.exec(upstream.url)?.[1] ?? upstream.mailbox ?? '');
   const settings = upstream.graph ?? { base: 'https://graph.microsoft.com', largeMessages: 'upload' as const, maxRequestSize: 4 * 1024 * 1024 };
   const base = `${settings.base.replace(/\/+$/, '')}/v1.0/users/${encodeURIComponent(mailbox)}`;
-  const fetchLike = deps.fetch ?? createFetch({ caFile: upstream.ca, verify: upstream.verifyCertificate, timeoutMs: upstream.timeout * 1000 });
+  const fetchLike = deps.fetch ?? createFetch({ caFile: upstream.ca ? path.resolve(deps.configDir ?? '', upstream.ca) : undefined, verify: upstream.verifyCertificate, timeoutMs: upstream.timeout * 1000 });
   const now = deps.now ?? Date.now;
   const remoteMta = new URL(settings.base).host;
 

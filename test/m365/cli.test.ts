@@ -15,7 +15,7 @@ let configFile: string;
 before(async () => {
   tmp = tempDir();
   const tls = await loopbackCert();
-  const caFile = tmp.write('ca.pem', tls.cert);
+  tmp.write('ca.pem', tls.cert); // referred to relative to the config file, from another working folder
   idp = await startIdentity(tls);
   idp.register({ clientId: 'smtp-app', secret: 'topsecret', roles: { 'https://outlook.office365.com': ['SMTP.SendAsApp'] } });
   idp.register({ clientId: 'public', publicClient: true });
@@ -25,13 +25,13 @@ upstreams:
     url: smtp+starttls://smtp.office365.com:587
     auth: xoauth2
     mailbox: scanner@contoso.com
-    ca: ${caFile}
+    ca: ca.pem
     oauth: { tenant: ${idp.tenantDomain}, clientId: smtp-app, clientSecret: { env: TEST_M365_SECRET }, authority: ${idp.base} }
   - name: user
     url: smtp+starttls://smtp.office365.com:587
     auth: xoauth2
     mailbox: alice@contoso.com
-    ca: ${caFile}
+    ca: ca.pem
     oauth: { mode: delegated, tenant: ${idp.tenantDomain}, clientId: public, authority: ${idp.base} }
 `);
 });
@@ -39,7 +39,7 @@ after(async () => { await idp.close(); tmp.cleanup(); });
 
 function run(args: string[], env: Record<string, string> = {}, onStdout?: (text: string) => void): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(NODE, [BIN, ...args], { env: { ...process.env, ...env }, cwd: tmp.dir });
+    const p = spawn(NODE, [BIN, ...args], { env: { ...process.env, ...env }, cwd: path.dirname(tmp.dir) });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => { out += d; onStdout?.(out); });

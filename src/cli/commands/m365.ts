@@ -21,7 +21,9 @@ async function pickUpstream(opts: UpstreamOptions) {
     throw new SmarthostError('SH_USAGE', opts.upstream ? `no upstream named "${opts.upstream}" in ${cfg.source} (upstreams: ${names})` : `no upstream with an oauth: section in ${cfg.source}`);
   }
   if (!upstream.oauth) throw new SmarthostError('SH_USAGE', `upstream ${upstream.name} has no oauth: section (see docs/microsoft-365.md)`);
-  return { cfg, upstream };
+  const path = await import('node:path');
+  const configDir = cfg.source === '(defaults)' ? process.cwd() : path.dirname(cfg.source);
+  return { cfg, upstream, configDir };
 }
 
 export function register(program: Command): void {
@@ -33,9 +35,9 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'YAML config file', 'smarthost.yaml')
     .option('-u, --upstream <name>', 'upstream to sign in for (default: the first with oauth)')
     .action(async (opts: UpstreamOptions) => {
-      const { cfg, upstream } = await pickUpstream(opts);
+      const { cfg, upstream, configDir } = await pickUpstream(opts);
       const { loginWithDeviceCode, tokenCachePath } = await import('../../m365/tokens.ts');
-      const who = await loginWithDeviceCode(upstream, { mailroot: cfg.mailrootPath }, (message) => process.stdout.write(`${message}\n`));
+      const who = await loginWithDeviceCode(upstream, { mailroot: cfg.mailrootPath, configDir }, (message) => process.stdout.write(`${message}\n`));
       process.stdout.write(`Signed in as ${who.username}. The sign-in is stored in ${tokenCachePath(upstream, cfg.mailrootPath)} (owner-only) and renewed automatically; run this command again if Microsoft revokes it.\n`);
     });
 
@@ -45,10 +47,10 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'YAML config file', 'smarthost.yaml')
     .option('-u, --upstream <name>', 'upstream to test (default: the first with oauth)')
     .action(async (opts: UpstreamOptions) => {
-      const { cfg, upstream } = await pickUpstream(opts);
+      const { cfg, upstream, configDir } = await pickUpstream(opts);
       const { createTokenProvider, scopeFor } = await import('../../m365/tokens.ts');
       const { createLogger } = await import('../../core/logger.ts');
-      const provider = createTokenProvider(upstream, { logger: createLogger({ level: 'warn' }), mailroot: cfg.mailrootPath });
+      const provider = createTokenProvider(upstream, { logger: createLogger({ level: 'warn' }), mailroot: cfg.mailrootPath, configDir });
       const token = await provider.getToken();
       const claims = decodePayload(token);
       const grants = Array.isArray(claims.roles) ? `application permissions: ${(claims.roles as string[]).join(', ') || '(none)'}` : `delegated scopes: ${String(claims.scp ?? '(none)')}`;
