@@ -130,3 +130,13 @@ test('basic-auth countdown for smtp.office365.com names the date and the OAuth c
   const other = parseConfigText('upstreams:\n  - name: isp\n    url: smtp+starttls://mail.example.net\n    username: u\n    password: pw\n', '/tmp/b.yaml').upstreams[0];
   assert.equal(basicAuthWarning(other, Date.now()), undefined);
 });
+
+test('the RBAC set-up works too: an app with no API permission, its role scoped to the mailbox', async () => {
+  idp.register({ clientId: 'rbac-app', secret: 'x', roles: {} });
+  exo.rbac.set('rbac-app', [MAILBOX]);
+  const before = exo.auths.length;
+  await withTokenRetry(provider('rbac-app'), (t) => submit(t));
+  assert.deepEqual(exo.auths.slice(before), ['235']);
+  exo.rbac.set('rbac-app', ['other@contoso.com']); // mailbox taken out of the management scope
+  await assert.rejects(withTokenRetry(provider('rbac-app'), (t) => submit(t)), (e: { response?: string }) => /^535 5\.7\.3/.test(e.response ?? ''));
+});

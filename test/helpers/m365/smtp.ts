@@ -4,7 +4,8 @@
  *     base64("user=" + mailbox + ^A + "auth=Bearer " + token + ^A^A), inline or after a 334);
  *   - the token must be valid and unexpired (signature, exp, audience https://outlook.office365.com
  *     or https://outlook.office.com, this tenant), carry SMTP.SendAsApp (app) or SMTP.Send (delegated),
- *     and its app/user must hold FullAccess on the mailbox in user= (or be that user): else
+ *     and its app/user must hold FullAccess on the mailbox in user= (or be that user) — or, for an
+ *     app with no permission in its token, an RBAC "Application SMTP.SendAsApp" scope holding it: else
  *     `535 5.7.3 Authentication unsuccessful`; `smtpAuthDisabled` gives `535 5.7.139 …`;
  *   - MAIL FROM before AUTH: `530 5.7.57`; a MAIL FROM or From header other than the mailbox or an
  *     address it has Send As on: `550 5.7.60 SMTP; Client does not have permissions to send as this sender`.
@@ -33,6 +34,8 @@ export interface SmtpStandIn {
   auths: string[];
   /** FullAccess: who (appid or upn) may authenticate as which mailbox. */
   fullAccess: Map<string, string[]>;
+  /** RBAC for Applications: appid → mailboxes in the management scope of its "Application SMTP.SendAsApp" role. */
+  rbac: Map<string, string[]>;
   /** Send As: mailbox → extra From addresses. */
   sendAs: Map<string, string[]>;
   smtpAuthDisabled: boolean;
@@ -49,7 +52,7 @@ function smtpError(reply: string): Error {
 }
 
 export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; tenantId: string }): Promise<SmtpStandIn> {
-  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), sendAs: new Map(), smtpAuthDisabled: false, close: async () => {} };
+  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, close: async () => {} };
   const server = new SMTPServer({
     key: tls.key, cert: tls.cert, logger: false, authMethods: ['XOAUTH2'], size: 36 * 1024 * 1024,
     banner: 'Microsoft ESMTP MAIL Service ready (stand-in)',
@@ -60,8 +63,12 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
       const mailbox = (auth.username ?? '').toLowerCase();
       const claims = v.ok ? v.claims : undefined;
       const who = String(claims?.upn ?? claims?.appid ?? '');
-      const permitted = claims && ((Array.isArray(claims.roles) && claims.roles.includes('SMTP.SendAsApp')) || String(claims.scp ?? '').split(' ').includes('SMTP.Send'));
-      const mailboxOk = claims && (who.toLowerCase() === mailbox || (state.fullAccess.get(who) ?? []).includes(mailbox));
+      // Two app-only set-ups: the SMTP.SendAsApp permission + FullAccess on the mailbox, or (RBAC, no
+      // permission in the token) the role assignment's management scope holding the mailbox.
+      const roles = Array.isArray(claims?.roles) ? claims.roles as string[] : [];
+      const inRbacScope = Boolean(claims) && roles.length === 0 && (state.rbac.get(who) ?? []).includes(mailbox);
+      const permitted = claims && (roles.includes('SMTP.SendAsApp') || String(claims.scp ?? '').split(' ').includes('SMTP.Send') || inRbacScope);
+      const mailboxOk = claims && (inRbacScope || who.toLowerCase() === mailbox || (state.fullAccess.get(who) ?? []).includes(mailbox));
       if (!v.ok || !permitted || !mailboxOk) {
         state.auths.push(`5.7.3 ${v.ok ? (permitted ? 'no FullAccess' : 'no permission') : v.reason}`);
         return cb(smtpError('535 5.7.3 Authentication unsuccessful [standin.prod.outlook.com]'));
@@ -98,7 +105,7 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
 
 /** A tenant MX endpoint for connector mode: anonymous, STARTTLS, optionally asking for a client certificate. */
 export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string } = {}): Promise<SmtpStandIn> {
-  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, close: async () => {} };
+  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, close: async () => {} };
   // smtp-server hands hooks the session, not the socket: keep the TLS socket of each session at upgrade.
   const sockets = new Map<string, TLSSocket>();
   const server = new SMTPServer({
