@@ -187,6 +187,8 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
 
   async function start(): Promise<BoundAddress[]> {
     loadAuthUsers();
+    if (config.auth.enabled && !config.auth.usersFile) logger.warn({ event: 'smtp-config' }, 'auth.enabled is on but no auth.usersFile is set: no client can log in');
+    if (config.auth.required && !config.auth.enabled) logger.warn({ event: 'smtp-config' }, 'auth.required is on but auth.enabled is off: every client will be refused at MAIL FROM');
     const needsCert = config.listen.some((l) => l.tls !== 'none');
     const cert = needsCert ? await loadCertificate(config, logger, clock) : undefined;
     const bound: BoundAddress[] = [];

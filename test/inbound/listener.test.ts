@@ -541,3 +541,17 @@ test('reload applies new relay restrictions to new sessions', async () => {
     after.close();
   });
 });
+
+test('auth.required: MAIL FROM without AUTH gets 530 5.7.0; on a plain-only listener AUTH is not offered', async () => {
+  await withRelay('listen:\n  - address: 127.0.0.1\n    port: 1\n    tls: none\nauth:\n  enabled: true\n  required: true\n', async (r) => {
+    const c = await RawClient.connect(r.port);
+    await c.reply();
+    const ehlo = await c.cmd('EHLO client.test');
+    assert.ok(!/AUTH|STARTTLS/.test(ehlo.text), ehlo.text);
+    const mail = await c.cmd('MAIL FROM:<a@example.org>');
+    assert.equal(mail.code, 530);
+    assert.equal(mail.text, '5.7.0 Authentication required');
+    c.close();
+    assert.ok(r.logs.some((l) => /no auth\.usersFile/.test(String(l.msg))));
+  });
+});
