@@ -42,7 +42,10 @@ export interface ListenerStats {
 export interface SmtpListener {
   /** Binds every configured listener; resolves with what was bound (port 0 resolved). */
   start(): Promise<BoundAddress[]>;
-  /** Stops accepting; graceful waits for sessions (up to a limit), otherwise closes them now. */
+  /**
+   * Stops accepting connections. graceful: a message already in DATA finishes (its 250 is sent),
+   * other commands get 421, sessions get up to 30 s; otherwise sessions hear 421 and close now.
+   */
   stop(opts?: { graceful?: boolean }): Promise<void>;
   /** Applies policies and limits of a new configuration to new commands and connections. */
   reload(config: Config): void;

@@ -555,3 +555,26 @@ test('auth.required: MAIL FROM without AUTH gets 530 5.7.0; on a plain-only list
     assert.ok(r.logs.some((l) => /no auth\.usersFile/.test(String(l.msg))));
   });
 });
+
+test('graceful stop: no new connections, a message already in DATA still gets its 250', async () => {
+  const r = await startRelay('');
+  try {
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write('Subject: in flight\r\n\r\nfirst part\r\n');
+    const stopping = r.listener.stop({ graceful: true });
+    await new Promise((res) => setTimeout(res, 100));
+    await assert.rejects(RawClient.connect(r.port), 'the listener no longer accepts connections');
+    c.write('second part\r\n.\r\n');
+    assert.equal((await c.reply()).code, 250);
+    const next = await c.cmd('MAIL FROM:<a@example.org>');
+    assert.equal(next.code, 421, 'no new transaction once stopping');
+    await stopping;
+    assert.equal(r.queue.messages.length, 1);
+    assert.match(r.queue.messages[0].content.toString(), /second part\r\n$/);
+  } finally {
+    await r.close();
+  }
+});
