@@ -57,6 +57,7 @@ export interface CheckHostOutcome {
   /** The domain checked (the sender's, or the HELO name). */
   domain: string;
   sender: string;
+  /** The client address, written as a receiver writes it (IPv4-mapped IPv6 as IPv4). */
   ip: string;
   helo: string;
   receiver: string;
@@ -129,7 +130,7 @@ class Evaluation {
 
   async run(): Promise<CheckHostOutcome> {
     const outcome = (result: SpfResult, extra: Partial<CheckHostOutcome> = {}): CheckHostOutcome => ({
-      result, identity: this.identity, domain: this.senderDomain, sender: this.sender, ip: this.input.ip, helo: this.input.helo,
+      result, identity: this.identity, domain: this.senderDomain, sender: this.sender, ip: this.readableIp(), helo: this.input.helo,
       receiver: this.input.receiver ?? 'unknown', lookups: this.lookups, voidLookups: this.voids, trace: this.trace, ...extra,
     });
     if (!this.address) return outcome('permerror', { problem: `"${this.input.ip}" is not an IP address` });
@@ -316,6 +317,12 @@ class Evaluation {
     return `${this.dottedIp().split('.').reverse().join('.')}.${this.v6 ? 'ip6' : 'in-addr'}.arpa`;
   }
 
+  /** The client address as a receiver writes it (%{c}): IPv4-mapped IPv6 as plain IPv4. */
+  private readableIp(): string {
+    if (!this.address) return this.input.ip;
+    return this.v6 ? (this.address as ipaddr.IPv6).toRFC5952String() : this.address.toString();
+  }
+
   /** %{i}: dotted quad, or 32 dot-separated nibbles for IPv6, upper-case as the suites expect. */
   private dottedIp(): string {
     if (!this.v6) return this.address!.toString();
@@ -335,7 +342,7 @@ class Evaluation {
     return {
       s: this.sender, l: this.local, o: this.senderDomain, d: domain, i: this.dottedIp(), h: this.input.helo,
       v: this.v6 ? 'ip6' : 'in-addr',
-      c: this.v6 ? (this.address as ipaddr.IPv6).toRFC5952String() : this.address!.toString(),
+      c: this.readableIp(),
       r: this.input.receiver ?? 'unknown',
       t: String(Math.floor((this.input.now?.() ?? new Date()).getTime() / 1000)),
       p: () => this.macroP(domain),

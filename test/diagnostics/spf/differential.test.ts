@@ -9,6 +9,7 @@ import { checkHost } from '../../../src/diagnostics/spf/evaluate.ts';
 import { createDnsClient } from '../../../src/diagnostics/dns/client.ts';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.ts';
 import { generateCases } from '../../helpers/spf-generator.ts';
+import { receivedSpfValue } from '../../../src/diagnostics/spf/received.ts';
 
 const SEED = Number(process.env.SPF_DIFF_SEED ?? 20261125);
 const COUNT = 300;
@@ -22,7 +23,7 @@ test(`differential vs pyspf: ${COUNT} generated cases (seed ${SEED})`, async () 
   // asynchronous: the DNS server pyspf asks lives in this process's event loop
   const run = await runPython(driver, JSON.stringify({ port: server.port, cases: cases.map((c) => ({ id: c.id, ip: c.ip, sender: c.sender, helo: c.helo })) }));
   assert.equal(run.status, 0, `pyspf driver failed: ${run.stderr}`);
-  const reference = new Map((JSON.parse(run.stdout) as Array<{ id: string; result: string; explanation: string | null }>).map((r) => [r.id, r]));
+  const reference = new Map((JSON.parse(run.stdout) as Array<{ id: string; result: string; explanation: string | null; header: string | null }>).map((r) => [r.id, r]));
   const client = createDnsClient({ servers: [{ host: server.host, port: server.port }], timeoutMs: 300, retries: 0 });
   const disagreements: string[] = [];
   const tally: Record<string, number> = {};
@@ -30,10 +31,15 @@ test(`differential vs pyspf: ${COUNT} generated cases (seed ${SEED})`, async () 
     const ours = await checkHost({ ip: c.ip, sender: c.sender, helo: c.helo, receiver: 'receiver.test', defaultExplanation: 'DEFAULT' }, client);
     const theirs = reference.get(c.id);
     tally[ours.result] = (tally[ours.result] ?? 0) + 1;
-    const same = theirs && theirs.result === ours.result && (ours.result !== 'fail' || theirs.explanation === ours.explanation);
+    // Received-SPF too: exactly, except that for permerror the reason in words (ours are our own)
+    // and the problem= term are left out of the comparison
+    const withoutReason = (h: string | null | undefined): string | null | undefined => (h && ours.result === 'permerror' ? `${h.split(' (')[0]} ${h.slice(h.indexOf(' client-ip=') + 1).replace(/ problem=[^;]*;/, '')}` : h);
+    const comparable = withoutReason(receivedSpfValue(ours));
+    const theirHeader = withoutReason(theirs?.header);
+    const same = theirs && theirs.result === ours.result && (ours.result !== 'fail' || theirs.explanation === ours.explanation) && comparable === theirHeader;
     if (!same) {
       const records = Object.entries(zone).filter(([name]) => name.endsWith(`.${c.domain.replace(/^mail\./, '')}`) || name === c.domain || name === c.domain.replace(/^mail\./, '')).map(([name, rr]) => `    ${name}: ${JSON.stringify(rr)}`);
-      disagreements.push(`${c.id} ip=${c.ip} sender=${c.sender || '<>'} helo=${c.helo}: ours ${ours.result}${ours.result === 'fail' ? ` "${ours.explanation}"` : ''}${ours.problem ? ` (${ours.problem})` : ''}, pyspf ${theirs?.result}${theirs?.explanation ? ` "${theirs.explanation}"` : ''}\n${records.join('\n')}`);
+      disagreements.push(`${c.id} ip=${c.ip} sender=${c.sender || '<>'} helo=${c.helo}: ours ${ours.result}${ours.result === 'fail' ? ` "${ours.explanation}"` : ''}${ours.problem ? ` (${ours.problem})` : ''}, pyspf ${theirs?.result}${theirs?.explanation ? ` "${theirs.explanation}"` : ''}\n    ours:   ${comparable}\n    pyspf:  ${theirHeader}\n${records.join('\n')}`);
     }
   }
   // the generator must actually exercise every result, or the comparison proves little
