@@ -35,8 +35,10 @@ export interface Deadlines {
 const LEADING_STATUS = /^([245]\.\d{1,3}\.\d{1,3}) /;
 const STATUS_CONTEXT = 'status:';
 
-class SmarthostConnection extends SMTPConnection {
+export class SmarthostConnection extends SMTPConnection {
   deadlineTimer: NodeJS.Timeout | undefined;
+  /** The server is stopping gracefully: close as soon as nothing is in flight. */
+  stopping = false;
 
   /**
    * As the library's init(), without its fixed 100 ms pause before the greeting (an early-talker
@@ -57,6 +59,18 @@ class SmarthostConnection extends SMTPConnection {
     if (m && typeof data === 'string') super.send(code, data.slice(m[0].length), STATUS_CONTEXT + m[1]);
     else super.send(code, data, context);
     if (code !== 421) this.armDeadline(code === 354 ? 'data' : 'command');
+    if (this.stopping && code !== 421) setImmediate(() => this.closeIfIdle());
+  }
+
+  /** Graceful stop: an idle session hears 421 now; one with a message in flight after its reply. */
+  shutdownWhenIdle(): void {
+    this.stopping = true;
+    this.closeIfIdle();
+  }
+
+  private closeIfIdle(): void {
+    if (this._closing || this._closed || this._handlerPending || this._dataStream || this._upgrading) return;
+    this.send(421, `4.3.2 ${this.name} Service shutting down, try again later`);
   }
 
   override _getEnhancedStatusCode(code: number, context?: string | false): string {
@@ -111,6 +125,11 @@ export class SmarthostServer extends SMTPServer {
   /** The library compares exact addresses only; the config allows CIDR ranges too. */
   override _expectsProxyHeader(socket: net.Socket): boolean {
     return this.proxyFrom.length > 0 && !!socket.remoteAddress && inRanges(socket.remoteAddress, this.proxyFrom);
+  }
+
+  /** Graceful stop: every session closes once its current message (if any) is answered. */
+  shutdownSessions(): void {
+    for (const c of this.connections) if (c instanceof SmarthostConnection) c.shutdownWhenIdle();
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {

@@ -222,6 +222,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       // Graceful: sessions get up to 30 s to finish; otherwise they hear 421 now.
       server.options.closeTimeout = opts.graceful ? 30_000 : 1;
       server.close(() => resolve());
+      if (opts.graceful) server.shutdownSessions();
     })));
   }
 

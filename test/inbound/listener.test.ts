@@ -564,7 +564,12 @@ test('graceful stop: no new connections, a message already in DATA still gets it
     await c.cmd('RCPT TO:<b@example.org>');
     await c.cmd('DATA');
     c.write('Subject: in flight\r\n\r\nfirst part\r\n');
+    const idle = await greet(r.port, '127.0.0.2');
+    const t0 = Date.now();
     const stopping = r.listener.stop({ graceful: true });
+    const told = await idle.reply();
+    assert.equal(told.code, 421, 'an idle session is told at once');
+    assert.match(told.text, /^4\.3\.2 /);
     await new Promise((res) => setTimeout(res, 100));
     await assert.rejects(RawClient.connect(r.port), 'the listener no longer accepts connections');
     c.write('second part\r\n.\r\n');
@@ -572,6 +577,7 @@ test('graceful stop: no new connections, a message already in DATA still gets it
     const next = await c.cmd('MAIL FROM:<a@example.org>');
     assert.equal(next.code, 421, 'no new transaction once stopping');
     await stopping;
+    assert.ok(Date.now() - t0 < 5000, 'stop did not wait for the 30 s grace period');
     assert.equal(r.queue.messages.length, 1);
     assert.match(r.queue.messages[0].content.toString(), /second part\r\n$/);
   } finally {
