@@ -19,6 +19,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import path from 'node:path';
 import { format } from 'node:util';
 import nodemailer from 'nodemailer';
 import type { Logger } from '../core/logger.ts';
@@ -38,6 +39,8 @@ export interface SmtpTransportOptions {
   trace?: (line: string) => void;
   /** Don't pool connections (one-off sends). */
   pool?: boolean;
+  /** Folder a relative `ca` path is resolved against (the config file's); default: cwd. */
+  configDir?: string;
 }
 
 export interface ParsedSmtpUrl {
@@ -121,7 +124,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     auth,
     tls: {
       rejectUnauthorized: upstream.verifyCertificate,
-      ca: upstream.ca ? readFileSync(upstream.ca) : undefined,
+      ca: upstream.ca ? readFileSync(path.resolve(opts.configDir ?? '.', upstream.ca)) : undefined,
       servername: isIP(url.host) ? undefined : url.host,
     },
     ...(pooled ? { pool: true, maxConnections: upstream.maxConnections, maxMessages: upstream.maxMessagesPerConnection } : {}),
