@@ -57,7 +57,9 @@ export async function startRelay(yaml: string, opts: { dir?: string; port?: numb
   const mailroot = path.join(dir, 'mailroot');
   const configFile = path.join(dir, 'smarthost.yaml');
   const hasListen = /^listen:/m.test(yaml);
-  const full = [`mailroot: ${mailroot}`, hasListen ? '' : `listen:\n  - address: 127.0.0.1\n    port: ${port}\n    tls: none`, yaml].join('\n');
+  // The console is off unless the test configures it: several relays run side by side.
+  const hasWeb = /^web:/m.test(yaml);
+  const full = [`mailroot: ${mailroot}`, hasListen ? '' : `listen:\n  - address: 127.0.0.1\n    port: ${port}\n    tls: none`, hasWeb ? '' : 'web: { enabled: false }', yaml].join('\n');
   writeFileSync(configFile, full);
   let out = '';
   const child = spawn(NODE, [CLI, 'serve', '--config', configFile], { cwd: dir, env: { ...process.env, SMARTHOST_LOG_FORMAT: 'json', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,0 +1,169 @@
+/**
+ * `smarthost serve`: composes the relay and runs it until SIGTERM/SIGINT. This is the one place
+ * that knows every stage; read it top to bottom to follow a message:
+ *
+ *   inbound listener / pickup folder ──enqueue──▶ spool (fsync, then 250)
+ *   delivery manager ──claim──▶ transport (smtp / graph / connector) ──outcome──▶ settle, NDR, badmail
+ *   every step ──QueueEvent──▶ event bus ──▶ history, metrics, console live view
+ *
+ * SIGHUP (or the console) reloads the config file: listeners get the new policies and limits for
+ * new commands and connections, nothing is dropped, queued mail stays where it is.
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
+import type { Envelope, QueueEvent } from '../core/types.ts';
+import { loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { openSpool } from '../queue/index.ts';
+import { createDeliveryManager } from '../outbound/index.ts';
+import { openHistory } from '../history/index.ts';
+import { createSmtpListener } from '../inbound/listener.ts';
+import { createSenderCheck, senderRouteFor, applySenderMode } from '../inbound/sender-policy.ts';
+import { createPickupWatcher } from '../pickup/watcher.ts';
+import { startWeb } from '../web/app.ts';
+import { basicAuthWarning } from '../m365/basic-auth.ts';
+import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
+import { createEventBus } from './compose/events.ts';
+import { buildWebServices } from './compose/web-services.ts';
+
+export interface RunningRelay {
+  config(): Config;
+  smtp: Array<{ address: string; port: number; tls: string }>;
+  webUrl?: string;
+  reload(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Days until the listener's certificate expires (configured or self-signed), for the console and /metrics. */
+function certificateDaysLeft(config: Config, clock: Clock): number | undefined {
+  const base = config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
+  const file = config.tls.cert ? path.resolve(base, config.tls.cert) : path.join(config.mailrootPath, 'tls', 'selfsigned.crt');
+  if (!existsSync(file)) return undefined;
+  try {
+    const notAfter = Date.parse(new X509Certificate(readFileSync(file)).validTo);
+    return Math.floor((notAfter - clock.now()) / 86_400_000);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startRelay(initial: Config, opts: { logger?: Logger; clock?: Clock } = {}): Promise<RunningRelay> {
+  let config = initial;
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
+  const bus = createEventBus(logger);
+
+  // History is a view of the spool, fed by events in batches off the SMTP path.
+  const history = openHistory(config, { logger: logger.child({ stage: 'history' }), clock });
+  bus.subscribe((e) => history.record(e));
+
+  const spool = await openSpool(config, { clock, logger: logger.child({ stage: 'queue' }), events: (e: QueueEvent) => bus.emit(e) });
+  const { transports, tokens } = buildTransports(config, { logger: logger.child({ stage: 'transport' }), clock });
+  for (const u of config.upstreams) {
+    const warning = basicAuthWarning(u, clock.now());
+    if (warning) logger.warn({ upstream: u.name }, warning);
+  }
+  if (config.upstreams.length === 0) logger.warn('no upstream is configured: accepted mail waits in the queue until one is added (upstreams: in the config file)');
+
+  const delivery = createDeliveryManager(withEffectiveLimits(config), { spool, transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e) });
+
+  // Sender rules: checked before 250 by the listener; their mode (rewrite / on-behalf) and upstream
+  // choice are applied here, on the way into the spool, so the stored message is what goes out.
+  const enqueue = {
+    async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream) {
+      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content);
+      const route = senderRouteFor(config, { clientAddress: envelope.client.address, user: envelope.client.user });
+      const withRoute: Envelope = route.upstream ? { ...envelope, upstream: route.upstream.name } : envelope;
+      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content);
+      const raw = Buffer.isBuffer(content) ? content : await collect(content);
+      const rewritten = applySenderMode(raw, withRoute, route.spec);
+      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message);
+    },
+  };
+  const listener = createSmtpListener(config, {
+    enqueue,
+    logger: logger.child({ stage: 'inbound' }),
+    clock,
+    senderCheck: config.senders.length ? createSenderCheck(config) : undefined,
+  });
+  const pickup = createPickupWatcher(config, { enqueue: spool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
+
+  const smtp = await listener.start();
+  if (config.pickup.enabled) await pickup.start();
+  delivery.start();
+
+  const reload = async () => {
+    const next = loadConfig(config.source === '(defaults)' ? undefined : config.source);
+    config = next;
+    listener.reload(next);
+    logger.info({ config: next.source }, 'configuration reloaded');
+  };
+
+  let webUrl: string | undefined;
+  let stopWeb: (() => Promise<void>) | undefined;
+  if (config.web.enabled) {
+    const services = buildWebServices({
+      getConfig: () => config,
+      spool,
+      history,
+      bus,
+      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name) },
+      tokens,
+      logger: logger.child({ stage: 'web' }),
+      reload,
+      tlsCertificateDaysLeft: () => certificateDaysLeft(config, clock),
+    });
+    const web = await startWeb(services, config, { logger: logger.child({ stage: 'web' }), clock });
+    webUrl = web.url;
+    stopWeb = () => web.app.close();
+  }
+  logger.info({ smtp: smtp.map((a) => `${a.address}:${a.port}/${a.tls}`), web: webUrl, mailroot: config.mailrootPath, upstreams: config.upstreams.map((u) => u.name) }, 'smarthost is running');
+
+  return {
+    config: () => config,
+    smtp,
+    webUrl,
+    reload,
+    async stop() {
+      await listener.stop({ graceful: true });
+      await pickup.stop();
+      await delivery.stop();
+      await stopWeb?.();
+      await Promise.all(transports.map((t) => t.close().catch(() => {})));
+      await history.close();
+      await spool.close();
+    },
+  };
+}
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+/** Runs until a signal: SIGTERM/SIGINT stop gracefully, SIGHUP reloads. */
+export async function serve(configFile: string | undefined): Promise<void> {
+  const config = loadConfig(configFile);
+  const relay = await startRelay(config);
+  (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
+  const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing open SMTP sessions and deliveries');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    await relay.stop().catch((err) => logger.error({ err }, 'error while stopping'));
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    relay.reload().catch((err) => logger.error({ err: String(err) }, 'reload refused: the running configuration stays in force'));
+  });
+}
