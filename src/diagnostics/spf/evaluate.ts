@@ -273,7 +273,7 @@ class Evaluation {
         const record = await this.spfRecord(target!);
         if (record === undefined) throw new SpfError('permerror', `include:${target}: that domain has no SPF record`, term.text);
         const result = await this.checkRecord(record, target!, depth + 1);
-        this.trace.push(`${'  '.repeat(depth)}${term.text} → ${result}${result === 'pass' ? ' (match)' : ' (no match)'}`);
+        if (result !== 'pass') this.trace.push(`${'  '.repeat(depth)}${term.text} → ${result}: no match, continuing`);
         return result === 'pass';
       }
       default:
