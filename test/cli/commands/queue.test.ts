@@ -11,7 +11,7 @@ import { silentLogger } from '../../../src/core/logger.ts';
 
 const run = promisify(execFile);
 const BIN = path.resolve('bin/smarthost.js');
-const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { timeout: 20_000 }).catch((e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }));
+const cli = (args: string[]) => run(process.execPath, [BIN, ...args], { timeout: 20_000 }).then((r) => ({ ...r, code: 0 })).catch((e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }));
 
 test('queue list / show / retry / flush / delete on the spool folders', { timeout: 60_000 }, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-cli-queue-'));
