@@ -1,6 +1,7 @@
 // The RFC 7208 (203 tests) and RFC 4408 (191 tests) SPF conformance suites, results and
 // explanations, each scenario's zone served by a real DNS server on loopback and queried through
-// the dns-packet client over UDP (and TCP when truncated). Ignore list: empty.
+// the dns-packet client: RFC 7208 over UDP (TCP only for the few answers over 512 octets); RFC 4408 with the server's UDP limit lowered so that
+// every answer with data comes back truncated and is fetched again over TCP. Ignore list: empty.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkHost } from '../../../src/diagnostics/spf/evaluate.ts';
@@ -10,12 +11,20 @@ import { loadSuite } from '../../helpers/spf-suite.ts';
 
 const IGNORED: Record<string, string> = {}; // test id → reason; deliberately empty
 
-let server: TestDnsServer;
-before(async () => { server = await startDnsServer({}); });
-after(async () => server.stop());
+let udpServer: TestDnsServer;
+let tcpServer: TestDnsServer;
+before(async () => {
+  udpServer = await startDnsServer({});
+  tcpServer = await startDnsServer({}, { udpLimit: 60 });
+});
+after(async () => {
+  await udpServer.stop();
+  await tcpServer.stop();
+});
 
-for (const [suite, expected] of [['rfc7208', 203], ['rfc4408', 191]] as const) {
-  test(`${suite} conformance suite: ${expected}/${expected}`, async (t) => {
+for (const [suite, expected, transport] of [['rfc7208', 203, 'udp'], ['rfc4408', 191, 'tcp']] as const) {
+  test(`${suite} conformance suite: ${expected}/${expected} (${transport === 'tcp' ? 'UDP truncated, then TCP' : 'UDP'})`, async (t) => {
+    const server = transport === 'tcp' ? tcpServer : udpServer;
     const { source, scenarios } = loadSuite(suite);
     const client = createDnsClient({ servers: [{ host: server.host, port: server.port }], timeoutMs: 150, retries: 0 });
     const failures: string[] = [];
@@ -40,6 +49,9 @@ for (const [suite, expected] of [['rfc7208', 203], ['rfc4408', 191]] as const) {
       }
     }
     assert.equal(total, expected, `${source} should hold ${expected} tests`);
+    const viaTcp = server.queries.filter((q) => q.transport === 'tcp').length;
+    if (transport === 'tcp') assert.ok(viaTcp > 100, `only ${viaTcp} queries went over TCP`);
+    else assert.ok(server.queries.filter((q) => q.transport === 'udp').length > 300);
     assert.deepEqual(failures, [], `${passed}/${total} passed`);
     assert.equal(passed, expected);
   });
