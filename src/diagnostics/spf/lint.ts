@@ -156,7 +156,8 @@ export async function lintSpf(input: { domain?: string; record?: string; strings
       if (t.error) {
         const rule: RuleSlug = (t.name === 'ip4' || t.name === 'ip6' || /prefix length|address/.test(t.error)) && !/unknown mechanism/.test(t.error) ? 'bad-address'
           : /domain|qualified/.test(t.error) ? 'bad-domain' : 'syntax';
-        add(rule, d, `"${t.text}" at position ${t.start + 1}: ${t.error}`, { ...at, fix: t.suggestion });
+        const where = t.errorAt ?? t.start;
+        add(rule, d, `"${t.text}" at position ${where + 1}: ${t.error}`, { ...at, ...(t.errorAt !== undefined ? { start: t.errorAt, end: t.errorAt + 1 } : {}), fix: t.suggestion });
         continue;
       }
       if (t.kind === 'modifier') {

@@ -27,6 +27,8 @@ export interface Term {
   cidr4?: number;
   cidr6?: number;
   error?: string;
+  /** Offset in the record of the character the error is about (a bad macro), when narrower than the term. */
+  errorAt?: number;
   suggestion?: string;
 }
 
@@ -87,13 +89,14 @@ export function parseTerm(text: string, start = 0): Term {
     const value = modifier[2];
     const term: Term = { ...base, kind: 'modifier', name, value, qualifier: '+', qualifierWritten: false };
     if (text.endsWith(',')) return { ...term, error: 'terms are separated by spaces, not commas' };
+    const valueAt = start + modifier[1].length + 1;
     if (name === 'redirect' || name === 'exp') {
       if (value === '') return { ...term, error: `${name}= needs a domain name` };
       const problem = domainSpecError(value);
-      if (problem) return { ...term, error: `${name}=: ${problem.message}` };
+      if (problem) return { ...term, error: `${name}=: ${problem.message}`, errorAt: valueAt + problem.offset };
     } else if (name !== 'default' && name !== 'op') {
       const problem = macroSyntaxError(value);
-      if (problem) return { ...term, error: `${name}=: ${problem.message}` };
+      if (problem) return { ...term, error: `${name}=: ${problem.message}`, errorAt: valueAt + problem.offset };
     }
     return term;
   }
@@ -157,7 +160,7 @@ export function parseTerm(text: string, start = 0): Term {
   if (term.value !== undefined) {
     if (term.value === '') return fail(`${name}: the domain name after ":" is empty`);
     const problem = domainSpecError(term.value);
-    if (problem) return fail(`${name}: ${problem.message}`);
+    if (problem) return { ...fail(`${name}: ${problem.message}`), errorAt: start + (term.qualifierWritten ? 1 : 0) + colon + 1 + problem.offset };
   }
   return term;
 }

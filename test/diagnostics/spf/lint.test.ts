@@ -136,3 +136,12 @@ test('a DNS timeout is "could not check", never "no record"', async () => {
 test('every lint rule is exercised above', () => {
   assert.deepEqual(Object.keys(LINT_RULES).filter((r) => !fired.has(r)), []);
 });
+
+test('a macro error is pointed at exactly', async () => {
+  const r = await lint('v=spf1 exists:%{i}.%{z}.example.com -all');
+  const f = r.findings.find((x) => x.rule === 'syntax')!;
+  assert.equal(f.start, 'v=spf1 exists:%{i}.'.length);
+  assert.match(f.message, /position 20: .*"z" is not a macro letter/);
+  const m = await lint('v=spf1 -all exp=%{d}.%');
+  assert.equal(m.findings.find((x) => x.rule === 'syntax')!.start, 'v=spf1 -all exp=%{d}.'.length);
+});
