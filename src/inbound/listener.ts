@@ -58,10 +58,8 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   const sessions = new SessionTracker(clock, logger);
   const counters = sessions.counters;
 
-  const loadAuthUsers = (): void => {
-    if (config.auth.enabled && config.auth.usersFile) guard.update(loadUsers(resolveFile(config, config.auth.usersFile)), config.auth);
-    else guard.update(new Map(), config.auth);
-  };
+  /** Reads the users file of a configuration (throws naming the file when it is bad). */
+  const usersOf = (c: Config): Map<string, string> => (c.auth.enabled && c.auth.usersFile ? loadUsers(resolveFile(c, c.auth.usersFile)) : new Map());
 
   function onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     cb(refused(sessions.admit(session, config.limits, access)));
@@ -186,7 +184,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   }
 
   async function start(): Promise<BoundAddress[]> {
-    loadAuthUsers();
+    guard.update(usersOf(config), config.auth);
     if (config.auth.enabled && !config.auth.usersFile) logger.warn({ event: 'smtp-config' }, 'auth.enabled is on but no auth.usersFile is set: no client can log in');
     if (config.auth.required && !config.auth.enabled) logger.warn({ event: 'smtp-config' }, 'auth.required is on but auth.enabled is off: every client will be refused at MAIL FROM');
     const needsCert = config.listen.some((l) => l.tls !== 'none');
@@ -226,10 +224,12 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     })));
   }
 
+  /** All or nothing: a bad users file throws before anything of the new configuration applies. */
   function reload(next: Config): void {
+    const users = usersOf(next);
     config = next;
     access = compileAccess(next.access);
-    loadAuthUsers();
+    guard.update(users, next.auth);
     for (const server of servers) {
       Object.assign(server.options, {
         size: next.limits.maxMessageSize,
