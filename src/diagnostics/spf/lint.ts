@@ -75,6 +75,7 @@ export const LINT_RULES = {
   'sender-id': ['SPF030', 'info', 'spf2.0 (Sender ID) record: unrelated to SPF'],
   'modifier-typo': ['SPF031', 'warning', 'unknown modifier that looks like a mistyped mechanism'],
   'near-lookup-limit': ['SPF032', 'info', '8-10 DNS-querying terms: close to the limit'],
+  'm365-include-missing': ['SPF033', 'warning', 'MX is Exchange Online but the Microsoft 365 include is missing'],
 } as const satisfies Record<string, readonly [string, Severity, string]>;
 
 export type RuleSlug = keyof typeof LINT_RULES;
@@ -113,6 +114,7 @@ export async function lintSpf(input: { domain?: string; record?: string; strings
   }
   visit(root, new Set());
   await checkExplanations(root);
+  if (input.domain && root.record) await checkMicrosoft365AndDmarc(input.domain);
 
   if (tree.totalLookups > 10) {
     add('too-many-lookups', root.domain, `${tree.totalLookups} DNS-querying terms (include, a, mx, ptr, exists, redirect) counting every include; the limit is 10 and receivers return permerror past it. Receivers only count the path they walk, this counts the worst case`, { fix: 'remove unused includes, replace a/mx with ip4/ip6, or move other senders to a subdomain' });
@@ -197,6 +199,26 @@ export async function lintSpf(input: { domain?: string; record?: string; strings
       if (t.name === 'mx' && (f.mxHosts?.length ?? 0) > 10) add('too-many-mx', d, `${f.target} has ${f.mxHosts!.length} MX records; receivers return permerror above 10`, at);
     }
     if (!allTerm && !seenModifiers.has('redirect')) add('no-all', d, 'no "all" and no redirect=: mail from unlisted servers gets neutral, as if there were no record', { fix: 'end the record with "-all" (or "~all")', start: record.length, end: record.length });
+  }
+
+  /** Microsoft 365 tenants need its include; ~all means more or less depending on DMARC. */
+  async function checkMicrosoft365AndDmarc(domain: string): Promise<void> {
+    const mx = await resolver.query(domain, 'MX');
+    const exchangeOnline = mx.answers.some((r) => r.type === 'MX' && /\.mail\.protection\.outlook\.com\.?$/i.test((r.data as { exchange: string }).exchange));
+    const includes: string[] = [];
+    const collect = (n: SpfNode): void => { for (const f of n.findings) { if (f.term.name === 'include' && f.target) includes.push(f.target); if (f.child) collect(f.child); } };
+    collect(root);
+    if (exchangeOnline && !includes.includes('spf.protection.outlook.com')) {
+      add('m365-include-missing', domain, `${domain} receives mail in Exchange Online (its MX), but its SPF record does not include spf.protection.outlook.com, so mail Microsoft 365 sends for it fails SPF`, { fix: 'add include:spf.protection.outlook.com before the all' });
+    }
+    const soft = findings.find((f) => f.rule === 'softfail-all' && f.domain === domain);
+    if (soft) {
+      const dmarc = await resolver.query(`_dmarc.${domain}`, 'TXT');
+      const policy = dmarc.answers.map((r) => String(r.data)).find((t) => /^v=DMARC1/i.test(t))?.match(/;\s*p=(\w+)/i)?.[1]?.toLowerCase();
+      soft.message += policy === 'reject' || policy === 'quarantine'
+        ? `; DMARC p=${policy} at _dmarc.${domain} still makes receivers ${policy} mail that fails SPF and DKIM alignment`
+        : `; there is no enforcing DMARC policy at _dmarc.${domain} (${policy ? `p=${policy}` : 'none found'}), so mail from unlisted servers is at most marked`;
+    }
   }
 
   /** exp= targets: exactly one TXT record expected, else receivers fall back to their default text. */

@@ -10,7 +10,7 @@ const O365 = 'spf.protection.outlook.com';
 const many = (n: number, prefix: string): string => Array.from({ length: n }, (_, i) => `a:h${i}.${prefix}`).join(' ');
 export const LINT_ZONE: Zone = {
   [O365]: [{ TXT: 'v=spf1 ip4:40.92.0.0/15 ip6:2a01:111:f400::/48 -all' }],
-  'ok.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 include:spf.protection.outlook.com -all' }, { TXT: 'MS=ms1234' }],
+  'ok.test': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 include:spf.protection.outlook.com -all' }, { TXT: 'MS=ms1234' }, { MX: [0, 'ok-test.mail.protection.outlook.com'] }],
   'none.test': [{ TXT: 'hello' }],
   'multi.test': [{ TXT: 'v=spf1 -all' }, { TXT: 'v=spf1 ~all' }],
   'type99.test': [{ SPF: 'v=spf1 -all' }],
@@ -46,6 +46,9 @@ export const LINT_ZONE: Zone = {
   'expbad.test': [{ TXT: 'v=spf1 -all exp=noexp.test' }],
   'senderid.test': [{ TXT: 'spf2.0/pra ip4:192.0.2.1 -all' }, { TXT: 'v=spf1 ip4:192.0.2.1 -all' }],
   'modtypo.test': [{ TXT: 'v=spf1 include=ok.test -all' }],
+  'tenant.test': [{ TXT: 'v=spf1 ip4:192.0.2.1 -all' }, { MX: [0, 'tenant-test.mail.protection.outlook.com'] }],
+  'softdmarc.test': [{ TXT: 'v=spf1 ip4:192.0.2.1 ~all' }],
+  '_dmarc.softdmarc.test': [{ TXT: 'v=DMARC1; p=reject; rua=mailto:d@softdmarc.test' }],
   'slow.test': ['TIMEOUT'],
   'incslow.test': [{ TXT: 'v=spf1 include:slow.test -all' }],
 };
@@ -91,7 +94,10 @@ test('record rules', async () => {
   await expectRule('noall.test', 'no-all');
   await expectRule('plusall.test', 'plus-all');
   await expectRule('neutral.test', 'neutral-all');
-  await expectRule('soft.test', 'softfail-all');
+  await expectRule('soft.test', 'softfail-all', (r) => assert.match(r.findings.find((f) => f.rule === 'softfail-all')!.message, /no enforcing DMARC policy/));
+  await expectRule('softdmarc.test', 'softfail-all', (r) => assert.match(r.findings.find((f) => f.rule === 'softfail-all')!.message, /DMARC p=reject/));
+  await expectRule('tenant.test', 'm365-include-missing');
+  assert.ok(!(await lint('ok.test')).findings.some((f) => f.rule === 'm365-include-missing'));
   await expectRule('ptr.test', 'ptr');
   await expectRule('dash.test', 'bad-characters');
   await expectRule('pmacro.test', 'p-macro');
