@@ -11,6 +11,7 @@
  * On failure the error is passed to every waiter of that round; nothing is retried silently.
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 
 interface Round {
   promise: Promise<void>;
@@ -85,6 +86,38 @@ export async function streamToFileSynced(file: string, source: NodeJS.ReadableSt
     await fh.close();
   }
   return size;
+}
+
+/** A new file written but not yet synced, still open so it can be synced after a rename. */
+export interface OpenWrite {
+  handle: FileHandle;
+  size: number;
+  /** CRC-32 of the content (checked by recovery for messages whose sync may not have finished). */
+  crc: number;
+}
+
+/** Writes `content` (Buffer or stream, one chunk in memory at a time) to a new file and keeps it open. */
+export async function writeOpen(file: string, content: Buffer | NodeJS.ReadableStream): Promise<OpenWrite> {
+  const handle = await open(file, 'wx', 0o640);
+  try {
+    if (Buffer.isBuffer(content)) {
+      await handle.writeFile(content);
+      return { handle, size: content.length, crc: crc32(content) };
+    }
+    let size = 0;
+    let crc = 0;
+    for await (const chunk of content as AsyncIterable<Buffer | string>) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += buf.length;
+      crc = crc32(buf, crc);
+      let off = 0;
+      while (off < buf.length) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+    }
+    return { handle, size, crc };
+  } catch (e) {
+    await handle.close().catch(() => undefined);
+    throw e;
+  }
 }
 
 /** Replaces `file` atomically with `data` (write beside it, fsync, rename over). The caller syncs the folder. */

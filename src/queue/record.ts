@@ -21,6 +21,8 @@ export interface QueueRecord {
   id: QueueId;
   envelope: Envelope;
   recipients: RecipientRecord[];
+  /** CRC-32 of the message file as written (recovery checks messages in incoming/ against it). */
+  crc32?: number;
   /** Attempts that ended in a deferral (drives the retry ladder). */
   attempts: number;
   /** Epoch ms of the first and last attempt. */

@@ -2,6 +2,8 @@
  * Crash recovery, run once when the relay opens its spool, before anything else touches it.
  *
  * - tmp/: half-received messages (the client never heard 250) → deleted.
+ * - incoming/: a message whose envelope file does not parse, or whose message file does not have the
+ *   recorded size and CRC-32, was cut before its syncs finished (no 250 was given) → deleted.
  * - *.tmp beside envelope files: interrupted in-place rewrites → deleted (the old file is intact).
  * - a message file whose envelope file sits in another folder (a state change cut between its two
  *   renames) → moved beside its envelope file.
@@ -13,7 +15,9 @@
  *   possibleDuplicate because the upstream may have taken them already.
  * Every folder touched is fsynced before the relay starts.
  */
+import { createReadStream } from 'node:fs';
 import { readdir, readFile, rename } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import type { Logger } from '../core/logger.ts';
 import { QUEUE_STATES, ENVELOPE_EXT, MESSAGE_EXT, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { replaceFileSynced, unlinkIfExists, type DirectorySyncer } from './durable.ts';
@@ -25,6 +29,23 @@ export interface RecoveryReport {
   requeuedActive: number;
   movedStragglers: number;
   toBadmail: number;
+}
+
+/** The envelope file parses and the message file has the recorded size and CRC-32. */
+async function committedWhole(paths: SpoolPaths, id: string): Promise<boolean> {
+  try {
+    const rec = parseRecord(await readFile(paths.envelope('incoming', id), 'utf8'), id);
+    if (rec.crc32 === undefined) return true;
+    let size = 0;
+    let crc = 0;
+    for await (const chunk of createReadStream(paths.message('incoming', id))) {
+      size += (chunk as Buffer).length;
+      crc = crc32(chunk as Buffer, crc);
+    }
+    return size === rec.envelope.size && crc === rec.crc32;
+  } catch {
+    return false;
+  }
 }
 
 export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
@@ -75,6 +96,17 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
     await unlinkIfExists(file);
     envelopes.delete(id);
     report.toBadmail++;
+  }
+
+  // incoming/: the last enqueues before a crash may have been renamed in before their syncs finished
+  // (no 250 was given for those); keep only messages whose envelope parses and whose content is whole.
+  for (const [id, state] of envelopes) {
+    if (state !== 'incoming') continue;
+    if (await committedWhole(paths, id)) continue;
+    await unlinkIfExists(paths.envelope('incoming', id));
+    await unlinkIfExists(paths.message('incoming', id));
+    envelopes.delete(id);
+    report.droppedPartial++;
   }
 
   for (const [id, state] of envelopes) {

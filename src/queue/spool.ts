@@ -4,7 +4,7 @@
  * Guarantees:
  * - enqueue() resolves only when the message file and the envelope file are fsynced and their names
  *   are fsynced in incoming/ — only then may the client hear 250. Concurrent enqueues share one
- *   directory fsync (group commit, durable.ts).
+ *   directory fsync (group commit, durable.ts), and the file syncs run beside it (one round).
  * - A state change renames the envelope file (the commit point), then the message file; the
  *   envelope file's folder is the state (paths.ts).
  * - On open (unless `recover: false`, for the CLI beside a running relay), recovery runs first
@@ -24,7 +24,7 @@ import { SmarthostError } from '../core/errors.ts';
 import { newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, writeFileSynced, streamToFileSynced, replaceFileSynced, unlinkIfExists } from './durable.ts';
+import { DirectorySyncer, writeOpen, replaceFileSynced, unlinkIfExists, type OpenWrite } from './durable.ts';
 import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
@@ -140,20 +140,22 @@ class FolderSpool implements Spool {
     const tmpMessage = this.paths.message('tmp', id);
     const tmpEnvelope = this.paths.envelope('tmp', id);
     let record: QueueRecord;
+    const open: OpenWrite[] = [];
     try {
-      if (Buffer.isBuffer(content)) {
-        record = newRecord(id, { ...envelope, size: content.length });
-        await Promise.all([writeFileSynced(tmpMessage, content), writeFileSynced(tmpEnvelope, serializeRecord(record))]);
-      } else {
-        const size = await streamToFileSynced(tmpMessage, content);
-        record = newRecord(id, { ...envelope, size });
-        await writeFileSynced(tmpEnvelope, serializeRecord(record));
-      }
-      // message file first: the envelope file arriving in incoming/ is the commit
+      const message = await writeOpen(tmpMessage, content);
+      open.push(message);
+      record = newRecord(id, { ...envelope, size: message.size });
+      record.crc32 = message.crc;
+      open.push(await writeOpen(tmpEnvelope, Buffer.from(serializeRecord(record))));
+      // Renames first, then the file and folder syncs all at once: one fsync round per message
+      // instead of two. Until every sync has finished the client has no 250; recovery checks the
+      // size and CRC of messages in incoming/ and drops any whose content did not reach the disk.
       await rename(tmpMessage, this.paths.message('incoming', id));
       await rename(tmpEnvelope, this.paths.envelope('incoming', id));
-      await this.syncer.sync(this.paths.folder('incoming'));
+      await Promise.all([...open.map((w) => w.handle.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
+      await Promise.all(open.splice(0).map((w) => w.handle.close()));
     } catch (e) {
+      await Promise.all(open.map((w) => w.handle.close().catch(() => undefined)));
       await Promise.all([tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]
         .map((f) => unlinkIfExists(f).catch(() => false)));
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });

@@ -194,3 +194,17 @@ test('pacing: recipients split per maxRecipientsPerMessage; maxMessagesPerMinute
   assert.equal(up.received.length, 4);
   assert.deepEqual(await h.badmail(), []);
 });
+
+test('started manager delivers on enqueue without being asked, and stops cleanly', T, async (t) => {
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\ndelivery:\n  concurrency: 2\n`);
+  t.after(() => h.close());
+  h.manager.start();
+  await Promise.all(Array.from({ length: 6 }, (_, i) => h.enqueue('a@contoso.com', [`r${i}@x.org`])));
+  for (let i = 0; i < 100 && up.received.length < 6; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(up.received.length, 6);
+  for (let i = 0; i < 100 && (await h.spool.list()).length; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(await h.spool.list(), []);
+  await h.manager.stop();
+});

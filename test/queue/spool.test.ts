@@ -100,6 +100,12 @@ test('recovery: tmp files dropped, active requeued as possible duplicates, strag
   await writeFile(path.join(root, 'incoming', '20261125T120000Z-aaaaaaaaaa-0001.eml'), 'Subject: uncommitted\r\n');
   // b's envelope moved to deferred but its message file was left in incoming (cut between renames)
   const { rename } = await import('node:fs/promises');
+  // c's content never reached the disk (renamed in, crash before its syncs): size/CRC differ → dropped
+  const c = await first.enqueue(env(), Buffer.from('Subject: c\r\n\r\nc\r\n'));
+  await writeFile(path.join(root, 'incoming', `${c}.eml`), '');
+  // d's envelope file is torn
+  const d = await first.enqueue(env(), Buffer.from('Subject: d\r\n\r\nd\r\n'));
+  await writeFile(path.join(root, 'incoming', `${d}.json`), '{"version":1,"id":');
   await rename(path.join(root, 'incoming', `${b}.json`), path.join(root, 'deferred', `${b}.json`));
 
   const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
