@@ -60,6 +60,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let pumpScheduled = false;
+  let stopped = false;
 
   const iso = (t = clock.now()) => new Date(t).toISOString();
   const emit: QueueEventSink = (e) => {
@@ -114,6 +115,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       }
       const pacer = pacers.get(transport.name)!;
       const next: string[] = [];
+      let sentHere = false;
       while (remaining.length) {
         const n = pacer.reserve(clock.now(), remaining.length);
         if (n === 0) {
@@ -123,6 +125,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
           break;
         }
         const batch = remaining.splice(0, n);
+        sentHere = true;
         const started = Date.now();
         const outcomes = await transport.send(outboundMessage(rec, batch));
         const durationMs = Date.now() - started;
@@ -150,6 +153,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         if (outcomes.some((o) => o.action === 'delivered')) routes.ok(transport.name);
         else if (outcomes.length && outcomes.every((o) => o.action === 'delayed')) routes.failing(transport.name, outcomes[0].diagnostic ?? outcomes[0].status);
       }
+      if (!sentHere) routes.endProbe(transport.name);
       remaining = next;
     }
     return { results, attempted, pacedUntil, waitingFor };
@@ -258,6 +262,8 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
 
   function pump(): void {
     pumpScheduled = false;
+    // with no upstream configured, mail simply waits in incoming/ (no churn of claims and rewrites)
+    if (stopped || transports.length === 0) return;
     const free = delivery.concurrency - inFlight.size;
     if (free <= 0) return;
     for (const rec of spool.due(clock.now(), free + inFlight.size)) {
@@ -308,6 +314,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     },
     async stop() {
       running = false;
+      stopped = true;
       if (timer) clearInterval(timer);
       await Promise.allSettled([...inFlight.values()]);
       await Promise.allSettled(transports.map((t) => t.close()));

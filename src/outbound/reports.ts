@@ -26,15 +26,16 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
   if (!to.length || !outcomes.length) return;
   try {
     const { headerPreview } = await spool.show(rec.id);
+    const subject = rec.envelope.subject ?? /^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(headerPreview)?.[1]?.replace(/\r?\n[ \t]+/g, ' ').trim();
     const from = config.ndr.from ?? `MAILER-DAEMON@${config.hostnameResolved}`;
     const content = buildDsn({
       kind, queueId: rec.id, reportingMta: config.hostnameResolved, from, to, originalSender: rec.envelope.mailFrom,
-      originalSubject: rec.envelope.subject, arrivalDate: new Date(Date.parse(rec.envelope.receivedAt) || now.getTime()), now,
+      originalSubject: subject, arrivalDate: new Date(Date.parse(rec.envelope.receivedAt) || now.getTime()), now,
       outcomes, originalHeaders: headerPreview, envid: rec.envelope.dsn?.envid, willRetryUntil,
     });
     const id = await spool.enqueue({
       mailFrom: '', recipients: to, client: { address: '', source: 'ndr' }, receivedAt: now.toISOString(), size: content.length,
-      upstream: config.ndr.upstream, subject: `${kind === 'failed' ? 'Undeliverable' : 'Delivery delayed'}: ${rec.envelope.subject ?? ''}`.trim(),
+      upstream: config.ndr.upstream, subject: `${kind === 'failed' ? 'Undeliverable' : 'Delivery delayed'}: ${subject ?? ''}`.trim(),
     }, content);
     logger.info({ id: rec.id, report: id, kind, to }, 'delivery report queued');
   } catch (err) {

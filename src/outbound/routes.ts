@@ -52,6 +52,11 @@ export class RouteBoard {
     return false;
   }
 
+  /** A probe slot was granted but not used (e.g. pacing): let the next delivery probe. */
+  endProbe(name: string): void {
+    this.probing.delete(name);
+  }
+
   park(name: string, reason: string): void {
     this.probing.delete(name);
     this.set(name, 'parked', reason);

@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { explainReply } from '../../src/outbound/explain.ts';
+import { buildDsn } from '../../src/outbound/ndr.ts';
+import { reportRecipients } from '../../src/outbound/reports.ts';
+
+test('explanations: send-as, authentication, unknown recipient, too big, network, expiry', () => {
+  const sendAs = explainReply(550, '5.7.60', '550 5.7.60 SMTP; Client does not have permissions to send as this sender');
+  assert.match(sendAs.fix, /Send As/i);
+  assert.equal(explainReply(535, '5.7.139', '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant').routeBroken, true);
+  assert.equal(explainReply(530, '5.7.57', '530 5.7.57 Client not authenticated to send mail').routeBroken, true);
+  assert.match(explainReply(550, '5.1.1', '550 5.1.1 User unknown').meaning, /does not exist/);
+  assert.match(explainReply(552, '5.3.4', '552 5.3.4 Message size exceeds fixed maximum message size').meaning, /too big|larger than/);
+  assert.match(explainReply(undefined, '4.4.1', 'ECONNECTION: connect ECONNREFUSED').meaning, /could not be reached/);
+  assert.match(explainReply(undefined, '4.4.7', 'expired').meaning, /expired/);
+  assert.equal(explainReply(550, '5.1.1', 'x').routeBroken, false);
+  assert.match(explainReply(554, undefined, '554 no').meaning, /permanently/);
+});
+
+test('DSN: RFC 3464 parts, non-ASCII subject encoded, headers attached', () => {
+  const now = new Date(Date.UTC(2026, 10, 25, 12));
+  const dsn = buildDsn({
+    kind: 'failed', queueId: 'Q1', reportingMta: 'relay.test', from: 'MAILER-DAEMON@relay.test', to: ['printer@contoso.com'], originalSender: 'printer@contoso.com',
+    originalSubject: 'Scan für Büro', arrivalDate: now, now, originalHeaders: 'Subject: x\r\nFrom: printer@contoso.com',
+    outcomes: [{ recipient: 'a@x.org', action: 'failed', status: '5.1.1', diagnostic: '550 5.1.1 User unknown', remoteMta: 'mx.x.org', transport: 'smtp', at: now.toISOString() }],
+  }).toString();
+  assert.match(dsn, /^Subject: =\?UTF-8\?B\?/m);
+  assert.match(dsn, /^Auto-Submitted: auto-replied$/m);
+  assert.match(dsn, /Content-Type: message\/delivery-status\r\n\r\nReporting-MTA: dns; relay\.test\r\nArrival-Date: .*\r\n\r\nFinal-Recipient: rfc822; a@x\.org\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.x\.org\r\nDiagnostic-Code: smtp; 550 5\.1\.1 User unknown/);
+  assert.match(dsn, /Content-Type: text\/rfc822-headers\r\n\r\nSubject: x\r\nFrom: printer@contoso\.com\r\n/);
+  assert.doesNotMatch(dsn.replace(/\r\n/g, ''), /[\r\n]/);
+});
+
+test('report recipients follow ndr.to and never include anyone for a null sender', () => {
+  const cfg = (to: 'sender' | 'admin' | 'both' | 'off') => ({ hostnameResolved: 'relay.test', ndr: { to, adminCopy: 'pm@contoso.com' } });
+  assert.deepEqual(reportRecipients(cfg('sender'), 's@x.org'), ['s@x.org']);
+  assert.deepEqual(reportRecipients(cfg('admin'), 's@x.org'), ['pm@contoso.com']);
+  assert.deepEqual(reportRecipients(cfg('both'), 's@x.org'), ['s@x.org', 'pm@contoso.com']);
+  assert.deepEqual(reportRecipients(cfg('off'), 's@x.org'), []);
+  assert.deepEqual(reportRecipients(cfg('both'), ''), []);
+});
