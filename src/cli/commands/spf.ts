@@ -102,6 +102,10 @@ export function register(program: Command): void {
         const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
         try {
           options = { ...options, ...(await promptBuildOptions(rl)) };
+        } catch (err) {
+          // Ctrl+C / Ctrl+D at a question: stop quietly, nothing was built
+          if ((err as Error)?.name === 'AbortError') throw new SmarthostError('SH_USAGE', 'cancelled: no record was built');
+          throw err;
         } finally {
           rl.close();
         }

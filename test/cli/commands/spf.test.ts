@@ -102,3 +102,28 @@ test('spf build: flags, merge, refusal, JSON', async () => {
   assert.equal(refused.code, 1);
   assert.match(refused.stdout, /REFUSED/);
 });
+
+test('spf build on a terminal without arguments asks the wizard\'s questions (real pty via script(1))', async () => {
+  const command = `${path.join(ROOT, 'node_modules/.bin/node')} ${path.join(ROOT, 'bin/smarthost.js')} spf build --resolver 127.0.0.1:${server.port} --timeout 300`;
+  const child = spawn('script', ['-qc', command, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const steps: Array<[string, string]> = [
+    ['Domain the record is for', 'contoso.test'], ['Merge with the record', 'n'], ['Microsoft 365 (Exchange Online)?', 'y'],
+    ['deliver straight to recipients?', '203.0.113.5'], ['Other servers by host name', ''], ['Domains whose MX servers', ''],
+    ['Other IPv4/IPv6 addresses', ''], ['Other providers that publish SPF', ''], ['Is that every server', '-all'],
+  ];
+  // answer each question once it has been asked (bounded wait per question)
+  for (const [question, answer] of steps) {
+    for (let waited = 0; !out.includes(question) && waited < 200; waited++) await new Promise((r) => setTimeout(r, 25));
+    child.stdin.write(`${answer}\n`);
+  }
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  const text = out.replace(/\r/g, '').replace(/\u001b\[[0-9;]*[A-Za-z]/g, '');
+  assert.match(text, /Does the domain send through Microsoft 365/);
+  assert.match(text, /Reject others \(-all\) or only mark them \(~all\)\?/);
+  assert.match(text, /"v=spf1 ip4:203\.0\.113\.5 include:spf\.protection\.outlook\.com -all"/);
+  assert.equal(code, 0, text);
+});
