@@ -197,9 +197,11 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     await failRecipients(rec, failedNow);
 
     let still = rec.recipients.filter((r) => r.state === 'pending');
+    // did an upstream actually answer for a recipient still pending? (not paced, not a parked route)
+    const triedPending = attempted && still.some((r) => results.has(r.address) && !results.get(r.address)!.routeBroken);
     const receivedAt = Date.parse(rec.envelope.receivedAt) || now;
     const expiresAt = receivedAt + delivery.expiration;
-    if (still.length && attempted && !waitingFor && clock.now() >= expiresAt) {
+    if (still.length && triedPending && clock.now() >= expiresAt) {
       const expired: Outcome[] = still.map((r) => ({
         recipient: r.address, action: 'failed', status: '4.4.7', transport: r.lastOutcome?.transport ?? 'spool', remoteMta: r.lastOutcome?.remoteMta,
         diagnostic: r.lastOutcome?.diagnostic, at: iso(), reason: `expired after ${Math.round(delivery.expiration / 3_600_000)} hours in the queue; last reply: ${r.lastOutcome?.diagnostic ?? 'none'}`,
@@ -220,7 +222,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     }
 
     const last = still[0].lastOutcome;
-    if (attempted) {
+    if (triedPending) {
       rec.attempts++;
       rec.waitingForUpstream = undefined;
       const wait = Math.max(retryDelay(delivery.retry, rec.attempts), retryAfter);
@@ -234,7 +236,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       rec.nextAttemptAt = pacedUntil ?? clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS);
       rec.lastError = 'waiting for the upstream\'s sending pace (messages per minute / recipients per day)';
     }
-    if (attempted && delivery.delayNotification > 0 && !rec.delayNotified && clock.now() - receivedAt >= delivery.delayNotification) {
+    if (triedPending && delivery.delayNotification > 0 && !rec.delayNotified && clock.now() - receivedAt >= delivery.delayNotification) {
       rec.delayNotified = true;
       const delayed = still.map((r) => r.lastOutcome).filter((o): o is Outcome => Boolean(o));
       await sendReport(config, spool, logger, rec, 'delayed', delayed, new Date(clock.now()), new Date(expiresAt));

@@ -208,3 +208,43 @@ test('started manager delivers on enqueue without being asked, and stops cleanly
   assert.deepEqual(await h.spool.list(), []);
   await h.manager.stop();
 });
+
+test('Retry-After from a transport is honoured; maxRecipientsPerDay makes the rest wait a day', T, async (t) => {
+  const { createDeliveryManager } = await import('../../src/outbound/manager.ts');
+  const { silentLogger } = await import('../../src/core/logger.ts');
+  const h = await harness('upstreams:\n  - { name: graph-like, url: "smtp://127.0.0.1:1", maxRecipientsPerDay: 3 }\n');
+  t.after(() => h.close());
+  const sent: string[][] = [];
+  let throttle = true;
+  // a stand-in transport (as Graph answers 429 with Retry-After): the manager is what is under test
+  const stub = {
+    kind: 'graph', name: 'graph-like',
+    async send(m: { recipients: string[] }) {
+      sent.push(m.recipients);
+      const at = new Date(h.clock.now()).toISOString();
+      return m.recipients.map((r) => (throttle
+        ? { recipient: r, action: 'delayed' as const, status: '4.7.0', diagnostic: '429 ApplicationThrottled', retryAfterMs: 2 * 3_600_000, transport: 'graph', at }
+        : { recipient: r, action: 'delivered' as const, status: '2.0.0', transport: 'graph', at }));
+    },
+    async close() {},
+  };
+  const manager = createDeliveryManager(h.config, { spool: h.spool, transports: [stub], logger: silentLogger(), clock: h.clock });
+  await h.enqueue('a@contoso.com', ['1@x.org']);
+  await manager.runOnce();
+  const [e] = await h.spool.list();
+  assert.equal(e.record.nextAttemptAt, h.clock.now() + 2 * 3_600_000, 'waits as long as Retry-After says, not 15 minutes');
+  throttle = false;
+  await h.spool.delete(e.record.id);
+  // the day budget is 1 spent + 2 left: of 4 recipients 2 go now, 2 wait (not failed)
+  await h.enqueue('a@contoso.com', ['2@x.org', '3@x.org', '4@x.org', '5@x.org']);
+  await manager.runOnce();
+  assert.deepEqual(sent.slice(1), [['2@x.org', '3@x.org']]);
+  const [w] = await h.spool.list();
+  assert.deepEqual(w.record.recipients.map((r) => r.state), ['delivered', 'delivered', 'pending', 'pending']);
+  assert.equal(w.record.nextAttemptAt, h.clock.now() + 86_400_000);
+  h.clock.advance(86_400_000);
+  await manager.runOnce();
+  assert.deepEqual(sent.slice(2), [['4@x.org', '5@x.org']]);
+  assert.deepEqual(await h.spool.list(), []);
+  assert.deepEqual(await h.badmail(), []);
+});
