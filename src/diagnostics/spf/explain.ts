@@ -86,7 +86,7 @@ function explainTerm(f: TermFinding): ExplainedTerm {
   const q = QUALIFIER_WORDS[t.qualifier];
   const cidr = (v4?: number, v6?: number): string => [v4 !== undefined ? `any IPv4 address in the same /${v4}` : '', v6 !== undefined ? `any IPv6 address in the same /${v6}` : ''].filter(Boolean).join(' and ');
   const found = f.addresses ? ` (now: ${f.addresses.length > 0 ? f.addresses.join(', ') : 'none found'})` : '';
-  const target = f.dependsOnSender ? `${t.value} (built per message from the macros)` : f.target;
+  const target = f.target?.startsWith('(') ? 'the domain publishing the record' : f.dependsOnSender ? `${t.value} (built per message from the macros)` : f.target;
   let words: string;
   let lookups = 1;
   switch (t.name) {
@@ -123,8 +123,11 @@ export function renderExplanation(e: SpfExplanation): string {
     lines.push(`${indent}${n.via === 'root' ? '' : `${n.via} → `}${n.domain}${n.record ? `: "${n.record}"` : ''}  [${n.lookups} DNS lookup${n.lookups === 1 ? '' : 's'}]`);
     if (n.problem) lines.push(`${indent}  ! ${n.problem}`);
     for (const t of n.terms) {
-      lines.push(`${indent}  ${t.text.padEnd(28)} ${t.words}${t.ignored ? ` — IGNORED: ${t.ignored}` : ''}`);
-      if (t.onMatch) lines.push(`${indent}  ${''.padEnd(28)}   on match: ${t.onMatch}`);
+      const words = `${t.words}${t.ignored ? ` — IGNORED: ${t.ignored}` : ''}`;
+      if (t.text.length > 28) lines.push(`${indent}  ${t.text}`, `${indent}  ${''.padEnd(28)} ${words}`);
+      else lines.push(`${indent}  ${t.text.padEnd(28)} ${words}`);
+      // the usual "+" needs no repeating; what a receiver does otherwise is said at the term
+      if (t.onMatch && t.result !== 'pass') lines.push(`${indent}  ${''.padEnd(28)}   on match: ${t.onMatch}`);
       for (const m of t.macros ?? []) lines.push(`${indent}  ${''.padEnd(28)}   ${m}`);
       if (t.child) walk(t.child, `${indent}    `);
     }
@@ -132,6 +135,8 @@ export function renderExplanation(e: SpfExplanation): string {
   walk(e.root, '');
   lines.push('', `DNS-querying terms: ${e.lookups} of 10 allowed (every branch counted)${e.lookups > 10 ? ' — TOO MANY: receivers return permerror' : ''}`);
   lines.push(`Void lookups: ${e.voidLookups} of 2 allowed`);
+  lines.push('Qualifiers (the sign before a term; none means +):');
+  for (const [q, w] of Object.entries(QUALIFIER_WORDS)) lines.push(`  ${q} ${w.result.padEnd(8)} ${w.receiver}`);
   for (const err of e.dnsErrors) lines.push(`DNS FAILED (not "missing"): ${err}`);
   return lines.join('\n');
 }

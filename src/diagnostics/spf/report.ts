@@ -32,8 +32,9 @@ export function renderLint(r: LintReport): string {
   lines.push(`  DNS-querying terms: ${r.lookups}/10, void lookups: ${r.voidLookups}/2`, '');
   const marks = { error: 'ERROR  ', warning: 'WARNING', info: 'info   ' } as const;
   for (const f of r.findings) {
-    lines.push(`${marks[f.severity]} ${f.id} ${f.rule}${f.domain !== r.domain ? ` [${f.domain}]` : ''}: ${f.message}`);
-    if (f.start !== undefined && f.domain === (r.domain ?? f.domain) && r.record && f.domain === r.tree.root.domain) {
+    const inRoot = f.domain === r.tree.root.domain;
+    lines.push(`${marks[f.severity]} ${f.id} ${f.rule}${inRoot ? '' : ` [in the record of ${f.domain}]`}: ${f.message}`);
+    if (f.start !== undefined && r.record && inRoot) {
       lines.push(`          ${r.record}`, `          ${' '.repeat(f.start)}${'^'.repeat(Math.max(1, (f.end ?? f.start + 1) - f.start))}`);
     }
     if (f.fix) lines.push(`          fix: ${f.fix}`);
