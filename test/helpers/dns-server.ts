@@ -110,6 +110,11 @@ function toRr(name: string, type: string, value: unknown, ttl: number): Rr {
       const [mname, rname, serial, refresh, retry, expire, minimum] = value as [string, string, number, number, number, number, number];
       return { ...base, type: 'SOA', data: { mname, rname, serial, refresh, retry, expire, minimum } };
     }
+    case 'A':
+    case 'AAAA':
+      // dns-packet would silently encode garbage; a real server refuses to load such a zone
+      if (!(type === 'A' ? net.isIPv4 : net.isIPv6)(String(value))) throw new Error(`${name}: "${String(value)}" is not an ${type} address`);
+      return { ...base, type, data: String(value) } as Rr;
     default:
       return { ...base, type, data: String(value) } as Rr;
   }
@@ -145,13 +150,25 @@ export async function startDnsServer(zoneLiteral: Zone, options: DnsServerOption
     const q = packet.questions?.[0];
     if (!q) return undefined;
     queries.push({ name: q.name, type: q.type, transport });
-    const result = lookup(zone, q.name, q.type, ttl);
+    let result: ReturnType<typeof lookup>;
+    try {
+      result = lookup(zone, q.name, q.type, ttl);
+    } catch {
+      // a zone value the wire cannot carry: SERVFAIL, as a server with a broken zone answers
+      return dnsPacket.encode({ type: 'response', id: packet.id, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | 2, questions: [q], answers: [] });
+    }
     if (result === 'timeout') return undefined;
     const nx = result === 'nxdomain';
     const answers = nx ? [] : result;
     const flags = (options.authoritative === false ? 0 : dnsPacket.AUTHORITATIVE_ANSWER) | dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (nx ? 3 : 0);
     const base = { type: 'response' as const, id: packet.id, flags, questions: [q] };
-    const full = dnsPacket.encode({ ...base, answers, authorities: answers.length === 0 ? soaFor(zone, q.name, ttl) : [] });
+    let full: Buffer;
+    try {
+      full = dnsPacket.encode({ ...base, answers, authorities: answers.length === 0 ? soaFor(zone, q.name, ttl) : [] });
+    } catch {
+      // a zone value the wire cannot carry (a malformed address): answer SERVFAIL rather than crash the test
+      return dnsPacket.encode({ ...base, flags: (flags & ~0x0f) | 2, answers: [] });
+    }
     if (transport === 'udp' && full.length > udpLimit) {
       return dnsPacket.encode({ ...base, flags: flags | dnsPacket.TRUNCATED_RESPONSE, answers: [] });
     }

@@ -157,3 +157,14 @@ test('NSD, a real authoritative server, serving a zone file', async () => {
     await nsd?.stop();
   }
 });
+
+test('a zone value the wire cannot carry is SERVFAIL (a distinct failure), and the server keeps serving', async () => {
+  const s = await startDnsServer({ 'bad.test': [{ A: 'not-an-address' }], 'good.test': [{ A: '192.0.2.1' }] });
+  try {
+    const c = createDnsClient({ servers: [{ host: s.host, port: s.port }], timeoutMs: 300, retries: 0 });
+    assert.equal((await c.query('bad.test', 'A')).rcode, 'SERVFAIL');
+    assert.equal((await c.query('good.test', 'A')).rcode, 'NOERROR');
+  } finally {
+    await s.stop();
+  }
+});
