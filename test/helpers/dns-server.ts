@@ -159,7 +159,7 @@ export async function startDnsServer(zoneLiteral: Zone, options: DnsServerOption
     }
     if (result === 'timeout') return undefined;
     const nx = result === 'nxdomain';
-    const answers = nx ? [] : result;
+    const answers = result === 'nxdomain' ? [] : result;
     const flags = (options.authoritative === false ? 0 : dnsPacket.AUTHORITATIVE_ANSWER) | dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (nx ? 3 : 0);
     const base = { type: 'response' as const, id: packet.id, flags, questions: [q] };
     let full: Buffer;
