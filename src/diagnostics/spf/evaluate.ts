@@ -20,15 +20,13 @@
  * `problem` in plain words.
  */
 import ipaddr from 'ipaddr.js';
-import type { DnsAnswer, DnsType } from '../dns/client.ts';
+import { isQueryableName, parseIp6, SpfDns, SpfError, type SpfResolver } from './lookup.ts';
 import { expandMacros, MacroError, type MacroValues } from './macro.ts';
 import { isSpfRecord, parseRecord, QUALIFIER_RESULT, type Term } from './parse.ts';
 
 export type SpfResult = 'none' | 'neutral' | 'pass' | 'fail' | 'softfail' | 'temperror' | 'permerror';
 
-export interface SpfResolver {
-  query(name: string, type: DnsType): Promise<DnsAnswer>;
-}
+export type { SpfResolver } from './lookup.ts';
 
 export interface CheckHostInput {
   /** Client address (IPv4, IPv6 or IPv4-mapped IPv6). */
@@ -69,20 +67,9 @@ export interface CheckHostOutcome {
 
 export const DEFAULT_EXPLANATION = 'SPF fail - not authorized';
 const MAX_LOOKUPS = 10;
-const MAX_VOID = 2;
 const MAX_MX = 10;
 const MAX_PTR = 10;
 const MAX_RECURSION = 20;
-
-class SpfError extends Error {
-  readonly kind: 'permerror' | 'temperror';
-  readonly term?: string;
-  constructor(kind: 'permerror' | 'temperror', message: string, term?: string) {
-    super(message);
-    this.kind = kind;
-    this.term = term;
-  }
-}
 
 interface Prepared { term: Term; target?: string; cidr: number }
 
@@ -93,7 +80,6 @@ export async function checkHost(input: CheckHostInput, resolver: SpfResolver): P
 
 class Evaluation {
   private readonly input: CheckHostInput;
-  private readonly resolver: SpfResolver;
   private readonly address: ipaddr.IPv4 | ipaddr.IPv6 | undefined;
   private readonly v6: boolean;
   private readonly identity: 'mailfrom' | 'helo';
@@ -101,8 +87,7 @@ class Evaluation {
   private readonly local: string;
   private readonly senderDomain: string;
   private lookups = 0;
-  private voids = 0;
-  private readonly cache = new Map<string, string[] | Array<[number, string]>>();
+  private readonly net: SpfDns;
   private p: string | undefined;
   private explanation: string | undefined;
   private mechanism: string | undefined;
@@ -110,7 +95,7 @@ class Evaluation {
 
   constructor(input: CheckHostInput, resolver: SpfResolver) {
     this.input = input;
-    this.resolver = resolver;
+    this.net = new SpfDns(resolver);
     try {
       const text = input.ip.trim().replace(/%.*$/, '');
       const parsed = text.includes(':') ? parseIp6(text) : ipaddr.IPv4.parse(text);
@@ -131,7 +116,7 @@ class Evaluation {
   async run(): Promise<CheckHostOutcome> {
     const outcome = (result: SpfResult, extra: Partial<CheckHostOutcome> = {}): CheckHostOutcome => ({
       result, identity: this.identity, domain: this.senderDomain, sender: this.sender, ip: this.readableIp(), helo: this.input.helo,
-      receiver: this.input.receiver ?? 'unknown', lookups: this.lookups, voidLookups: this.voids, trace: this.trace, ...extra,
+      receiver: this.input.receiver ?? 'unknown', lookups: this.lookups, voidLookups: this.net.voids, trace: this.trace, ...extra,
     });
     if (!this.address) return outcome('permerror', { problem: `"${this.input.ip}" is not an IP address` });
     const domain = this.senderDomain.replace(/\.$/, '');
@@ -162,7 +147,7 @@ class Evaluation {
   /** The one SPF record at `domain`, undefined when there is none; throws on DNS errors / several. */
   private async spfRecord(domain: string): Promise<string | undefined> {
     if (!isQueryableName(domain)) return undefined;
-    const texts = (await this.dns(domain, 'TXT')) as string[];
+    const texts = (await this.net.get(domain, 'TXT')) as string[];
     const spf = texts.filter(isSpfRecord);
     if (spf.length > 1) throw new SpfError('permerror', `${domain} has ${spf.length} SPF records; it must have one`);
     if (spf.length === 0) return undefined;
@@ -246,21 +231,21 @@ class Evaluation {
         return this.v6 && this.inNetwork(term.value!, cidr);
       case 'a': {
         this.countLookup(term);
-        const addrs = (await this.dns(target!, this.v6 ? 'AAAA' : 'A')) as string[];
+        const addrs = (await this.net.get(target!, this.v6 ? 'AAAA' : 'A')) as string[];
         return addrs.some((a) => this.inNetwork(a, cidr));
       }
       case 'mx': {
         this.countLookup(term);
-        const mxs = (await this.dns(target!, 'MX')) as Array<[number, string]>;
+        const mxs = (await this.net.get(target!, 'MX')) as Array<[number, string]>;
         if (mxs.length > MAX_MX) throw new SpfError('permerror', `${target} has ${mxs.length} MX records; an mx mechanism may look at ${MAX_MX} at most`, term.text);
         const sorted = [...mxs].sort((x, y) => x[0] - y[0] || x[1].localeCompare(y[1]));
         const addrs: string[] = [];
-        for (const [, host] of sorted) addrs.push(...((await this.dns(host, this.v6 ? 'AAAA' : 'A')) as string[]));
+        for (const [, host] of sorted) addrs.push(...((await this.net.get(host, this.v6 ? 'AAAA' : 'A')) as string[]));
         return addrs.some((a) => this.inNetwork(a, cidr));
       }
       case 'exists': {
         this.countLookup(term);
-        return ((await this.dns(target!, 'A')) as string[]).length > 0;
+        return ((await this.net.get(target!, 'A')) as string[]).length > 0;
       }
       case 'ptr': {
         this.countLookup(term);
@@ -296,7 +281,7 @@ class Evaluation {
   private async validatedNames(): Promise<string[]> {
     let names: string[];
     try {
-      names = (await this.dns(this.reverseName(), 'PTR')) as string[];
+      names = (await this.net.get(this.reverseName(), 'PTR')) as string[];
     } catch (err) {
       if (err instanceof SpfError && err.kind === 'temperror') return []; // RFC 7208 §5.5: no match
       throw err;
@@ -304,7 +289,7 @@ class Evaluation {
     const out: string[] = [];
     for (const name of names.slice(0, MAX_PTR)) {
       try {
-        const addrs = (await this.dns(name, this.v6 ? 'AAAA' : 'A')) as string[];
+        const addrs = (await this.net.get(name, this.v6 ? 'AAAA' : 'A')) as string[];
         if (addrs.some((a) => this.inNetwork(a, this.v6 ? 128 : 32))) out.push(name);
       } catch (err) {
         if (!(err instanceof SpfError && err.kind === 'temperror')) throw err; // §5.5: skip this name
@@ -362,7 +347,7 @@ class Evaluation {
   private async fetchExplanation(target: string, domain: string): Promise<string | undefined> {
     try {
       if (!target || !isQueryableName(target)) return undefined;
-      const texts = (await this.dns(target, 'TXT', true)) as string[];
+      const texts = (await this.net.get(target, 'TXT', true)) as string[];
       if (texts.length !== 1) return undefined;
       // eslint-disable-next-line no-control-regex
       if (/[^\x00-\x7f]/.test(texts[0])) return undefined;
@@ -372,62 +357,4 @@ class Evaluation {
     }
   }
 
-  /**
-   * One DNS question with the SPF rules: errors → temperror, NXDOMAIN/NODATA → [] and a void
-   * lookup (unless ignoreVoid), CNAMEs followed. Non-empty answers are cached for this check.
-   */
-  private async dns(name: string, type: 'A' | 'AAAA' | 'MX' | 'TXT' | 'PTR', ignoreVoid = false): Promise<string[] | Array<[number, string]>> {
-    const key = `${type} ${name.replace(/\.$/, '').toLowerCase()}`;
-    const cached = this.cache.get(key);
-    if (cached && cached.length > 0) return cached;
-    let current = name.replace(/\.$/, '');
-    if (!isQueryableName(current)) return []; // cannot be asked: no data, and not a void lookup
-    let result: string[] | Array<[number, string]> = [];
-    for (let hop = 0; hop < 10 && isQueryableName(current); hop++) {
-      const answer = await this.resolver.query(current, type);
-      if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') {
-        throw new SpfError('temperror', `DNS ${type} query for ${current}: ${answer.rcode}${answer.error ? ` (${answer.error})` : ''}`);
-      }
-      const own = answer.answers.filter((r) => r.type === type);
-      if (own.length > 0) {
-        if (type === 'MX') {
-          result = own.map((r) => {
-            const d = r.data as { preference: number; exchange: string };
-            return [d.preference, d.exchange.replace(/\.$/, '')] as [number, string];
-          });
-        } else if (type === 'TXT') {
-          result = own.map((r) => String(r.data));
-        } else {
-          result = own.map((r) => String(r.data).replace(/\.$/, ''));
-        }
-        break;
-      }
-      // a stub answer with only a CNAME: ask for the target ourselves
-      const cname = answer.answers.find((r) => r.type === 'CNAME');
-      if (!cname || answer.rcode !== 'NOERROR') break;
-      current = String(cname.data).replace(/\.$/, '');
-    }
-    if (result.length > 0) this.cache.set(key, result);
-    else if (!ignoreVoid) {
-      this.voids++;
-      if (this.voids > MAX_VOID) throw new SpfError('permerror', `more than ${MAX_VOID} DNS lookups returned no records (void lookups); the last was ${type} ${name}`);
-    }
-    return result;
-  }
-}
-
-/** True when a name can be asked at all: no empty label, no label over 63 octets. */
-function isQueryableName(name: string): boolean {
-  const n = name.replace(/\.$/, '');
-  if (n === '' || Buffer.byteLength(n) > 253) return false;
-  return n.split('.').every((l) => l.length > 0 && Buffer.byteLength(l) <= 63);
-}
-
-/** Parses IPv6 text; a trailing dotted quad becomes two hex groups (ipaddr.js would turn "::1.1.1.1" into ::ffff:1.1.1.1). */
-function parseIp6(text: string): ipaddr.IPv6 {
-  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (!quad) return ipaddr.IPv6.parse(text);
-  const [a, b, c, d] = quad.slice(1).map(Number);
-  const hex = `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  return ipaddr.IPv6.parse(text.slice(0, quad.index) + hex);
 }
