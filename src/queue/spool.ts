@@ -15,7 +15,7 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, renameSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
@@ -150,12 +150,12 @@ class FolderSpool implements Spool {
       // Renames first, then the file and folder syncs all at once: one fsync round per message
       // instead of two. Until every sync has finished the client has no 250; recovery checks the
       // size and CRC of messages in incoming/ and drops any whose content did not reach the disk.
-      await rename(tmpMessage, this.paths.message('incoming', id));
-      await rename(tmpEnvelope, this.paths.envelope('incoming', id));
-      await Promise.all([...open.map((w) => w.handle.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
-      await Promise.all(open.splice(0).map((w) => w.handle.close()));
+      renameSync(tmpMessage, this.paths.message('incoming', id));
+      renameSync(tmpEnvelope, this.paths.envelope('incoming', id));
+      await Promise.all([...open.map((w) => w.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
+      await Promise.all(open.splice(0).map((w) => w.close()));
     } catch (e) {
-      await Promise.all(open.map((w) => w.handle.close().catch(() => undefined)));
+      await Promise.all(open.map((w) => w.close().catch(() => undefined)));
       await Promise.all([tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]
         .map((f) => unlinkIfExists(f).catch(() => false)));
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
@@ -383,9 +383,10 @@ class FolderSpool implements Spool {
     entry.record = record;
     try {
       if (to === 'done') {
+        // No folder fsync (Postfix does none either): if the unlink is lost in a crash, the message
+        // comes back from active/ as a possible duplicate and is delivered again: at least once.
         await unlinkIfExists(this.paths.envelope(entry.state, record.id));
         await unlinkIfExists(this.paths.message(entry.state, record.id));
-        await this.syncer.sync(this.paths.folder(entry.state));
         this.index.delete(record.id);
       } else {
         await this.move(entry, to, true);
