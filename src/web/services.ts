@@ -22,8 +22,10 @@ export interface QueueEntryView {
   subject?: string;
   attempts?: number;
   nextAttemptAt?: string;
-  /** The last reason in words (upstream reply, what it means). */
+  /** The last reason (the upstream's reply, or why the message waits). */
   lastReason?: string;
+  /** What that reply usually means, in words; the console fills it from show() when absent. */
+  lastMeaning?: string;
   upstream?: string;
 }
 

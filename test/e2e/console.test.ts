@@ -151,8 +151,10 @@ test('console in Chromium against a running relay', { skip, timeout: 120_000 }, 
     await page.goto(`${base}#queue`);
     const row = page.locator(`tr[data-id="${id}"]`);
     await row.locator('.state[data-state="deferred"]').waitFor({ timeout: 30_000 });
-    const why = (await row.locator('.reason').textContent()) ?? '';
-    assert.ok(why.length > 10, `a reason in words: "${why}"`);
+    await row.locator('.meaning').waitFor();
+    const why = (await row.locator('.why').textContent()) ?? '';
+    assert.match(why, /ECONNREFUSED/, `the upstream's reply: "${why}"`);
+    assert.match((await row.locator('.meaning').textContent()) ?? '', /[a-z]+ [a-z]+ [a-z]+ [a-z]+/i, `and what it means in words: "${why}"`);
     await shot('queue-deferred');
     await upstream.start();
     await row.locator('button[data-action="retry"]').click();
@@ -167,7 +169,11 @@ test('console in Chromium against a running relay', { skip, timeout: 120_000 }, 
     await sendTest('carol@example.com', 'Console e2e three');
     await page.goto(`${base}#badmail`);
     const entry = page.locator('#page tbody tr').filter({ hasText: '5.7.1' }).first();
-    await entry.waitFor({ timeout: 30_000 });
+    await entry.waitFor({ timeout: 20_000 }).catch(async (err: Error) => {
+      await shot('badmail-timeout');
+      const q = await page.evaluate(async () => (await fetch('/api/queue')).text());
+      throw new Error(`${err.message}\nqueue: ${q}\nrelay log (tail): ${relay.output().slice(-3000)}`);
+    });
     await entry.locator('button[data-action="reason"]').click();
     await page.waitForSelector('#badmail-detail pre');
     assert.match((await page.textContent('#badmail-detail pre')) ?? '', /carol@example\.com[\s\S]*550/);

@@ -8,8 +8,26 @@ import type { RouteOptions } from './options.ts';
 // A badmail name is a file name in one folder: no separators, no leading dot.
 const nameParam = z.object({ name: z.string().regex(/^[\w][\w.@+-]{0,200}$/, 'a badmail file name without folder') });
 
+/**
+ * The lines of a .BDR an admin needs first — who, what the upstream said, what it means — so the
+ * list answers "why" without opening the file; the whole text is one click away. A reason file
+ * without such lines keeps the summary the service gave.
+ */
+export function reasonInWords(bdr: string): string | undefined {
+  const picked = bdr.split(/\r?\n/).map((l) => l.trim()).filter((l) => /^(Recipient|It said|Meaning):/.test(l));
+  return picked.length ? picked.map((l) => l.replace(/:\s+/, ': ')).join(' · ') : undefined;
+}
+
 export default async function badmailRoutes(app: FastifyInstance, { services, logger }: RouteOptions): Promise<void> {
-  app.get('/api/badmail', async () => ({ entries: await services.badmail.list() }));
+  app.get('/api/badmail', async () => {
+    const entries = (await services.badmail.list()).slice(0, 500);
+    // Reasons are small text files; reading 500 of them is cheap next to an admin's patience.
+    const detailed = await Promise.all(entries.map(async (e) => {
+      const bdr = await services.badmail.read(e.name).catch(() => undefined);
+      return { ...e, summary: (bdr && reasonInWords(bdr.reason)) ?? e.summary };
+    }));
+    return { entries: detailed };
+  });
 
   app.get('/api/badmail/:name', async (request) => {
     const { name } = parseInput(nameParam, request.params);

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { audit } from '../auth.ts';
 import { HttpError, parseInput } from '../http.ts';
+import type { QueueEntryView } from '../services.ts';
 import type { RouteOptions } from './options.ts';
 
 const idParam = z.object({ id: z.string().regex(/^[\w.-]{1,128}$/, 'a queue id') });
@@ -22,8 +23,23 @@ export default async function queueRoutes(app: FastifyInstance, { services, logg
       const needle = q.toLowerCase();
       entries = entries.filter((e) => [e.id, e.mailFrom, e.subject ?? '', ...e.recipients].some((s) => s.toLowerCase().includes(needle)));
     }
-    return { messages: entries.slice(0, 1000), total: entries.length };
+    const page = entries.slice(0, 1000);
+    return { messages: await withMeaning(page), total: entries.length };
   });
+
+  /**
+   * Waiting messages get "what it means" from their last outcomes (show()), so the list says why
+   * in words and not only "ECONNREFUSED"; bounded to the first 50 so a big queue stays quick.
+   */
+  async function withMeaning(list: QueueEntryView[]): Promise<QueueEntryView[]> {
+    let budget = 50;
+    return Promise.all(list.map(async (e) => {
+      if (e.lastMeaning || e.state === 'queued' || e.state === 'active' || budget-- <= 0) return e;
+      const d = await services.queue.show(e.id).catch(() => undefined);
+      const meaning = d?.outcomes?.find((o) => o.action !== 'delivered' && o.reason)?.reason;
+      return meaning && meaning !== e.lastReason ? { ...e, lastMeaning: meaning } : e;
+    }));
+  }
 
   app.get('/api/queue/:id', async (request) => {
     const { id } = parseInput(idParam, request.params);

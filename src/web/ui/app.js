@@ -3,7 +3,8 @@
 // the session's CSRF token; live updates arrive over Server-Sent Events and re-render the page.
 'use strict';
 
-const state = { csrf: '', user: '', page: '', source: null, refreshTimer: 0, historyCursor: [] };
+// seq: each render gets a number; a slower, older render never overwrites a newer page.
+const state = { csrf: '', user: '', page: '', source: null, refreshTimer: 0, seq: 0 };
 
 // ---- small DOM helpers -----------------------------------------------------------------------
 function h(tag, attrs, ...children) {
@@ -95,11 +96,11 @@ function route() {
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === page);
   if (window.innerWidth <= 700) $('nav').hidden = true;
   const render = pages[page] || pages.dashboard;
-  render(arg ? decodeURIComponent(arg) : undefined, true);
+  render(arg ? decodeURIComponent(arg) : undefined, true, ++state.seq);
 }
-function refresh() { if (!$('page').hidden) { const [page, arg] = (location.hash.slice(1) || 'dashboard').split('/'); (pages[page] || pages.dashboard)(arg ? decodeURIComponent(arg) : undefined, false); } }
+function refresh() { if (!$('page').hidden) { const [page, arg] = (location.hash.slice(1) || 'dashboard').split('/'); (pages[page] || pages.dashboard)(arg ? decodeURIComponent(arg) : undefined, false, ++state.seq); } }
 window.addEventListener('hashchange', route);
-function setPage(...children) { const p = $('page'); p.replaceChildren(...children); }
+function setPage(token, ...children) { if (token === state.seq) $('page').replaceChildren(...children); }
 function errorBox(e) { return h('p', { class: 'error', role: 'alert', text: e.message }); }
 
 // ---- dashboard -------------------------------------------------------------------------------
@@ -121,11 +122,11 @@ function chart(stats) {
   }));
   return h('div', { class: 'chart' }, svg, h('div', { class: 'legend' }, series.map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })));
 }
-pages.dashboard = async () => {
+pages.dashboard = async (_arg, _fresh, token) => {
   try {
     const d = await api('GET', '/api/dashboard?hours=24');
     const sum = (k) => d.stats.reduce((n, b) => n + b[k], 0);
-    setPage(
+    setPage(token, 
       h('h1', { text: 'Dashboard (last 24 hours)' }),
       h('div', { class: 'cards' },
         [['accepted', sum('accepted')], ['delivered', sum('delivered')], ['deferred', sum('deferred')], ['failed', sum('failed')], ['in queue', d.queue.size], ['oldest in queue', d.queue.oldestAgeSeconds ? `${Math.round(d.queue.oldestAgeSeconds / 60)} min` : '—']]
@@ -141,11 +142,11 @@ pages.dashboard = async () => {
       h('p', { class: d.history.ok ? 'muted' : 'error', text: `History: ${d.history.summary}` }),
       d.problems.length ? h('p', { class: 'error', text: d.problems.join('\n') }) : '',
     );
-  } catch (e) { setPage(h('h1', { text: 'Dashboard' }), errorBox(e)); }
+  } catch (e) { setPage(token, h('h1', { text: 'Dashboard' }), errorBox(e)); }
 };
 
 // ---- queue -----------------------------------------------------------------------------------
-pages.queue = async (_arg, fresh) => {
+pages.queue = async (_arg, fresh, token) => {
   const prev = fresh ? {} : { q: $('queue-q')?.value, state: $('queue-state')?.value };
   const q = h('input', { id: 'queue-q', placeholder: 'sender, recipient, subject, id', value: prev.q || '' });
   const st = h('select', { id: 'queue-state' }, ['', 'queued', 'active', 'deferred', 'parked'].map((s) => h('option', { value: s, text: s || 'any state' })));
@@ -157,14 +158,14 @@ pages.queue = async (_arg, fresh) => {
       const r = await api('GET', `/api/queue?${params}`);
       body.replaceChildren(h('p', { class: 'muted', text: `${r.total} message(s)` }), table([
         ['Received', (m) => fmtTime(m.receivedAt)], ['Id', (m) => m.id], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')],
-        ['State', (m) => badge(m.state)], ['Why', (m) => h('span', { class: 'reason', text: m.lastReason || '' })],
+        ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
         ['Next try', (m) => fmtTime(m.nextAttemptAt)],
         ['', (m) => h('span', {},
           h('button', { class: 'secondary', 'data-action': 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `/api/queue/${encodeURIComponent(m.id)}/retry`)) }, 'Retry'), ' ',
           h('button', { class: 'danger', 'data-action': 'delete', onclick: () => { if (confirm(`Delete ${m.id} for good?`)) act(`delete ${m.id}`, () => api('DELETE', `/api/queue/${encodeURIComponent(m.id)}`)); } }, 'Delete'))]], r.messages));
     } catch (e) { body.replaceChildren(errorBox(e)); }
   };
-  setPage(h('h1', { text: 'Queue' }),
+  setPage(token, h('h1', { text: 'Queue' }),
     h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); load(); } }, h('label', {}, 'Search', q), h('label', {}, 'State', st), h('button', { type: 'submit' }, 'Filter'),
       h('button', { type: 'button', class: 'secondary', id: 'queue-flush', onclick: () => act('flush', () => api('POST', '/api/queue/flush')) }, 'Retry all deferred now')),
     body);
@@ -172,7 +173,7 @@ pages.queue = async (_arg, fresh) => {
 };
 
 // ---- history ---------------------------------------------------------------------------------
-pages.history = async (_arg, fresh) => {
+pages.history = async (_arg, fresh, token) => {
   const fields = ['recipient', 'sender', 'subject', 'client', 'status', 'from', 'to'];
   const prev = {};
   if (!fresh) for (const f of fields) prev[f] = $(`h-${f}`)?.value;
@@ -194,16 +195,16 @@ pages.history = async (_arg, fresh) => {
       r.next ? h('button', { class: 'secondary', onclick: () => load(r.next) }, 'Older…') : '');
     } catch (e) { body.replaceChildren(errorBox(e)); }
   };
-  setPage(h('h1', { text: 'History: where did my scan go?' }),
+  setPage(token, h('h1', { text: 'History: where did my scan go?' }),
     h('form', { class: 'filters', id: 'history-form', onsubmit: (e) => { e.preventDefault(); load(); } },
       fields.map((f) => h('label', {}, f, inputs[f])), h('button', { type: 'submit', id: 'history-search' }, 'Search')),
     body);
   await load();
 };
-pages.message = async (id) => {
+pages.message = async (id, _fresh, token) => {
   try {
     const m = await api('GET', `/api/history/${encodeURIComponent(id)}`);
-    setPage(h('h1', { text: `Message ${m.id}` }),
+    setPage(token, h('h1', { text: `Message ${m.id}` }),
       h('p', {}, badge(m.status), ' ', h('span', { class: 'reason', text: m.reason || '' })),
       table([['Field', (r) => r[0]], ['Value', (r) => r[1]]], [['From', m.mailFrom || '<>'], ['To', m.recipients.join(', ')], ['Subject', m.subject || ''], ['Received', fmtTime(m.receivedAt)],
         ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || '']].map((r) => Object.assign(r, { id: r[0] }))),
@@ -211,30 +212,30 @@ pages.message = async (id) => {
       h('div', { id: 'timeline' }, table([['When', (e) => fmtTime(e.at)], ['What', (e) => h('span', {}, e.kind, ' ', badge(e.action))], ['Recipient', (e) => e.recipient || ''],
         ['Upstream said', (e) => h('div', {}, h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }), e.possibleDuplicate ? h('div', { class: 'reason', text: 'possible duplicate: the connection dropped after the message was sent' }) : '')],
         ['Took', (e) => (e.durationMs !== undefined ? `${e.durationMs} ms` : '')]], m.timeline)));
-  } catch (e) { setPage(h('h1', { text: `Message ${id}` }), errorBox(e)); }
+  } catch (e) { setPage(token, h('h1', { text: `Message ${id}` }), errorBox(e)); }
 };
 
 // ---- badmail ---------------------------------------------------------------------------------
-pages.badmail = async () => {
+pages.badmail = async (_arg, _fresh, token) => {
   try {
     const r = await api('GET', '/api/badmail');
     const detail = h('div', { id: 'badmail-detail' });
-    setPage(h('h1', { text: 'Badmail' }), h('p', { class: 'muted', text: 'Messages that could not be delivered. Read the reason, fix the cause, then retry.' }),
+    setPage(token, h('h1', { text: 'Badmail' }), h('p', { class: 'muted', text: 'Messages that could not be delivered. Read the reason, fix the cause, then retry.' }),
       table([['When', (b) => fmtTime(b.at)], ['Name', (b) => b.name], ['Reason', (b) => h('span', { class: 'reason', text: b.summary })],
         ['', (b) => h('span', {},
           h('button', { class: 'secondary', 'data-action': 'reason', onclick: async (e) => { e.stopPropagation(); try { const d = await api('GET', `/api/badmail/${encodeURIComponent(b.name)}`); detail.replaceChildren(h('h2', { text: b.name }), h('pre', { text: d.reason })); } catch (err) { detail.replaceChildren(errorBox(err)); } } }, 'Reason'), ' ',
           h('a', { href: `/api/badmail/${encodeURIComponent(b.name)}/download`, download: `${b.name}.eml` }, 'Download'), ' ',
           h('button', { 'data-action': 'retry', onclick: (e) => { e.stopPropagation(); act(`retry ${b.name}`, () => api('POST', `/api/badmail/${encodeURIComponent(b.name)}/retry`)); } }, 'Retry'))]], r.entries),
       detail);
-  } catch (e) { setPage(h('h1', { text: 'Badmail' }), errorBox(e)); }
+  } catch (e) { setPage(token, h('h1', { text: 'Badmail' }), errorBox(e)); }
 };
 
 // ---- test send -------------------------------------------------------------------------------
-pages.send = async (_arg, fresh) => {
+pages.send = async (_arg, fresh, token) => {
   if (!fresh && $('send-form')) return; // keep what the admin typed across live refreshes
   const out = h('div', { id: 'send-result' });
   const f = (name, attrs) => h('label', {}, name, h(attrs.tag || 'input', { id: `send-${name.toLowerCase()}`, ...attrs }));
-  setPage(h('h1', { text: 'Test send' }),
+  setPage(token, h('h1', { text: 'Test send' }),
     h('p', { class: 'muted', text: 'The classic Email.txt test: a short message through the relay, like a scanner would send it.' }),
     h('form', { id: 'send-form', onsubmit: async (e) => {
       e.preventDefault();
@@ -249,7 +250,7 @@ pages.send = async (_arg, fresh) => {
 };
 
 // ---- diagnostics -----------------------------------------------------------------------------
-pages.diagnostics = async (_arg, fresh) => {
+pages.diagnostics = async (_arg, fresh, token) => {
   if (!fresh && $('diag-out')) return;
   try {
     const avail = await api('GET', '/api/diagnostics');
@@ -262,12 +263,12 @@ pages.diagnostics = async (_arg, fresh) => {
       h('label', {}, 'Domain', h('input', { id: 'dns-domain', required: true })), h('button', { type: 'submit' }, 'Check Microsoft 365 DNS')));
     if (avail.headers) tools.push(h('form', { onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/headers', { text: $('hdr-text').value }); } },
       h('label', {}, 'Message headers', h('textarea', { id: 'hdr-text', required: true })), h('button', { type: 'submit' }, 'Analyse headers')));
-    setPage(h('h1', { text: 'Diagnostics' }), tools.length ? tools : h('p', { class: 'muted', text: 'No diagnostic tools are available in this relay.' }), out);
-  } catch (e) { setPage(h('h1', { text: 'Diagnostics' }), errorBox(e)); }
+    setPage(token, h('h1', { text: 'Diagnostics' }), tools.length ? tools : h('p', { class: 'muted', text: 'No diagnostic tools are available in this relay.' }), out);
+  } catch (e) { setPage(token, h('h1', { text: 'Diagnostics' }), errorBox(e)); }
 };
 
 // ---- config ----------------------------------------------------------------------------------
-pages.config = async (_arg, fresh) => {
+pages.config = async (_arg, fresh, token) => {
   if (!fresh && $('config-text')) return; // never overwrite an edit in progress
   try {
     const c = await api('GET', '/api/config');
@@ -275,12 +276,12 @@ pages.config = async (_arg, fresh) => {
     const out = h('div', { id: 'config-result' });
     const show = (r) => out.replaceChildren(r.ok ? h('p', { class: 'ok-text', text: r.message || 'No problems found.' })
       : h('ul', { class: 'problems error' }, (r.problems || []).map((p) => h('li', { text: `${p.line ? `line ${p.line}${p.column ? `:${p.column}` : ''}: ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}` }))));
-    setPage(h('h1', { text: `Configuration (${c.source})` }),
+    setPage(token, h('h1', { text: `Configuration (${c.source})` }),
       h('p', { class: 'muted', text: 'Secrets are shown as ********; leave them so to keep the current value.' }), text,
       h('p', {}, h('button', { class: 'secondary', id: 'config-validate', onclick: async () => { try { show(await api('POST', '/api/config/validate', { text: text.value })); } catch (e) { show({ ok: false, problems: e.problems || [{ message: e.message }] }); } } }, 'Validate'), ' ',
         h('button', { id: 'config-apply', onclick: async () => { try { show(await api('POST', '/api/config/apply', { text: text.value })); } catch (e) { show({ ok: false, problems: e.problems || [{ message: e.message }] }); } } }, 'Apply and reload')),
       out, h('h2', { text: 'Running configuration' }), h('pre', { id: 'config-current', text: JSON.stringify(c.current, null, 2) }));
-  } catch (e) { setPage(h('h1', { text: 'Configuration' }), errorBox(e)); }
+  } catch (e) { setPage(token, h('h1', { text: 'Configuration' }), errorBox(e)); }
 };
 
 startSession();
