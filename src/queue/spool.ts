@@ -141,6 +141,8 @@ class FolderSpool implements Spool {
     const tmpEnvelope = this.paths.envelope('tmp', id);
     let record: QueueRecord;
     const open: OpenWrite[] = [];
+    // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
+    this.busy.add(id);
     try {
       const message = await writeOpen(tmpMessage, content);
       open.push(message);
@@ -159,6 +161,8 @@ class FolderSpool implements Spool {
       await Promise.all([tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]
         .map((f) => unlinkIfExists(f).catch(() => false)));
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
+    } finally {
+      this.busy.delete(id);
     }
     this.index.set(id, { state: 'incoming', record, touched: ++this.ops });
     this.emit({ type: 'accepted', id, envelope: record.envelope, at: new Date(this.deps.clock.now()).toISOString() });
