@@ -19,6 +19,8 @@ export interface UpstreamBehaviour {
   data?: () => [number, string] | undefined;
   /** Drop the TCP connection after the final dot, this many times. */
   dropAfterDot?: number;
+  /** Never answer the final dot, this many times (the sender waits; for crash tests). */
+  hangAfterDot?: number;
   /** Require STARTTLS + AUTH with these credentials. */
   auth?: { user: string; pass: string };
 }
@@ -66,6 +68,10 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks), user: session.user as string | undefined });
+        if ((upstream.behaviour.hangAfterDot ?? 0) > 0) {
+          upstream.behaviour.hangAfterDot!--;
+          return;
+        }
         if ((upstream.behaviour.dropAfterDot ?? 0) > 0) {
           upstream.behaviour.dropAfterDot!--;
           for (const c of (server as unknown as { connections: Set<{ id: string; _socket: { destroy(): void } }> }).connections) {
