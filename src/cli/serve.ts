@@ -61,6 +61,9 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   bus.subscribe((e) => history.record(e));
 
   const spool = await openSpool(config, { clock, logger: logger.child({ stage: 'queue' }), events: (e: QueueEvent) => bus.emit(e) });
+  // A relay killed mid-batch lost its last history events: catch up from the spool, the truth (never delays the start).
+  void spool.list().then((entries) => history.reconcile(entries.map((e) => ({ id: e.record.id, envelope: e.record.envelope }))))
+    .catch((err: Error) => logger.warn({ err: err.message }, 'history could not catch up with the spool; it may miss messages accepted just before the restart'));
   const { transports, tokens } = buildTransports(config, { logger: logger.child({ stage: 'transport' }), clock });
   for (const u of config.upstreams) {
     const warning = basicAuthWarning(u, clock.now());

@@ -15,7 +15,7 @@ import { resolveSecret } from '../config/secret.ts';
 import { createRecorder, type RecorderOptions } from './recorder.ts';
 import { openSqliteBackend } from './sqlite.ts';
 import { openPostgresBackend } from './postgres.ts';
-import { getMessage, purgeBefore, recentErrors, searchMessages, statsSince } from './queries.ts';
+import { getMessage, knownIds, purgeBefore, recentErrors, searchMessages, statsSince, statusFromEvents } from './queries.ts';
 import type { HistoryBackend } from './sql.ts';
 import type { HistoryStore } from './types.ts';
 
@@ -69,6 +69,18 @@ export function openHistory(config: { history: HistoryConfig; mailrootPath: stri
     },
     recentErrors: async (limit = 10) => recentErrors(await ready(), limit),
     purge: async () => purgeBefore(await ready(), deps.clock.now() - retention),
+    reconcile: async (messages) => {
+      const db = await ready();
+      const known = await knownIds(db, messages.map((m) => m.id));
+      const missing = messages.filter((m) => !known.has(m.id));
+      if (!missing.length) return 0;
+      for (const m of missing) recorder.record({ type: 'accepted', id: m.id, envelope: m.envelope, at: m.envelope.receivedAt });
+      await recorder.flush();
+      // Attempts or states recorded before the catch-up decide the status, not the new row's 'queued'.
+      await statusFromEvents(db, missing.map((m) => m.id));
+      deps.logger.info({ added: missing.length }, 'history caught up with the spool (messages accepted just before a restart)');
+      return missing.length;
+    },
     flush: () => recorder.flush(),
     health: () => recorder.health(),
     close: async () => {
@@ -98,6 +110,7 @@ function offStore(): HistoryStore {
     stats: async () => [],
     recentErrors: async () => [],
     purge: async () => 0,
+    reconcile: async () => 0,
     flush: async () => {},
     health: () => ({ backend: 'off', ok: true, pending: 0, missed: 0, written: 0, summary: 'history is turned off (history.store: off)' }),
     close: async () => {},

@@ -173,3 +173,26 @@ export async function purgeBefore(db: HistoryBackend, cutoff: number, chunk = 50
   await db.run("DELETE FROM events WHERE kind = 'upstream' AND at < ?", [cutoff]);
   return removed;
 }
+
+/** Which of these ids have a message row (chunks of 500 placeholders). */
+export async function knownIds(db: HistoryBackend, ids: string[]): Promise<Set<string>> {
+  const known = new Set<string>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const rows = await db.query(`SELECT id FROM messages WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk);
+    for (const r of rows) known.add(String(r.id));
+  }
+  return known;
+}
+
+/** Sets each message's status to its latest recorded state event, where it has one. */
+export async function statusFromEvents(db: HistoryBackend, ids: string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    await db.run(
+      `UPDATE messages SET status = COALESCE((SELECT e.action FROM events e WHERE e.message_id = messages.id AND e.kind = 'state'
+         ORDER BY e.at DESC, e.seq DESC LIMIT 1), status) WHERE id IN (${chunk.map(() => '?').join(', ')})`,
+      chunk,
+    );
+  }
+}

@@ -4,7 +4,7 @@
  * History is a view of the spool, never its truth: `record()` is fire-and-forget, queries may lag
  * the spool by one batch (about 200 ms), and a store that is down makes `health()` say so.
  */
-import type { MessageState, QueueEvent } from '../core/types.ts';
+import type { Envelope, MessageState, QueueEvent } from '../core/types.ts';
 
 /** A search over accepted messages; every field is optional and they combine with AND. */
 export interface HistoryQuery {
@@ -114,6 +114,12 @@ export interface HistoryStore {
   /** Buckets from `since` to now; bucketMs defaults to a size giving about 24–60 buckets. */
   stats(since: Date, bucketMs?: number): Promise<StatsBucket[]>;
   recentErrors(limit?: number): Promise<RecentError[]>;
+  /**
+   * Catches up with the spool after a restart: records `accepted` for each queued message history
+   * does not know (its last batch was lost when the relay was killed), keeping any state already
+   * recorded for it. Resolves with how many were added; rejects only when the store is unreachable.
+   */
+  reconcile(messages: { id: string; envelope: Envelope }[]): Promise<number>;
   /** Deletes what is older than config.history.retention; returns the number of messages removed. */
   purge(): Promise<number>;
   /** Writes everything buffered now (tests, shutdown). Resolves even if the store is down. */

@@ -48,6 +48,7 @@ function upstreamOn(port: number) {
           });
         },
       });
+      server.on('error', () => {}); // connection resets from the relay are not the test's business
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, '127.0.0.1', () => resolve());

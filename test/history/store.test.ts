@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ManualClock } from '../../src/core/clock.ts';
+import type { Envelope } from '../../src/core/types.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { openHistory, type HistoryStore } from '../../src/history/index.ts';
 import type { HistoryConfig } from '../../src/config/sections/misc.ts';
@@ -92,6 +93,28 @@ function historyBody(name: string, open: (clock: ManualClock) => HistoryStore, s
       }
     });
 
+    test('reconcile: messages whose accepted event was lost are added with the state already recorded', async () => {
+      const clock = new ManualClock();
+      const h = open(clock);
+      try {
+        const t0 = clock.now() - 60_000;
+        h.record(accepted('known', t0, 'a@x.example', ['r@y.example']));
+        h.record(attempt('lost', t0 + 10, [{ recipient: 'r@y.example', action: 'delivered', status: '2.0.0' }]));
+        h.record(state('lost', t0 + 11, 'delivered'));
+        await h.flush();
+        assert.deepEqual((await h.search({ recipient: 'r@y.example' })).messages.map((m) => m.id), ['known'], 'the lost one is not findable yet');
+        const env = (accepted('lost', t0, 'b@x.example', ['r@y.example'], { subject: 'Recovered' }) as { envelope: Envelope }).envelope;
+        const knownEnv = (accepted('known', t0, 'a@x.example', ['r@y.example']) as { envelope: Envelope }).envelope;
+        assert.equal(await h.reconcile([{ id: 'lost', envelope: env }, { id: 'known', envelope: knownEnv }]), 1);
+        const found = await h.search({ recipient: 'r@y.example' });
+        assert.deepEqual(found.messages.map((m) => `${m.id}:${m.status}`).sort(), ['known:queued', 'lost:delivered']);
+        assert.equal((await h.get('known'))!.timeline.filter((e) => e.kind === 'accepted').length, 1, 'no second accepted for a known message');
+        assert.equal(await h.reconcile([{ id: 'lost', envelope: env }]), 0);
+      } finally {
+        await h.close();
+      }
+    });
+
     test('retention removes what is older than the configured period', async () => {
       const clock = new ManualClock();
       const h = open(clock);
@@ -148,5 +171,5 @@ function withDatabase(store: HistoryStore, adminUrl: string, name: string): Hist
     await ensure();
     return fn(...a);
   };
-  return { ...store, record: (e) => store.record(e), flush: wrap(store.flush), search: wrap(store.search), get: wrap(store.get), stats: wrap(store.stats), recentErrors: wrap(store.recentErrors), purge: wrap(store.purge) };
+  return { ...store, record: (e) => store.record(e), flush: wrap(store.flush), search: wrap(store.search), get: wrap(store.get), stats: wrap(store.stats), recentErrors: wrap(store.recentErrors), purge: wrap(store.purge), reconcile: wrap(store.reconcile) };
 }
