@@ -11,8 +11,10 @@
  *
  * A message is two files with the same queue id: <id>.eml (the raw message) and <id>.json (envelope
  * and per-recipient state). The envelope file is the commit record: the folder holding <id>.json is the
- * message's state. A state change renames the envelope file (the commit point), then the message
- * file follows; recovery puts any message file left behind beside its envelope file.
+ * message's state. Delivery claims a message by renaming its envelope file into active/ (the commit
+ * point), then the message file follows. Other moves first lock the envelope file (<id>.json.locked,
+ * so another process's claim fails harmlessly), move the message file, then rename the envelope file
+ * into its new folder (the commit). Recovery unlocks and puts any message file beside its envelope.
  */
 import path from 'node:path';
 
@@ -26,6 +28,8 @@ export type SpoolFolder = (typeof SPOOL_FOLDERS)[number];
 
 export const MESSAGE_EXT = '.eml';
 export const ENVELOPE_EXT = '.json';
+/** An envelope file being rewritten by one process (the relay or the CLI); others leave it alone. */
+export const LOCKED_SUFFIX = '.locked';
 
 /** Builds every spool path from one mailroot. */
 export interface SpoolPaths {

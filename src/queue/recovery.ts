@@ -5,6 +5,7 @@
  * - incoming/: a message whose envelope file does not parse, or whose message file does not have the
  *   recorded size and CRC-32, was cut before its syncs finished (no 250 was given) → deleted.
  * - *.tmp beside envelope files: interrupted in-place rewrites → deleted (the old file is intact).
+ * - *.json.locked: a move cut half-way → unlocked where it is (its message file is re-united below).
  * - a message file whose envelope file sits in another folder (a state change cut between its two
  *   renames) → moved beside its envelope file.
  * - a message file with no envelope file anywhere: in incoming/ it is an enqueue cut before its commit
@@ -19,7 +20,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, rename } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../core/logger.ts';
-import { QUEUE_STATES, ENVELOPE_EXT, MESSAGE_EXT, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { QUEUE_STATES, ENVELOPE_EXT, MESSAGE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { replaceFileSynced, unlinkIfExists, type DirectorySyncer } from './durable.ts';
 import { parseRecord, serializeRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
@@ -57,7 +58,13 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   const envelopes = new Map<string, QueueFolder>();
   const messages = new Map<string, QueueFolder[]>();
   for (const state of QUEUE_STATES) {
-    for (const name of await readdir(paths.folder(state))) {
+    for (let name of await readdir(paths.folder(state))) {
+      if (name.endsWith(LOCKED_SUFFIX)) {
+        // a move cut half-way: the envelope file is whole (rewritten atomically); unlock it where it is
+        const plain = name.slice(0, -LOCKED_SUFFIX.length);
+        await rename(`${paths.folder(state)}/${name}`, `${paths.folder(state)}/${plain}`);
+        name = plain;
+      }
       if (name.endsWith('.tmp')) await unlinkIfExists(`${paths.folder(state)}/${name}`);
       else if (name.endsWith(ENVELOPE_EXT)) envelopes.set(name.slice(0, -ENVELOPE_EXT.length), state);
       else if (name.endsWith(MESSAGE_EXT)) {

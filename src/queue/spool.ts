@@ -16,14 +16,14 @@
  * reason; the message is then not queued and the caller must not answer 250.
  */
 import { createReadStream, renameSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
-import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, writeOpen, replaceFileSynced, unlinkIfExists, type OpenWrite } from './durable.ts';
 import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
@@ -96,6 +96,9 @@ export async function openSpool(config: { mailrootPath: string }, deps: SpoolDep
   await spool.rescan();
   return spool;
 }
+
+/** A lock this old belongs to a process that died (moves take milliseconds). */
+const STALE_LOCK_MS = 60_000;
 
 interface IndexEntry {
   state: QueueFolder;
@@ -196,7 +199,10 @@ class FolderSpool implements Spool {
       } catch {
         continue;
       }
-      for (const n of names) if (n.endsWith(ENVELOPE_EXT)) seen.set(n.slice(0, -ENVELOPE_EXT.length), state);
+      for (const n of names) {
+        if (n.endsWith(ENVELOPE_EXT)) seen.set(n.slice(0, -ENVELOPE_EXT.length), state);
+        else if (n.endsWith(LOCKED_SUFFIX) && this.deps.recover !== false) await this.unlockIfStale(state, n);
+      }
     }
     for (const [id, entry] of this.index) {
       if (entry.touched > startedAt || this.busy.has(id)) continue;
@@ -212,6 +218,19 @@ class FolderSpool implements Spool {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.logger.error({ err: e, id }, 'unreadable envelope file');
       }
+    }
+  }
+
+  /** A lock left by a process that died mid-move (a minute old) is undone by the relay. */
+  private async unlockIfStale(state: QueueFolder, name: string): Promise<void> {
+    const file = `${this.paths.folder(state)}/${name}`;
+    try {
+      const st = await stat(file);
+      if (Date.now() - st.ctimeMs < STALE_LOCK_MS) return;
+      await rename(file, file.slice(0, -LOCKED_SUFFIX.length));
+      this.deps.logger.warn({ file }, 'stale lock on a queued message undone');
+    } catch {
+      /* gone meanwhile: its owner finished */
     }
   }
 
@@ -272,14 +291,41 @@ class FolderSpool implements Spool {
     }
   }
 
-  /** Rewrites the record in place, then renames envelope (commit) and message into `to`. */
+  /**
+   * Takes the envelope file for this process: renamed to <id>.json.locked in its folder, which no
+   * other process reads (the relay's claim of the same message then fails harmlessly). Throws when
+   * the file is gone: the relay is delivering or moving that message right now.
+   */
+  private async lock(state: QueueFolder, id: QueueId): Promise<string> {
+    const locked = this.paths.envelope(state, id) + LOCKED_SUFFIX;
+    try {
+      await rename(this.paths.envelope(state, id), locked);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.index.delete(id);
+        throw new SmarthostError('SH_INTERNAL', `message ${id} is being delivered or moved right now; try again in a moment`);
+      }
+      throw e;
+    }
+    return locked;
+  }
+
+  /**
+   * Moves a message to `to` with its updated record: lock the envelope file, rewrite it, move the
+   * message file, then rename the envelope file into place (the commit). Recovery unlocks and
+   * re-unites files left half-way by a crash.
+   */
   private async move(entry: IndexEntry, to: QueueFolder, sync: boolean): Promise<void> {
     const id = entry.record.id;
     const from = entry.state;
-    await replaceFileSynced(this.paths.envelope(from, id), serializeRecord(entry.record));
-    if (from !== to) {
-      await rename(this.paths.envelope(from, id), this.paths.envelope(to, id));
-      await rename(this.paths.message(from, id), this.paths.message(to, id));
+    const locked = await this.lock(from, id);
+    try {
+      await replaceFileSynced(locked, serializeRecord(entry.record));
+      if (from !== to) await rename(this.paths.message(from, id), this.paths.message(to, id));
+      await rename(locked, this.paths.envelope(to, id));
+    } catch (e) {
+      await rename(locked, this.paths.envelope(from, id)).catch(() => undefined);
+      throw e;
     }
     if (sync) await this.syncer.sync(this.paths.folder(to));
     entry.state = to;
@@ -333,7 +379,8 @@ class FolderSpool implements Spool {
     const entry = await this.find(id);
     if (entry.state === 'active') throw new SmarthostError('SH_INTERNAL', `message ${id} is being delivered right now; try again in a moment`);
     await this.exclusive(id, async () => {
-      await unlinkIfExists(this.paths.envelope(entry.state, id));
+      const locked = await this.lock(entry.state, id);
+      await unlinkIfExists(locked);
       await unlinkIfExists(this.paths.message(entry.state, id));
       await this.syncer.sync(this.paths.folder(entry.state));
       this.index.delete(id);

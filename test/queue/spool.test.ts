@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, readdir, writeFile, readFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, readdir, writeFile, readFile, mkdir, rename } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import os from 'node:os';
@@ -99,7 +99,6 @@ test('recovery: tmp files dropped, active requeued as possible duplicates, strag
   await writeFile(path.join(root, 'tmp', 'half.eml'), 'Subject: half\r\n');
   await writeFile(path.join(root, 'incoming', '20261125T120000Z-aaaaaaaaaa-0001.eml'), 'Subject: uncommitted\r\n');
   // b's envelope moved to deferred but its message file was left in incoming (cut between renames)
-  const { rename } = await import('node:fs/promises');
   // c's content never reached the disk (renamed in, crash before its syncs): size/CRC differ → dropped
   const c = await first.enqueue(env(), Buffer.from('Subject: c\r\n\r\nc\r\n'));
   await writeFile(path.join(root, 'incoming', `${c}.eml`), '');
@@ -108,8 +107,13 @@ test('recovery: tmp files dropped, active requeued as possible duplicates, strag
   await writeFile(path.join(root, 'incoming', `${d}.json`), '{"version":1,"id":');
   await rename(path.join(root, 'incoming', `${b}.json`), path.join(root, 'deferred', `${b}.json`));
 
+  // e: a move cut half-way (envelope locked in hold/, message file already in incoming/)
+  const e = await first.enqueue(env(), Buffer.from('Subject: e\r\n\r\ne\r\n'));
+  await rename(path.join(root, 'incoming', `${e}.json`), path.join(root, 'hold', `${e}.json.locked`));
+
   const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
   assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
+  assert.deepEqual((await readdir(path.join(root, 'hold'))).sort(), [`${e}.eml`, `${e}.json`]);
   assert.deepEqual(await readdir(path.join(root, 'active')), []);
   const list = await spool.list();
   const ea = list.find((e) => e.record.id === a)!;
@@ -118,7 +122,7 @@ test('recovery: tmp files dropped, active requeued as possible duplicates, strag
   const eb = list.find((e) => e.record.id === b)!;
   assert.equal(eb.state, 'deferred');
   assert.equal((await spool.readMessage(b)).toString(), 'Subject: b\r\n\r\nb\r\n');
-  assert.equal(list.length, 2);
+  assert.equal(list.length, 3);
   assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${a}.eml`, `${a}.json`]);
 });
 
@@ -141,6 +145,12 @@ test('retry, hold, release, flush and delete move files between folders', { time
   assert.equal((await spool.list({ state: 'incoming' })).length, 1);
   // another process (the CLI) sees and changes the same folders
   const cli = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger(), recover: false });
+  // while the CLI holds a message's lock, the relay's claim of it fails harmlessly
+  await rename(path.join(root, 'incoming', `${id}.json`), path.join(root, 'incoming', `${id}.json.locked`));
+  assert.equal(await spool.claim(id), undefined);
+  await assert.rejects(cli.hold(id), /being delivered or moved right now/);
+  await rename(path.join(root, 'incoming', `${id}.json.locked`), path.join(root, 'incoming', `${id}.json`));
+  await spool.rescan();
   await cli.hold(id);
   await spool.rescan();
   assert.equal((await spool.list())[0].state, 'hold');
