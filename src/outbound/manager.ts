@@ -129,7 +129,9 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         const started = Date.now();
         const outcomes = await transport.send(outboundMessage(rec, batch));
         const durationMs = Date.now() - started;
-        emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes, durationMs, at: iso() });
+        // History and the console show what each reply means, as the record and the .BDR do.
+        const explained = outcomes.map((o) => (o.reason || o.action === 'delivered' ? o : { ...o, reason: explainOutcome(o).meaning }));
+        emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes: explained, durationMs, at: iso() });
         logger.info({ id: rec.id, upstream: transport.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
         for (const o of outcomes) {
           const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);

@@ -179,6 +179,14 @@ test('console in Chromium against a running relay', { skip, timeout: 120_000 }, 
     await page.waitForSelector('#badmail-detail pre');
     assert.match((await page.textContent('#badmail-detail pre')) ?? '', /carol@example\.com[\s\S]*550/);
     await shot('badmail');
+    // The dashboard's last errors say it too, with what the reply means.
+    await page.goto(`${base}#dashboard`);
+    const err = page.locator('#page tr').filter({ hasText: '5.7.1' }).first();
+    await err.waitFor({ timeout: 10_000 });
+    assert.match((await err.locator('.reason').textContent()) ?? '', /send as/i);
+    await shot('dashboard-errors');
+    await page.goto(`${base}#badmail`);
+    await entry.waitFor({ timeout: 10_000 });
     upstream.refuse(undefined);
     const before = upstream.received.length;
     await entry.locator('button[data-action="retry"]').click();
