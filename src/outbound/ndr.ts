@@ -25,6 +25,8 @@ export interface DsnInput {
   envid?: string;
   /** For delay notices: when smarthost gives up. */
   willRetryUntil?: Date;
+  /** The whole original message (the client asked RET=FULL); otherwise only its headers are returned. */
+  originalMessage?: Buffer;
 }
 
 /** RFC 2047 encoded-word when the text is not plain ASCII. */
@@ -94,12 +96,11 @@ export function buildDsn(input: DsnInput): Buffer {
     statusPart(input),
     '',
     `--${boundary}`,
-    'Content-Type: text/rfc822-headers',
-    '',
-    input.originalHeaders.replace(/\r?\n/g, '\r\n').replace(/(\r\n)+$/, ''),
-    '',
-    `--${boundary}--`,
-    '',
+    ...(input.originalMessage
+      ? ['Content-Type: message/rfc822', '', '']
+      : ['Content-Type: text/rfc822-headers', '', input.originalHeaders.replace(/\r?\n/g, '\r\n').replace(/(\r\n)+$/, ''), '']),
   ];
-  return Buffer.from(parts.join('\r\n'));
+  const tail = `\r\n--${boundary}--\r\n`;
+  if (!input.originalMessage) return Buffer.from(parts.join('\r\n') + tail.slice(2));
+  return Buffer.concat([Buffer.from(parts.slice(0, -1).join('\r\n') + '\r\n'), input.originalMessage, Buffer.from(tail)]);
 }

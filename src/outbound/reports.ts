@@ -13,6 +13,9 @@ import { buildDsn } from './ndr.ts';
 
 type ReportConfig = Pick<Config, 'ndr' | 'hostnameResolved'>;
 
+/** Largest message returned whole on RET=FULL; bigger ones get their headers only. */
+const FULL_RETURN_LIMIT = 5 * 1024 * 1024;
+
 /** Who receives a report on this message, per config.ndr; [] for a null sender. */
 export function reportRecipients(config: ReportConfig, mailFrom: string): string[] {
   if (!mailFrom) return [];
@@ -27,11 +30,13 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
   try {
     const { headerPreview } = await spool.show(rec.id);
     const subject = rec.envelope.subject ?? /^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(headerPreview)?.[1]?.replace(/\r?\n[ \t]+/g, ' ').trim();
+    // RET=FULL asks for the whole message back; kept to a size any mailbox takes
+    const full = rec.envelope.dsn?.ret === 'FULL' && rec.envelope.size <= FULL_RETURN_LIMIT ? await spool.readMessage(rec.id) : undefined;
     const from = config.ndr.from ?? `MAILER-DAEMON@${config.hostnameResolved}`;
     const content = buildDsn({
       kind, queueId: rec.id, reportingMta: config.hostnameResolved, from, to, originalSender: rec.envelope.mailFrom,
       originalSubject: subject, arrivalDate: new Date(Date.parse(rec.envelope.receivedAt) || now.getTime()), now,
-      outcomes, originalHeaders: headerPreview, envid: rec.envelope.dsn?.envid, willRetryUntil,
+      outcomes, originalHeaders: headerPreview, envid: rec.envelope.dsn?.envid, willRetryUntil, originalMessage: full,
     });
     const id = await spool.enqueue({
       mailFrom: '', recipients: to, client: { address: '', source: 'ndr' }, receivedAt: now.toISOString(), size: content.length,

@@ -39,3 +39,15 @@ test('report recipients follow ndr.to and never include anyone for a null sender
   assert.deepEqual(reportRecipients(cfg('off'), 's@x.org'), []);
   assert.deepEqual(reportRecipients(cfg('both'), ''), []);
 });
+
+test('DSN with RET=FULL carries the whole original message as message/rfc822', () => {
+  const now = new Date(Date.UTC(2026, 10, 25, 12));
+  const original = Buffer.from('Subject: whole\r\nFrom: a@b.c\r\n\r\nthe body\r\n');
+  const dsn = buildDsn({
+    kind: 'failed', queueId: 'Q2', reportingMta: 'relay.test', from: 'MAILER-DAEMON@relay.test', to: ['a@b.c'], originalSender: 'a@b.c',
+    arrivalDate: now, now, originalHeaders: 'Subject: whole', originalMessage: original,
+    outcomes: [{ recipient: 'x@y.z', action: 'failed', status: '5.1.1', transport: 'smtp', at: now.toISOString() }],
+  }).toString();
+  assert.match(dsn, /Content-Type: message\/rfc822\r\n\r\nSubject: whole\r\nFrom: a@b\.c\r\n\r\nthe body\r\n\r\n--=_smarthost_[0-9a-f]+--\r\n$/);
+  assert.doesNotMatch(dsn, /text\/rfc822-headers/);
+});

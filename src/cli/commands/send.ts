@@ -59,7 +59,7 @@ async function viaRelay(opts: SendOptions): Promise<boolean> {
     // the relay's certificate is often self-signed: verify only when asked
     tls: { rejectUnauthorized: Boolean(opts.verifyCertificate) },
     auth: opts.user ? { user: opts.user, pass: opts.password ?? '' } : undefined,
-    name: 'smarthost-send',
+    name: (await import('node:os')).hostname(),
     logger: opts.trace ? { trace: write, debug: write, info: write, warn: write, error: write, fatal: write } : false,
     debug: Boolean(opts.trace),
   } as Parameters<typeof nodemailer.createTransport>[0]);
