@@ -7,7 +7,7 @@
 // counts what was sent. Screenshots of each page go to test-results/screenshots/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -244,6 +244,31 @@ test('console in Chromium against a running relay', { skip, timeout: 120_000 }, 
     await phone.waitForSelector('.cards');
     await shot('phone-dashboard', phone);
     await phone.close();
+  });
+
+  await t.test('config: an edit is validated with its line, then applied and reloaded; secrets stay on disk', async () => {
+    await page.goto(`${base}#config`);
+    await page.waitForSelector('#config-text');
+    const original = await page.inputValue('#config-text');
+    assert.ok(!original.includes('scrypt$'), 'the admin hash never reaches the page');
+    const lines = original.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('delivery:'));
+    assert.ok(at >= 0, original);
+    const broken = [...lines.slice(0, at + 1), '  colour: blue', ...lines.slice(at + 1)].join('\n');
+    await page.fill('#config-text', broken);
+    await page.click('#config-validate');
+    await page.waitForSelector('#config-result li');
+    assert.match((await page.textContent('#config-result')) ?? '', new RegExp(`line ${at + 2}\\b.*colour`));
+    await shot('config-invalid');
+    const fixed = [...lines.slice(0, at + 1), '  concurrency: 7', ...lines.slice(at + 1)].join('\n');
+    await page.fill('#config-text', fixed);
+    await page.click('#config-apply');
+    await page.waitForSelector('#config-result .ok-text');
+    const onDisk = readFileSync(relay.configFile, 'utf8');
+    assert.match(onDisk, /concurrency: 7/);
+    assert.match(onDisk, /adminPassword: "?scrypt\$/, 'the real hash was kept, not "********"');
+    for (let i = 0; i < 50 && !/configuration reloaded/.test(relay.output()); i++) await page.waitForTimeout(100);
+    assert.match(relay.output(), /configuration reloaded/);
   });
 
   await t.test('/metrics counts what the tests sent', async () => {

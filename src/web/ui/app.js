@@ -275,7 +275,7 @@ pages.config = async (_arg, fresh, token) => {
     const text = h('textarea', { id: 'config-text', spellcheck: 'false' }); text.value = c.text;
     const out = h('div', { id: 'config-result' });
     const show = (r) => out.replaceChildren(r.ok ? h('p', { class: 'ok-text', text: r.message || 'No problems found.' })
-      : h('ul', { class: 'problems error' }, (r.problems || []).map((p) => h('li', { text: `${p.line ? `line ${p.line}${p.column ? `:${p.column}` : ''}: ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}` }))));
+      : h('ul', { class: 'problems error' }, (r.problems || []).map((p) => h('li', { text: `${p.line ? `line ${p.line}${p.column ? `:${p.column}` : ''}: ` : p.path ? `${p.path}: ` : ''}${p.message}` }))));
     setPage(token, h('h1', { text: `Configuration (${c.source})` }),
       h('p', { class: 'muted', text: 'Secrets are shown as ********; leave them so to keep the current value.' }), text,
       h('p', {}, h('button', { class: 'secondary', id: 'config-validate', onclick: async () => { try { show(await api('POST', '/api/config/validate', { text: text.value })); } catch (e) { show({ ok: false, problems: e.problems || [{ message: e.message }] }); } } }, 'Validate'), ' ',
