@@ -100,6 +100,26 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     };
   }
 
+  /**
+   * Transports never throw for SMTP failures; a bug or an unexpected error still must not leave a
+   * message outside the retry ladder: it becomes a temporary failure like any other. Every recipient
+   * of the batch gets an outcome.
+   */
+  async function sendSafely(transport: Transport, message: OutboundMessage): Promise<Outcome[]> {
+    let outcomes: Outcome[];
+    try {
+      outcomes = await transport.send(message);
+    } catch (err) {
+      logger.error({ err, id: message.id, upstream: transport.name }, 'transport failed unexpectedly');
+      outcomes = [];
+    }
+    const given = new Set(outcomes.map((o) => o.recipient));
+    for (const r of message.recipients) {
+      if (!given.has(r)) outcomes.push({ recipient: r, action: 'delayed', status: '4.3.0', transport: transport.kind, at: iso(), diagnostic: `${transport.name} gave no result for this recipient (internal error); it will be tried again` });
+    }
+    return outcomes.filter((o) => message.recipients.includes(o.recipient));
+  }
+
   /** Sends `recipients` through the upstreams in order; returns the last outcome per recipient and what happened. */
   async function attempt(rec: QueueRecord, recipients: string[]) {
     const results = new Map<string, Outcome>();
@@ -127,7 +147,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         const batch = remaining.splice(0, n);
         sentHere = true;
         const started = Date.now();
-        const outcomes = await transport.send(outboundMessage(rec, batch));
+        const outcomes = await sendSafely(transport, outboundMessage(rec, batch));
         const durationMs = Date.now() - started;
         // History and the console show what each reply means, as the record and the .BDR do.
         const explained = outcomes.map((o) => (o.reason || o.action === 'delivered' ? o : { ...o, reason: explainOutcome(o).meaning }));

@@ -248,3 +248,37 @@ test('Retry-After from a transport is honoured; maxRecipientsPerDay makes the re
   assert.deepEqual(await h.spool.list(), []);
   assert.deepEqual(await h.badmail(), []);
 });
+
+test('a transport that throws or forgets a recipient does not take the message off the retry ladder', T, async (t) => {
+  const { createDeliveryManager } = await import('../../src/outbound/manager.ts');
+  const { silentLogger } = await import('../../src/core/logger.ts');
+  const h = await harness('upstreams:\n  - { name: flaky, url: "smtp://127.0.0.1:1" }\ndelivery:\n  expiration: 1h\n');
+  t.after(() => h.close());
+  let calls = 0;
+  const stub = {
+    kind: 'smtp', name: 'flaky',
+    async send(m: { recipients: string[] }) {
+      calls++;
+      if (calls === 1) throw new Error('boom');
+      // answers only for 1@x.org and forgets the other recipient
+      return m.recipients.filter((r) => r === '1@x.org').map((r) => ({ recipient: r, action: 'delivered' as const, status: '2.0.0', transport: 'smtp', at: new Date(h.clock.now()).toISOString() }));
+    },
+    async close() {},
+  };
+  const manager = createDeliveryManager(h.config, { spool: h.spool, transports: [stub], logger: silentLogger(), clock: h.clock });
+  await h.enqueue('a@contoso.com', ['1@x.org', '2@x.org']);
+  await manager.runOnce();
+  let [e] = await h.spool.list();
+  assert.equal(e.record.attempts, 1);
+  assert.equal(e.record.nextAttemptAt, h.clock.now() + 15 * MIN);
+  h.clock.advance(15 * MIN);
+  await manager.runOnce();
+  [e] = await h.spool.list();
+  assert.deepEqual(e.record.recipients.map((r) => r.state), ['delivered', 'pending']);
+  assert.match(e.record.recipients[1].lastOutcome!.diagnostic!, /gave no result/);
+  h.clock.advance(45 * MIN);
+  await manager.runOnce();
+  const left = await h.spool.list();
+  assert.deepEqual(left.map((x) => [x.record.envelope.client.source, x.record.envelope.mailFrom]), [['ndr', '']], 'expired in the end: only its NDR is queued');
+  assert.deepEqual(await h.badmail(), [`${e.record.id}.BAD`, `${e.record.id}.BDR`]);
+});
