@@ -35,8 +35,9 @@ export class UpstreamPacer {
     let n = Math.min(wanted, maxRecipientsPerMessage ?? wanted);
     if (maxRecipientsPerDay) n = Math.min(n, maxRecipientsPerDay - this.recipientsToday());
     if (n <= 0) return 0;
-    this.submissions.push(now);
-    this.recipients.push([now, n]);
+    // only what a limit needs is remembered (a day of entries would otherwise pile up)
+    if (maxMessagesPerMinute) this.submissions.push(now);
+    if (maxRecipientsPerDay) this.recipients.push([now, n]);
     return n;
   }
 
