@@ -5,8 +5,9 @@
  * - enqueue() resolves only when the message file and the envelope file are fsynced and their names
  *   are fsynced in incoming/ — only then may the client hear 250. Concurrent enqueues share one
  *   directory fsync (group commit, durable.ts), and the file syncs run beside it (one round).
- * - A state change renames the envelope file (the commit point), then the message file; the
- *   envelope file's folder is the state (paths.ts).
+ * - The envelope file's folder is the state (paths.ts). A claim renames the envelope file into
+ *   active/ (the commit point), then the message file; other moves lock the envelope file first so
+ *   the CLI and a running relay never act on the same message at once.
  * - On open (unless `recover: false`, for the CLI beside a running relay), recovery runs first
  *   (recovery.ts): half-written files dropped, messages caught in active/ put back in line and marked
  *   as possible duplicates.
