@@ -147,6 +147,10 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     if (err.code === 'EAUTH') {
       return outcome(recipient, { action: 'delayed', status: '4.7.0', replyCode: code, diagnostic: reply ?? sanitizeText(err.message), routeBroken: true, reason: `${upstream.name} refused our credentials (${upstream.mailbox ?? upstream.username ?? 'no user'})` });
     }
+    if (err.code === 'EMESSAGE' && !code && /larger than allowed/i.test(err.message)) {
+      // the upstream's EHLO SIZE says it will refuse this message: a permanent failure, found before sending
+      return outcome(recipient, { action: 'failed', status: '5.3.4', diagnostic: sanitizeText(`${err.message} (the upstream's advertised SIZE limit)`) });
+    }
     if (code && code >= 500 && code !== 503) {
       return outcome(recipient, { action: 'failed', status: enhancedStatus(reply, code), replyCode: code, diagnostic: reply });
     }
@@ -173,7 +177,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     source.pipe(normalizer);
     try {
       const info = await transporter.sendMail({
-        envelope: { from: message.mailFrom, to: message.recipients },
+        envelope: { from: message.mailFrom, to: message.recipients, size: message.size } as { from: string; to: string[] },
         raw: normalizer,
       });
       const accepted = new Set((info.accepted ?? []).map(String));

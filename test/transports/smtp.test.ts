@@ -161,3 +161,16 @@ test('xoauth2: a refused token is renewed once, then the refusal is reported (no
   assert.equal(bad[0].routeBroken, true);
   assert.ok(up.authAttempts - before <= 2, `at most one renewal, got ${up.authAttempts - before} attempts`);
 });
+
+test('a message larger than the upstream\'s advertised SIZE fails permanently as 5.3.4 without being sent', T, async (t) => {
+  const up = await startUpstream({ size: 1000 });
+  t.after(() => up.close());
+  const tr = createSmtpTransport(upstreamSchema.parse({ name: 'small', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  const out = await tr.send(message(`Subject: big\r\n\r\n${'z'.repeat(5000)}\r\n`, ['a@x.org']));
+  assert.equal(out[0].action, 'failed', JSON.stringify(out));
+  assert.equal(out[0].status, '5.3.4');
+  assert.equal(up.received.length, 0);
+  const ok = await tr.send(message('Subject: small\r\n\r\nok\r\n', ['a@x.org']));
+  assert.equal(ok[0].action, 'delivered');
+});

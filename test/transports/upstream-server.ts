@@ -21,6 +21,8 @@ export interface UpstreamBehaviour {
   dropAfterDot?: number;
   /** Never answer the final dot, this many times (the sender waits; for crash tests). */
   hangAfterDot?: number;
+  /** Advertise this SIZE limit in EHLO. */
+  size?: number;
   /** Require STARTTLS + AUTH with these credentials. */
   auth?: { user: string; pass: string };
 }
@@ -43,6 +45,7 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
     disabledCommands: [],
     authOptional: !behaviour.auth,
     closeTimeout: 200,
+    size: behaviour.size,
     onRcptTo(address, _session, cb) {
       const r = upstream.behaviour.rcpt?.(address.address);
       if (!r) return cb();
