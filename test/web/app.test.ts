@@ -249,6 +249,18 @@ test('live events reach the browser over Server-Sent Events', async () => {
       setTimeout(() => reject(new Error('no event within 5 s')), 5000).unref();
     });
     assert.match(got, /event: queue\ndata: \{"type":"accepted","id":"live1"/);
+    // A browser that stays connected does not hold up a shutdown.
+    const held = http.get({ host: '127.0.0.1', port, path: '/api/events' });
+    held.on('error', () => {});
+    await new Promise((r) => held.once('response', r));
+    const t0 = Date.now();
+    const hung = new Promise((_, reject) => setTimeout(() => reject(new Error('app.close() waited for the open event stream')), 3000).unref());
+    try {
+      await Promise.race([app.close(), hung]);
+    } finally {
+      held.destroy();
+    }
+    assert.ok(Date.now() - t0 < 2000, `closed in ${Date.now() - t0} ms with a stream open`);
   } finally {
     await app.close();
   }

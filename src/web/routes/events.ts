@@ -5,7 +5,8 @@
  * envelope's addresses (no secrets exist in events). A comment line every 15 s keeps proxies from
  * closing the stream; the browser's EventSource reconnects on its own after a drop. A client that
  * reads too slowly loses events rather than growing memory (writes are skipped while the socket's
- * buffer is full); the page re-fetches its data on each event anyway.
+ * buffer is full); the page re-fetches its data on each event anyway. Closing the console ends
+ * every open stream, so a shutdown never waits for a browser tab.
  */
 import type { FastifyInstance } from 'fastify';
 import type { QueueEvent } from '../../core/types.ts';
@@ -14,9 +15,16 @@ import type { RouteOptions } from './options.ts';
 const HEARTBEAT_MS = 15_000;
 
 export default async function eventRoutes(app: FastifyInstance, { services }: RouteOptions): Promise<void> {
+  // Open streams never go idle, so closing the console would wait for browsers to leave: end them first.
+  const open = new Set<NodeJS.WritableStream & { end(): void }>();
+  app.addHook('preClose', async () => {
+    for (const res of open) res.end();
+  });
+
   app.get('/api/events', (request, reply) => {
     reply.hijack();
     const res = reply.raw;
+    open.add(res);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(': connected\n\n');
     const send = (event: QueueEvent): void => {
@@ -27,6 +35,7 @@ export default async function eventRoutes(app: FastifyInstance, { services }: Ro
     const beat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     beat.unref();
     request.raw.on('close', () => {
+      open.delete(res);
       clearInterval(beat);
       unsubscribe();
     });
