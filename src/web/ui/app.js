@@ -120,7 +120,8 @@ function chart(stats) {
     const t = document.createElementNS(ns, 'title'); t.textContent = `${fmtTime(b.start)}: ${b[k]} ${k}`; r.append(t);
     svg.append(r);
   }));
-  return h('div', { class: 'chart' }, svg, h('div', { class: 'legend' }, series.map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })));
+  const axis = stats.length ? h('div', { class: 'axis' }, h('span', { text: fmtTime(stats[0].start) }), h('span', { text: 'now' })) : '';
+  return h('div', { class: 'chart' }, svg, axis, h('div', { class: 'legend' }, series.map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })));
 }
 pages.dashboard = async (_arg, _fresh, token) => {
   try {
