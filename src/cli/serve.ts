@@ -28,6 +28,7 @@ import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
 import { buildWebServices } from './compose/web-services.ts';
+import { buildDiagnostics } from './compose/diagnostics.ts';
 
 export interface RunningRelay {
   config(): Config;
@@ -118,6 +119,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       logger: logger.child({ stage: 'web' }),
       reload,
       tlsCertificateDaysLeft: () => certificateDaysLeft(config, clock),
+      diagnostics: buildDiagnostics(),
     });
     const web = await startWeb(services, config, { logger: logger.child({ stage: 'web' }), clock });
     webUrl = web.url;
