@@ -12,7 +12,6 @@
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
-import { openSync, writeSync, closeSync, fdatasync, close as closeFd } from 'node:fs';
 
 interface Round {
   promise: Promise<void>;
@@ -98,31 +97,10 @@ export interface OpenWrite {
   close(): Promise<void>;
 }
 
-/** Small buffers are written with synchronous calls: a page-cache write costs less than a thread-pool round trip. */
-const SYNC_WRITE_LIMIT = 256 * 1024;
-
-function fdWrite(fd: number, size: number, crc: number): OpenWrite {
-  return {
-    size,
-    crc,
-    datasync: () => new Promise((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve()))),
-    close: () => new Promise((resolve, reject) => closeFd(fd, (e) => (e ? reject(e) : resolve()))),
-  };
-}
-
 /** Writes `content` (Buffer or stream, one chunk in memory at a time) to a new file and keeps it open. */
 export async function writeOpen(file: string, content: Buffer | NodeJS.ReadableStream): Promise<OpenWrite> {
-  if (Buffer.isBuffer(content) && content.length <= SYNC_WRITE_LIMIT) {
-    const fd = openSync(file, 'wx', 0o640);
-    try {
-      let off = 0;
-      while (off < content.length) off += writeSync(fd, content, off, content.length - off);
-    } catch (e) {
-      closeSync(fd);
-      throw e;
-    }
-    return fdWrite(fd, content.length, crc32(content));
-  }
+  // All asynchronous: under fsync load even a create or rename can wait on the journal, and the
+  // event loop must keep serving SMTP sessions meanwhile.
   const handle = await open(file, 'wx', 0o640);
   try {
     let size = 0;

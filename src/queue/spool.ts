@@ -16,7 +16,7 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream, renameSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
@@ -156,8 +156,8 @@ class FolderSpool implements Spool {
       // Renames first, then the file and folder syncs all at once: one fsync round per message
       // instead of two. Until every sync has finished the client has no 250; recovery checks the
       // size and CRC of messages in incoming/ and drops any whose content did not reach the disk.
-      renameSync(tmpMessage, this.paths.message('incoming', id));
-      renameSync(tmpEnvelope, this.paths.envelope('incoming', id));
+      await rename(tmpMessage, this.paths.message('incoming', id));
+      await rename(tmpEnvelope, this.paths.envelope('incoming', id));
       await Promise.all([...open.map((w) => w.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
       await Promise.all(open.splice(0).map((w) => w.close()));
     } catch (e) {
