@@ -10,8 +10,9 @@
  *   renames) → moved beside its envelope file.
  * - a message file with no envelope file anywhere: in incoming/ it is an enqueue cut before its commit
  *   (no 250 was given) → deleted; elsewhere → badmail with the reason, never dropped silently.
- * - an envelope file with no message file: the content is lost → the envelope goes to badmail as a
- *   .BDR so the admin sees who lost what.
+ * - an envelope file with no message file: in incoming/ an enqueue cut before its syncs finished (no
+ *   250) → deleted; elsewhere the content is lost → the envelope goes to badmail so the admin sees
+ *   who lost what.
  * - active/: messages being delivered when the relay stopped → back to incoming/ (due now), marked
  *   possibleDuplicate because the upstream may have taken them already.
  * Every folder touched is fsynced before the relay starts.
@@ -98,6 +99,13 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   for (const [id, state] of envelopes) {
     if (messages.get(id)?.length) continue;
     const file = paths.envelope(state, id);
+    if (state === 'incoming') {
+      // an enqueue cut before its syncs finished (both files are renamed in side by side): no 250 was given
+      await unlinkIfExists(file);
+      envelopes.delete(id);
+      report.droppedPartial++;
+      continue;
+    }
     const text = await readFile(file, 'utf8');
     await writeBadmail(paths, syncer, { name: id, content: Buffer.from(text), reason: `Recovered at start: the message file of ${id} is missing; only its envelope (the .BAD file here) survived. The message cannot be sent again.` });
     await unlinkIfExists(file);

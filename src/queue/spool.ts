@@ -18,6 +18,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
@@ -148,18 +149,28 @@ class FolderSpool implements Spool {
     // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
     this.busy.add(id);
     try {
-      const message = await writeOpen(tmpMessage, content);
-      open.push(message);
-      record = newRecord(id, { ...envelope, size: message.size });
-      record.crc32 = message.crc;
-      open.push(await writeOpen(tmpEnvelope, Buffer.from(serializeRecord(record))));
+      if (Buffer.isBuffer(content)) {
+        // size and CRC are known up front: both files are written side by side
+        record = newRecord(id, { ...envelope, size: content.length });
+        record.crc32 = crc32(content);
+        const writes = [writeOpen(tmpMessage, content), writeOpen(tmpEnvelope, Buffer.from(serializeRecord(record)))];
+        const settled = await Promise.allSettled(writes);
+        for (const r of settled) if (r.status === 'fulfilled') open.push(r.value);
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      } else {
+        const message = await writeOpen(tmpMessage, content);
+        open.push(message);
+        record = newRecord(id, { ...envelope, size: message.size });
+        record.crc32 = message.crc;
+        open.push(await writeOpen(tmpEnvelope, Buffer.from(serializeRecord(record))));
+      }
       // Renames first, then the file and folder syncs all at once: one fsync round per message
-      // instead of two. Until every sync has finished the client has no 250; recovery checks the
-      // size and CRC of messages in incoming/ and drops any whose content did not reach the disk.
-      await rename(tmpMessage, this.paths.message('incoming', id));
-      await rename(tmpEnvelope, this.paths.envelope('incoming', id));
+      // instead of two. Until every sync has finished the client has no 250; recovery drops from
+      // incoming/ any message whose two files are not both there, whole (size and CRC-32).
+      await Promise.all([rename(tmpMessage, this.paths.message('incoming', id)), rename(tmpEnvelope, this.paths.envelope('incoming', id))]);
       await Promise.all([...open.map((w) => w.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
-      await Promise.all(open.splice(0).map((w) => w.close()));
+      // durable now; closing need not delay the 250
+      for (const w of open.splice(0)) w.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
       await Promise.all(open.map((w) => w.close().catch(() => undefined)));
       await Promise.all([tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]

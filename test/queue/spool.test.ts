@@ -107,6 +107,9 @@ test('recovery: tmp files dropped, active requeued as possible duplicates, strag
   await writeFile(path.join(root, 'incoming', `${d}.json`), '{"version":1,"id":');
   await rename(path.join(root, 'incoming', `${b}.json`), path.join(root, 'deferred', `${b}.json`));
 
+  // f: its message file never reached incoming/ (cut between the two renames)
+  const f = await first.enqueue(env(), Buffer.from('Subject: f\r\n\r\nf\r\n'));
+  await rm(path.join(root, 'incoming', `${f}.eml`));
   // e: a move cut half-way (envelope locked in hold/, message file already in incoming/)
   const e = await first.enqueue(env(), Buffer.from('Subject: e\r\n\r\ne\r\n'));
   await rename(path.join(root, 'incoming', `${e}.json`), path.join(root, 'hold', `${e}.json.locked`));
@@ -123,6 +126,8 @@ test('recovery: tmp files dropped, active requeued as possible duplicates, strag
   assert.equal(eb.state, 'deferred');
   assert.equal((await spool.readMessage(b)).toString(), 'Subject: b\r\n\r\nb\r\n');
   assert.equal(list.length, 3);
+  assert.ok(!list.some((x) => x.record.id === f));
+  assert.deepEqual(await readdir(path.join(root, 'badmail')), [], 'unacknowledged leftovers are dropped, not badmailed');
   assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${a}.eml`, `${a}.json`]);
 });
 
