@@ -7,8 +7,9 @@
  *   smtp://host[:port]           no TLS at all, port 25 by default
  * Certificates are verified unless verifyCertificate is false; `ca` adds trusted CAs.
  * Authentication: username/password (AUTH PLAIN or LOGIN, whichever the server offers), or XOAUTH2
- * with a token from opts.tokenProvider (asked again once with renew when the server refuses it; a
- * second refusal is reported, never looped).
+ * with a token from opts.tokenProvider: after a 535 the provider is asked with renew and the message
+ * sent exactly once more (a second refusal is reported, never looped); a token the provider cannot
+ * get (TokenError) is reported with its plain-words reason.
  *
  * What it guarantees: send() never throws for SMTP or network failures; it returns one Outcome per
  * recipient: delivered (2xx), failed (5xx), delayed (4xx, connection failures as 4.4.1). Auth refusal
@@ -80,6 +81,14 @@ interface SmtpError extends Error {
 
 const NETWORK_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ETLS', 'EPROXY', 'ESTREAM']);
 
+/**
+ * A TokenError from src/m365/tokens.ts (code SH_TOKEN; nodemailer renames the code to EAUTH and keeps
+ * ours as originalCode). Recognised by shape so that loading this transport does not load msal.
+ */
+function isTokenError(err: unknown): err is SmarthostError & { routeBroken?: boolean } {
+  return err instanceof SmarthostError && (err.code === 'SH_TOKEN' || (err as { originalCode?: string }).originalCode === 'SH_TOKEN');
+}
+
 /** A trace logger in the shape nodemailer expects (bunyan-like levels, printf-style messages). */
 function traceLogger(trace: (line: string) => void) {
   const write = (_entry: unknown, msg: string, ...args: unknown[]) => trace(format(msg, ...args));
@@ -90,6 +99,8 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   const url = parseSmtpUrl(upstream.url);
   const authMode = upstream.auth ?? (upstream.username ? 'basic' : 'none');
   let auth: Record<string, unknown> | undefined;
+  // nodemailer renews by itself after a 334 error challenge (Google's style): then it has had its one renewal
+  let renewalsAfterChallenge = 0;
   if (authMode === 'basic') {
     if (!upstream.username || !upstream.password) throw new SmarthostError('SH_CONFIG_INVALID', `upstream ${upstream.name}: basic auth needs username and password`);
     let pass: string;
@@ -106,9 +117,11 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     auth = {
       type: 'OAuth2',
       user: mailbox,
-      // nodemailer asks again with renew=true once when the server refuses a token, then reports
+      // The token source caches and renews; an `expires` already past makes nodemailer ask it on every
+      // login instead of keeping its own copy (0 would mean "never expires" to nodemailer).
       provisionCallback: (_user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => {
-        provider({ renew }).then((t) => cb(null, t, Date.now() + 5 * 60_000), (e: Error) => cb(e));
+        if (renew) renewalsAfterChallenge++;
+        provider({ renew }).then((t) => cb(null, t, 1), (e: Error) => cb(e));
       },
     };
   }
@@ -144,6 +157,10 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   function fromError(recipient: string, err: SmtpError, dataHandedOver: boolean): Outcome {
     const reply = err.response ? sanitizeText(err.response) : undefined;
     const code = err.responseCode;
+    if (isTokenError(err)) {
+      // no token to offer (revoked sign-in, secret refused…): Entra ID's reason, in plain words
+      return outcome(recipient, { action: 'delayed', status: '4.7.0', diagnostic: sanitizeText(err.message), routeBroken: err.routeBroken || undefined, reason: err.message });
+    }
     if (err.code === 'EAUTH') {
       return outcome(recipient, { action: 'delayed', status: '4.7.0', replyCode: code, diagnostic: reply ?? sanitizeText(err.message), routeBroken: true, reason: `${upstream.name} refused our credentials (${upstream.mailbox ?? upstream.username ?? 'no user'})` });
     }
@@ -168,7 +185,31 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     });
   }
 
+  /**
+   * Exchange Online answers an expired or revoked XOAUTH2 token with a plain `535 5.7.3` (no 334
+   * challenge, so nodemailer never asks for a new one): ask the token source for a fresh token and
+   * send once more. A refusal of the fresh token is reported (routeBroken), never looped; SMTP AUTH
+   * disabled (5.7.139) and Basic-auth-off (5.7.30) are not token problems and are not retried.
+   */
   async function send(message: OutboundMessage): Promise<Outcome[]> {
+    const challengeRenewals = renewalsAfterChallenge;
+    const first = await attempt(message);
+    if (authMode !== 'xoauth2' || !first.retryWithFreshToken || renewalsAfterChallenge !== challengeRenewals) return first.outcomes;
+    try {
+      await opts.tokenProvider!({ renew: true });
+    } catch (e) {
+      return message.recipients.map((r) => fromError(r, e as SmtpError, false));
+    }
+    opts.logger.info({ upstream: upstream.name }, 'the upstream refused our OAuth2 token: sending once more with a fresh one');
+    return (await attempt(message)).outcomes;
+  }
+
+  function refusedToken(err: SmtpError): boolean {
+    return err.code === 'EAUTH' && !isTokenError(err) && (err.responseCode === 535 || !err.responseCode)
+      && !/5\.7\.139|5\.7\.30/.test(String(err.response ?? ''));
+  }
+
+  async function attempt(message: OutboundMessage): Promise<{ outcomes: Outcome[]; retryWithFreshToken?: boolean }> {
     const normalizer = createLineNormalizer();
     let handedOver = false;
     normalizer.on('end', () => { handedOver = true; });
@@ -183,20 +224,21 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
       const accepted = new Set((info.accepted ?? []).map(String));
       const rejectedErrors = ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []);
       const reply = sanitizeText(String(info.response ?? '250'));
-      return message.recipients.map((r) => {
+      return { outcomes: message.recipients.map((r) => {
         const rej = rejectedErrors.find((e) => e.recipient === r);
         if (rej) return fromError(r, rej, false);
         if (accepted.has(r)) return outcome(r, { action: 'delivered', status: /^\d{3}[ -]2\./.test(reply) ? enhancedStatus(reply, 250) : '2.0.0', replyCode: 250, diagnostic: reply });
         return outcome(r, { action: 'delayed', status: '4.0.0', diagnostic: 'the upstream reported neither acceptance nor refusal for this recipient' });
-      });
+      }) };
     } catch (e) {
       const err = e as SmtpError;
       source.destroy?.();
       opts.logger.debug({ upstream: upstream.name, code: err.code, command: err.command, response: err.response }, 'smtp send failed');
-      return message.recipients.map((r) => {
+      const outcomes = message.recipients.map((r) => {
         const rej = err.rejectedErrors?.find((x) => x.recipient === r);
         return fromError(r, rej ?? err, handedOver && (err.command === 'CONN' || err.command === 'DATA' || !err.command));
       });
+      return { outcomes, retryWithFreshToken: refusedToken(err) };
     }
   }
 

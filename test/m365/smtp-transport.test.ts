@@ -47,11 +47,9 @@ function transport(clock?: ManualClock) {
 
 const msg = () => outbound(`From: ${MAILBOX}\nTo: alice@contoso.com\nSubject: scan\n\nhi\n`, MAILBOX, ['alice@contoso.com']);
 
-// todo: nodemailer asks provisionCallback again with renew=true only after a 334 challenge (Gmail's
-// style); Exchange Online answers a refused token with a plain `535 5.7.3`, so smtp.ts reports the
-// refusal without renewing. smtp.ts must retry once itself after a 535 (withTokenRetry in
-// src/m365/xoauth2.ts does exactly that) and must not let nodemailer cache the token for 5 minutes.
-test('token expiry while messages wait: the expired token is refused once, renewed, delivered', { todo: 'needs smtp.ts to renew after a plain 535 (see comment)' }, async () => {
+// Exchange Online answers a refused token with a plain `535 5.7.3` (no 334 challenge, so nodemailer
+// itself never renews): smtp.ts asks the token source again with renew and sends exactly once more.
+test('token expiry while messages wait: the expired token is refused once, renewed, delivered', async () => {
   idp.tokenLifetime = 2;
   try {
     const { tokens, t } = transport(new ManualClock(Date.now()));
@@ -78,5 +76,36 @@ test('535 5.7.139: the outcome is routeBroken (the queue parks the upstream), no
     assert.match(out[0].diagnostic ?? '', /5\.7\.139/);
   } finally {
     exo.smtpAuthDisabled = false;
+  }
+});
+
+test('a fresh token refused again (no FullAccess): one renewal, then routeBroken — never a loop', async () => {
+  exo.fullAccess.set('smtp-app', []);
+  try {
+    const { t } = transport();
+    const before = exo.auths.length;
+    const out = await t.send(msg());
+    await t.close();
+    assert.equal(out[0].action, 'delayed', JSON.stringify(out));
+    assert.equal(out[0].routeBroken, true);
+    assert.deepEqual(exo.auths.slice(before).map((a) => a.slice(0, 5)), ['5.7.3', '5.7.3']);
+  } finally {
+    exo.fullAccess.set('smtp-app', [MAILBOX]);
+  }
+});
+
+test('no token at all (client secret refused): the outcome reason is Entra ID\'s, in plain words', async () => {
+  idp.register({ clientId: 'smtp-app', secret: 'rotated', roles: { 'https://outlook.office365.com': ['SMTP.SendAsApp'] } });
+  try {
+    const { t } = transport();
+    const before = exo.auths.length;
+    const out = await t.send(msg());
+    await t.close();
+    assert.equal(out[0].action, 'delayed', JSON.stringify(out));
+    assert.match(out[0].reason ?? '', /Entra ID refused the token request/);
+    assert.match(out[0].reason ?? '', /7000215/);
+    assert.equal(exo.auths.length, before, 'no AUTH attempted without a token');
+  } finally {
+    idp.register({ clientId: 'smtp-app', secret: 'x', roles: { 'https://outlook.office365.com': ['SMTP.SendAsApp'] } });
   }
 });
