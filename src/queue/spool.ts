@@ -117,6 +117,10 @@ class FolderSpool implements Spool {
   private busy = new Set<QueueId>();
   private ops = 0;
   private listeners: Array<(id: QueueId) => void> = [];
+  /** Messages due now, in the order they became due (see due()). */
+  private ready = new Set<QueueId>();
+  /** Earliest nextAttemptAt in deferred/ not yet in `ready`. */
+  private nextDeferredAt = Infinity;
 
   constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
     this.paths = paths;
@@ -180,6 +184,7 @@ class FolderSpool implements Spool {
       this.busy.delete(id);
     }
     this.index.set(id, { state: 'incoming', record, touched: ++this.ops });
+    this.ready.add(id);
     this.emit({ type: 'accepted', id, envelope: record.envelope, at: new Date(this.deps.clock.now()).toISOString() });
     for (const l of this.listeners) l(id);
     return id;
@@ -226,7 +231,9 @@ class FolderSpool implements Spool {
       try {
         const record = parseRecord(await readFile(this.paths.envelope(state, id), 'utf8'), this.paths.envelope(state, id));
         if ((this.index.get(id)?.touched ?? 0) > startedAt) continue;
-        this.index.set(id, { state, record, touched: startedAt });
+        const entry: IndexEntry = { state, record, touched: startedAt };
+        this.index.set(id, entry);
+        this.note(entry);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.logger.error({ err: e, id }, 'unreadable envelope file');
       }
@@ -342,6 +349,7 @@ class FolderSpool implements Spool {
     if (sync) await this.syncer.sync(this.paths.folder(to));
     entry.state = to;
     entry.touched = ++this.ops;
+    this.note(entry);
   }
 
   async retry(id: QueueId): Promise<void> {
@@ -401,23 +409,47 @@ class FolderSpool implements Spool {
     this.stateEvent(id, 'deleted', reason);
   }
 
+  /** Remembers where a message now is, for due(): ready in incoming/, or the earliest deferred time. */
+  private note(entry: IndexEntry): void {
+    if (entry.state === 'incoming') this.ready.add(entry.record.id);
+    else if (entry.state === 'deferred' && entry.record.nextAttemptAt < this.nextDeferredAt) this.nextDeferredAt = entry.record.nextAttemptAt;
+  }
+
+  /**
+   * Cheap with a large queue: messages in incoming/ wait in arrival order in `ready`; deferred/ is
+   * scanned only once its earliest nextAttemptAt has come, and what is due then joins `ready`.
+   * Returns up to `limit` messages without removing them (a claim does that).
+   */
   due(now: number, limit: number): QueueRecord[] {
-    const out: QueueRecord[] = [];
-    for (const e of this.index.values()) {
-      if (this.busy.has(e.record.id)) continue;
-      if (e.state === 'incoming' || (e.state === 'deferred' && e.record.nextAttemptAt <= now)) out.push(e.record);
+    if (now >= this.nextDeferredAt) {
+      const dueNow: QueueRecord[] = [];
+      let next = Infinity;
+      for (const e of this.index.values()) {
+        if (e.state !== 'deferred') continue;
+        if (e.record.nextAttemptAt <= now) dueNow.push(e.record);
+        else if (e.record.nextAttemptAt < next) next = e.record.nextAttemptAt;
+      }
+      dueNow.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
+      for (const r of dueNow) this.ready.add(r.id);
+      this.nextDeferredAt = next;
     }
-    out.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
-    return out.slice(0, limit);
+    const out: QueueRecord[] = [];
+    for (const id of this.ready) {
+      if (out.length >= limit) break;
+      const e = this.index.get(id);
+      const waiting = e && (e.state === 'incoming' || (e.state === 'deferred' && e.record.nextAttemptAt <= now));
+      if (!waiting || this.busy.has(id)) {
+        this.ready.delete(id);
+        continue;
+      }
+      out.push(e.record);
+    }
+    return out;
   }
 
   nextDue(): number | undefined {
-    let min: number | undefined;
-    for (const e of this.index.values()) {
-      const t = e.state === 'incoming' ? 0 : e.state === 'deferred' ? e.record.nextAttemptAt : undefined;
-      if (t !== undefined && (min === undefined || t < min)) min = t;
-    }
-    return min;
+    if (this.ready.size) return 0;
+    return Number.isFinite(this.nextDeferredAt) ? this.nextDeferredAt : undefined;
   }
 
   async claim(id: QueueId): Promise<QueueRecord | undefined> {

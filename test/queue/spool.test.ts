@@ -175,3 +175,32 @@ test('quarantine writes NAME.BAD and a CRLF NAME.BDR', { timeout: 30_000 }, asyn
   assert.equal(await readFile(path.join(root, 'badmail', 'weird_file.BDR'), 'utf8'), 'no recipients\r\nfound\r\n');
   await mkdir(path.join(root, 'x'), { recursive: true });
 });
+
+test('due(): incoming in arrival order, deferred only once their time has come, earliest first', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const clock = new ManualClock();
+  const spool = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger() });
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await spool.enqueue(env(), Buffer.from(`Subject: ${i}\r\n\r\nx\r\n`)));
+  // defer three of them: 30, 10 and 20 minutes from now
+  for (const [id, min] of [[ids[0], 30], [ids[1], 10], [ids[2], 20]] as const) {
+    const rec = (await spool.claim(id))!;
+    rec.nextAttemptAt = clock.now() + min * 60_000;
+    await spool.settle(rec, 'deferred');
+  }
+  assert.deepEqual(spool.due(clock.now(), 10).map((r) => r.id), [ids[3], ids[4]]);
+  assert.deepEqual(spool.due(clock.now(), 1).map((r) => r.id), [ids[3]], 'peeking does not remove');
+  assert.equal(spool.nextDue(), 0);
+  await spool.claim(ids[3]);
+  await spool.claim(ids[4]);
+  assert.deepEqual(spool.due(clock.now(), 10), []);
+  assert.equal(spool.nextDue(), clock.now() + 10 * 60_000);
+  clock.advance(25 * 60_000);
+  assert.deepEqual(spool.due(clock.now(), 10).map((r) => r.id), [ids[1], ids[2]]);
+  assert.equal(spool.nextDue(), 0);
+  clock.advance(5 * 60_000);
+  assert.deepEqual(spool.due(clock.now(), 10).map((r) => r.id), [ids[1], ids[2], ids[0]]);
+  // a restart finds the same schedule on disk
+  const again = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger(), recover: false });
+  assert.deepEqual(again.due(clock.now(), 10).map((r) => r.id), [ids[1], ids[2], ids[0]], 'the two claimed ones sit in active/');
+});
