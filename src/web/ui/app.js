@@ -4,7 +4,7 @@
 'use strict';
 
 // seq: each render gets a number; a slower, older render never overwrites a newer page.
-const state = { csrf: '', user: '', page: '', source: null, refreshTimer: 0, seq: 0 };
+const state = { csrf: '', user: '', page: '', source: null, refreshTimer: 0, seq: 0, badmailOpen: '' };
 
 // ---- small DOM helpers -----------------------------------------------------------------------
 function h(tag, attrs, ...children) {
@@ -217,17 +217,24 @@ pages.message = async (id, _fresh, token) => {
 };
 
 // ---- badmail ---------------------------------------------------------------------------------
-pages.badmail = async (_arg, _fresh, token) => {
+pages.badmail = async (_arg, fresh, token) => {
   try {
     const r = await api('GET', '/api/badmail');
     const detail = h('div', { id: 'badmail-detail' });
+    // Live refreshes rebuild the page: keep the reason the admin opened on screen.
+    if (fresh) state.badmailOpen = '';
+    const showReason = async (name) => {
+      state.badmailOpen = name;
+      try { const d = await api('GET', `/api/badmail/${encodeURIComponent(name)}`); detail.replaceChildren(h('h2', { text: name }), h('pre', { text: d.reason })); } catch (err) { detail.replaceChildren(errorBox(err)); }
+    };
     setPage(token, h('h1', { text: 'Badmail' }), h('p', { class: 'muted', text: 'Messages that could not be delivered. Read the reason, fix the cause, then retry.' }),
       table([['When', (b) => fmtTime(b.at)], ['Name', (b) => b.name], ['Reason', (b) => h('span', { class: 'reason', text: b.summary })],
         ['', (b) => h('span', {},
-          h('button', { class: 'secondary', 'data-action': 'reason', onclick: async (e) => { e.stopPropagation(); try { const d = await api('GET', `/api/badmail/${encodeURIComponent(b.name)}`); detail.replaceChildren(h('h2', { text: b.name }), h('pre', { text: d.reason })); } catch (err) { detail.replaceChildren(errorBox(err)); } } }, 'Reason'), ' ',
+          h('button', { class: 'secondary', 'data-action': 'reason', onclick: (e) => { e.stopPropagation(); return showReason(b.name); } }, 'Reason'), ' ',
           h('a', { href: `/api/badmail/${encodeURIComponent(b.name)}/download`, download: `${b.name}.eml` }, 'Download'), ' ',
           h('button', { 'data-action': 'retry', onclick: (e) => { e.stopPropagation(); act(`retry ${b.name}`, () => api('POST', `/api/badmail/${encodeURIComponent(b.name)}/retry`)); } }, 'Retry'))]], r.entries),
       detail);
+    if (state.badmailOpen && r.entries.some((b) => b.name === state.badmailOpen)) await showReason(state.badmailOpen);
   } catch (e) { setPage(token, h('h1', { text: 'Badmail' }), errorBox(e)); }
 };
 
