@@ -65,14 +65,21 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // A relay killed mid-batch lost its last history events: catch up from the spool, the truth (never delays the start).
   void spool.list().then((entries) => history.reconcile(entries.map((e) => ({ id: e.record.id, envelope: e.record.envelope }))))
     .catch((err: Error) => logger.warn({ err: err.message }, 'history could not catch up with the spool; it may miss messages accepted just before the restart'));
-  const { transports, tokens } = buildTransports(config, { logger: logger.child({ stage: 'transport' }), clock });
-  for (const u of config.upstreams) {
-    const warning = basicAuthWarning(u, clock.now());
-    if (warning) logger.warn({ upstream: u.name }, warning);
-  }
-  if (config.upstreams.length === 0) logger.warn('no upstream is configured: accepted mail waits in the queue until one is added (upstreams: in the config file)');
-
-  const delivery = createDeliveryManager(withEffectiveLimits(config), { spool, transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e) });
+  // The delivery side (transports + manager) is rebuilt on reload when upstreams or delivery
+  // settings change; the spool, and so every queued message, stays as it is.
+  const startDelivery = (cfg: Config) => {
+    const built = buildTransports(cfg, { logger: logger.child({ stage: 'transport' }), clock });
+    for (const u of cfg.upstreams) {
+      const warning = basicAuthWarning(u, clock.now());
+      if (warning) logger.warn({ upstream: u.name }, warning);
+    }
+    if (cfg.upstreams.length === 0) logger.warn('no upstream is configured: accepted mail waits in the queue until one is added (upstreams: in the config file)');
+    const manager = createDeliveryManager(withEffectiveLimits(cfg), { spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e) });
+    return { manager, transports: built.transports, tokens: built.tokens };
+  };
+  let { manager: delivery, transports, tokens } = startDelivery(config);
+  // The listener asks through this wrapper, so a reload's new sender rules apply to the next command.
+  let senderCheck = config.senders.length ? createSenderCheck(config) : undefined;
 
   // Sender rules: checked before 250 by the listener; their mode (rewrite / on-behalf) and upstream
   // choice are applied here, on the way into the spool, so the stored message is what goes out.
@@ -91,7 +98,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     enqueue,
     logger: logger.child({ stage: 'inbound' }),
     clock,
-    senderCheck: config.senders.length ? createSenderCheck(config) : undefined,
+    senderCheck: (ctx) => (senderCheck ? senderCheck(ctx) : { verdict: 'none' }),
   });
   const pickup = createPickupWatcher(config, { enqueue: spool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
 
@@ -99,11 +106,20 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   if (config.pickup.enabled) await pickup.start();
   delivery.start();
 
+  // SIGHUP / console: a config that fails validation changes nothing. Listen addresses, TLS
+  // certificates, the mailroot and the pickup folder need a restart; everything else applies now.
   const reload = async () => {
     const next = loadConfig(config.source === '(defaults)' ? undefined : config.source);
-    config = next;
     listener.reload(next);
-    logger.info({ config: next.source }, 'configuration reloaded');
+    senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
+    const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved]);
+    config = next;
+    if (outboundChanged) {
+      await delivery.stop();
+      ({ manager: delivery, transports, tokens } = startDelivery(next));
+      delivery.start();
+    }
+    logger.info({ config: next.source, outboundRestarted: outboundChanged }, 'configuration reloaded');
   };
 
   let webUrl: string | undefined;
@@ -115,7 +131,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       history,
       bus,
       upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name) },
-      tokens,
+      tokens: () => tokens,
       logger: logger.child({ stage: 'web' }),
       reload,
       tlsCertificateDaysLeft: () => certificateDaysLeft(config, clock),

@@ -260,3 +260,42 @@ test('a config error names its file and line, for config check and for serve', a
     assert.match(r.out, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:5:11: access\\.relay\\.mode: expected "only" or "all-except", got "everyone"`));
   }
 });
+
+test('SIGHUP reloads the config: an open session goes on, new upstream and relay rules apply, queued mail stays', async () => {
+  const a = await upstreamWith();
+  const b = await upstreamWith();
+  const yaml = (up: number, relayList: string) => [
+    'access:',
+    `  relay: { mode: only, list: [${relayList}] }`,
+    'upstreams:',
+    `  - { name: main, url: "smtp://127.0.0.1:${up}" }`,
+    'delivery: { scanInterval: 200ms }',
+  ].join('\n');
+  const relay = await relayWith(yaml(a.port, '127.0.0.1'));
+  const open = await RawClient.connect(relay.port);
+  await open.reply();
+  assert.equal((await open.cmd('EHLO before-reload')).code, 250);
+  // 127.0.0.8 may relay after the reload; mail now goes to upstream b.
+  const text = readFileSync(relay.configFile, 'utf8').replace(yaml(a.port, '127.0.0.1'), yaml(b.port, '127.0.0.1, 127.0.0.8'));
+  writeFileSync(relay.configFile, text);
+  relay.child.kill('SIGHUP');
+  await waitUntil('reload logged', () => /configuration reloaded/.test(relay.output()));
+  // the session opened before the reload is still served
+  assert.equal((await open.cmd('MAIL FROM:<old@contoso.com>')).code, 250);
+  assert.equal((await open.cmd('RCPT TO:<x@fabrikam.example>')).code, 250);
+  await open.cmd('QUIT');
+  open.close();
+  const r = await run('swaks', ['--server', `127.0.0.1:${relay.port}`, '--local-interface', '127.0.0.8', '--from', 'new@contoso.com', '--to', 'y@fabrikam.example', '--h-Subject', 'after reload']);
+  assert.equal(r.code, 0, r.out);
+  const [msg] = await b.waitFor(1);
+  assert.match(msg.raw.toString(), /Subject: after reload/);
+  assert.equal(a.messages.length, 0);
+  // a broken edit is refused and the running config stays
+  writeFileSync(relay.configFile, `${text}\nlimits: { maxRecipients: many }\n`);
+  relay.child.kill('SIGHUP');
+  await waitUntil('reload refused', () => /reload refused/.test(relay.output()));
+  assert.match(relay.output(), /maxRecipients/);
+  const again = await run('swaks', ['--server', `127.0.0.1:${relay.port}`, '--local-interface', '127.0.0.8', '--from', 'new@contoso.com', '--to', 'z@fabrikam.example']);
+  assert.equal(again.code, 0, again.out);
+  await b.waitFor(2);
+});

@@ -27,7 +27,8 @@ export interface WebServiceDeps {
   history: HistoryStore;
   bus: EventBus;
   upstreams: UpstreamBoard;
-  tokens: Map<string, TokenProvider>;
+  /** Token sources by upstream name (they change when a reload rebuilds the transports). */
+  tokens: () => Map<string, TokenProvider>;
   logger: Logger;
   /** Re-reads and applies the config file (what SIGHUP does). */
   reload: () => Promise<void>;
@@ -156,7 +157,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         const board = new Map(deps.upstreams.status().map((s) => [s.name, s]));
         return config.upstreams.map((u): UpstreamStatus => {
           const s = board.get(u.name);
-          const t = deps.tokens.get(u.name)?.expiresAt();
+          const t = deps.tokens().get(u.name)?.expiresAt();
           return {
             name: u.name,
             kind: u.url.split('://')[0],
