@@ -22,15 +22,10 @@ import { inRanges, normalizeAddress, parseRange, type Range } from '../core/cidr
 import type { Config } from '../config/schema.ts';
 import type { SenderRule } from '../config/sections/senders.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
+import type { SenderCheckContext } from './types.ts';
 
-export interface SenderCheckContext {
-  clientAddress: string;
-  user?: string;
-  mailFrom: string;
-  headerFrom?: string;
-  stage: 'mail' | 'data';
-}
-
+export type { SenderCheckContext };
+/** The sender policy answers at once (no I/O), so its check is synchronous. */
 export type SenderCheck = (ctx: SenderCheckContext) => PolicyDecision;
 
 /** How the sender is presented upstream; resolved from the matching rule and its upstream. */

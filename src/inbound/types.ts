@@ -10,13 +10,15 @@ import type { Config } from '../config/schema.ts';
  * end of DATA with the header From address (stage 'data'); a reject or defer is the reply the
  * client gets instead of 250.
  */
-export type SenderCheck = (ctx: {
+export interface SenderCheckContext {
   clientAddress: string;
   user?: string;
   mailFrom: string;
   headerFrom?: string;
   stage: 'mail' | 'data';
-}) => PolicyDecision | Promise<PolicyDecision>;
+}
+
+export type SenderCheck = (ctx: SenderCheckContext) => PolicyDecision | Promise<PolicyDecision>;
 
 export interface BoundAddress {
   address: string;
