@@ -50,6 +50,12 @@ type ManagerConfig = Pick<Config, 'delivery' | 'ndr' | 'upstreams' | 'hostnameRe
 
 const SCAN_FALLBACK_MS = 5_000;
 
+/**
+ * The upstream took the message: 'delivered' (an SMTP 250), or 'relayed' (Graph's 202, a connector:
+ * accepted by Microsoft, which delivers onward). Either way our part is done; never send it again.
+ */
+const handedOff = (o: Outcome): boolean => o.action === 'delivered' || o.action === 'relayed';
+
 export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps): DeliveryManager {
   const { spool, transports, logger, clock } = deps;
   const delivery = config.delivery;
@@ -150,13 +156,15 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         const outcomes = await sendSafely(transport, outboundMessage(rec, batch));
         const durationMs = Date.now() - started;
         // History and the console show what each reply means, as the record and the .BDR do.
-        const explained = outcomes.map((o) => (o.reason || o.action === 'delivered' ? o : { ...o, reason: explainOutcome(o).meaning }));
+        const explained = outcomes.map((o) => (o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning }));
         emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes: explained, durationMs, at: iso() });
         logger.info({ id: rec.id, upstream: transport.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
+        let parkedHere = false;
         for (const o of outcomes) {
           const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);
           results.set(o.recipient, broken ? { ...o, routeBroken: true } : o);
           if (broken) {
+            parkedHere = true;
             routes.park(transport.name, o.diagnostic ?? o.reason ?? 'route refused');
             waitingFor ??= transport.name;
             next.push(o.recipient);
@@ -167,13 +175,18 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
           // a possible duplicate is not rushed to the next upstream: it waits for its retry
           if (o.action === 'delayed' && !o.possibleDuplicate) next.push(o.recipient);
         }
+        // Before the parked check: a probe of a parked route that got past the refusal must release
+        // the route (or its probe slot), else the route stays parked with its slot taken, for good.
+        if (!parkedHere) {
+          if (outcomes.some(handedOff)) routes.ok(transport.name);
+          else if (outcomes.length && outcomes.every((o) => o.action === 'delayed')) routes.failing(transport.name, outcomes[0].diagnostic ?? outcomes[0].status);
+          else routes.endProbe(transport.name);
+        }
         if (routes.isParked(transport.name)) {
           next.push(...remaining);
           remaining = [];
           break;
         }
-        if (outcomes.some((o) => o.action === 'delivered')) routes.ok(transport.name);
-        else if (outcomes.length && outcomes.every((o) => o.action === 'delayed')) routes.failing(transport.name, outcomes[0].diagnostic ?? outcomes[0].status);
       }
       if (!sentHere) routes.endProbe(transport.name);
       remaining = next;
@@ -204,8 +217,8 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       const o = results.get(r.address);
       if (!o || r.state !== 'pending') continue;
       if (!o.routeBroken) r.attempts++;
-      r.lastOutcome = o.reason || o.action === 'delivered' ? o : { ...o, reason: explainOutcome(o).meaning };
-      if (o.action === 'delivered') r.state = 'delivered';
+      r.lastOutcome = o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning };
+      if (handedOff(o)) r.state = 'delivered';
       else if (o.action === 'failed') {
         r.state = 'failed';
         failedNow.push(r.lastOutcome);
@@ -252,8 +265,11 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       rec.lastError = last?.diagnostic ?? last?.reason;
     } else if (waitingFor) {
       rec.waitingForUpstream = waitingFor;
-      rec.nextAttemptAt = routes.nextProbe([waitingFor]) ?? clock.now() + probeIntervalMs;
-      rec.lastError = `waiting for upstream ${waitingFor}, which is parked: ${last?.diagnostic ?? 'route refused'}`;
+      // while another message holds the probe, its probe time is already past: wait a scan, don't spin
+      rec.nextAttemptAt = Math.max(routes.nextProbe([waitingFor]) ?? clock.now() + probeIntervalMs, clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS));
+      // a message that arrived after the route was parked has no reply of its own: give the route's
+      const parkedFor = routes.list().find((u) => u.name === waitingFor)?.reason;
+      rec.lastError = `waiting for upstream ${waitingFor}, which is parked: ${last?.diagnostic ?? parkedFor ?? 'route refused'}`;
     } else {
       rec.nextAttemptAt = pacedUntil ?? clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS);
       rec.lastError = 'waiting for the upstream\'s sending pace (messages per minute / recipients per day)';
