@@ -41,6 +41,12 @@ export interface IdentityStandIn {
   register(app: AppRegistration): void;
   /** Seconds an access token lives (default 3600). */
   tokenLifetime: number;
+  /**
+   * Seconds announced in expires_in when set (default: tokenLifetime). Longer than tokenLifetime, the
+   * token dies before the client expects, as with a clock skew or a token revoked early: the client
+   * learns it only from the upstream's refusal.
+   */
+  announcedLifetime?: number;
   /** The user approves the pending device code. */
   approveDevice(userCode: string, upn: string): void;
   /** Revokes every refresh token of a user (password reset, "revoke sessions"). */
@@ -129,7 +135,7 @@ export async function startIdentity(tls: Pem, opts: { tenantId?: string; tenantD
     count('client_credentials');
     const roles = app.roles?.[sc.resource] ?? [];
     const token = accessToken(sc.resource, { appid: app.clientId, azp: app.clientId, oid: oidOf(`app:${app.clientId}`), idtyp: 'app', roles });
-    send(res, 200, { token_type: 'Bearer', expires_in: state.tokenLifetime, ext_expires_in: state.tokenLifetime, access_token: token });
+    send(res, 200, { token_type: 'Bearer', expires_in: state.announcedLifetime ?? state.tokenLifetime, ext_expires_in: state.announcedLifetime ?? state.tokenLifetime, access_token: token });
   }
 
   function checkAssertion(app: AppRegistration, assertion: string, tokenUrl: string): { code: number; text: string } | undefined {
