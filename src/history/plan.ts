@@ -52,9 +52,17 @@ export function planBatch(events: readonly QueueEvent[]): BatchPlan {
   const updates = new Map<string, MessageUpdate>();
   const rcptUpdates = new Map<string, RecipientUpdate>();
   const rows: EventRow[] = [];
-  const update = (id: string, at: number, patch: Partial<MessageUpdate>): void => {
-    const u = updates.get(id) ?? { id, status: null, reason: null, upstream: null, updatedAt: at };
-    updates.set(id, { ...u, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== null && v !== undefined)), updatedAt: at });
+  // Later facts win field by field; a null leaves the earlier fact of this batch in place.
+  const update = (id: string, at: number, status: string | null, reason: string | null, upstream: string | null): void => {
+    let u = updates.get(id);
+    if (!u) {
+      u = { id, status: null, reason: null, upstream: null, updatedAt: at };
+      updates.set(id, u);
+    }
+    if (status !== null) u.status = status;
+    if (reason !== null) u.reason = reason;
+    if (upstream !== null) u.upstream = upstream;
+    u.updatedAt = at;
   };
   for (const e of events) {
     if (e.type === 'accepted') {
@@ -81,11 +89,11 @@ export function planBatch(events: readonly QueueEvent[]): BatchPlan {
         rcptUpdates.set(`${e.id}\n${address}`, { messageId: e.id, address, status: o.action });
         if (o.action !== 'delivered' && o.action !== 'relayed') lastProblem = clip(o.reason ?? o.diagnostic ?? `${o.status} ${o.action}`);
       }
-      update(e.id, at, { upstream: e.upstream, reason: lastProblem });
+      update(e.id, at, null, lastProblem, e.upstream ?? null);
     } else if (e.type === 'state') {
       const at = ms(e.at);
       rows.push({ ...emptyEvent(e.id, at, 'state'), action: e.state, reason: clip(e.reason) });
-      update(e.id, at, { status: e.state, reason: clip(e.reason) });
+      update(e.id, at, e.state, clip(e.reason), null);
     } else if (e.type === 'upstream') {
       rows.push({ ...emptyEvent('', ms(e.at), 'upstream'), upstream: e.upstream, action: e.state, reason: clip(e.reason) });
     }

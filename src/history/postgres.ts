@@ -9,7 +9,7 @@
  * the batch and retries. Pool errors from idle connections are swallowed here on purpose: the
  * next write reports them.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { BatchPlan } from './plan.ts';
 import { schemaStatements, type HistoryBackend } from './sql.ts';
 
@@ -22,14 +22,19 @@ export function numberPlaceholders(sql: string): string {
 }
 
 export function openPostgresBackend(url: string): HistoryBackend {
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 });
-  pool.on('error', () => {});
-  // A server stopping mid-query makes the busy client emit 'error' too; the query's rejection reports it.
-  pool.on('connect', (client) => client.on('error', () => {}));
+  // The driver is loaded on first use, so a relay with SQLite history (the default) never loads it.
+  let created: Promise<pg.Pool> | undefined;
+  const getPool = (): Promise<pg.Pool> => (created ??= import('pg').then(({ default: driver }) => {
+    const pool = new driver.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30_000 });
+    pool.on('error', () => {});
+    // A server stopping mid-query makes the busy client emit 'error' too; the query's rejection reports it.
+    pool.on('connect', (client) => client.on('error', () => {}));
+    return pool;
+  }));
   let ready = false;
 
   async function inTransaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    const client = await pool.connect();
+    const client = await (await getPool()).connect();
     try {
       await client.query('BEGIN');
       await work(client);
@@ -103,13 +108,13 @@ export function openPostgresBackend(url: string): HistoryBackend {
       });
     },
     async query(sql, params = []) {
-      return (await pool.query(numberPlaceholders(sql), params)).rows;
+      return (await (await getPool()).query(numberPlaceholders(sql), params)).rows;
     },
     async run(sql, params = []) {
-      return (await pool.query(numberPlaceholders(sql), params)).rowCount ?? 0;
+      return (await (await getPool()).query(numberPlaceholders(sql), params)).rowCount ?? 0;
     },
     async close() {
-      await pool.end().catch(() => {});
+      if (created) await (await created).end().catch(() => {});
     },
   };
 }

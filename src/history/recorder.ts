@@ -41,6 +41,8 @@ export function createRecorder(backend: HistoryBackend, deps: { logger: Logger; 
   const log = deps.logger;
 
   let buffer: QueueEvent[] = [];
+  /** Events of the batch being written: still pending until the store has them. */
+  let inFlight = 0;
   let writing: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failing = false;
@@ -67,10 +69,11 @@ export function createRecorder(backend: HistoryBackend, deps: { logger: Logger; 
     const take = buffer.length > batchSize * 4 ? batchSize * 10 : batchSize;
     const batch = buffer.slice(0, take);
     buffer = buffer.slice(batch.length);
+    inFlight = batch.length;
     writing = (async () => {
       try {
         await backend.init();
-        await backend.write(planBatch(batch));
+        await (backend.writeEvents ? backend.writeEvents(batch) : backend.write(planBatch(batch)));
         written += batch.length;
         lastWriteAt = deps.clock.now();
         if (failing) log.info({ pending: buffer.length, missed }, 'history store is writable again; catching up');
@@ -83,6 +86,7 @@ export function createRecorder(backend: HistoryBackend, deps: { logger: Logger; 
         failing = true;
         trimBacklog();
       } finally {
+        inFlight = 0;
         writing = undefined;
       }
       if (buffer.length > 0) schedule(failing ? nextRetry() : buffer.length >= batchSize ? 0 : batchMs);
@@ -138,7 +142,7 @@ export function createRecorder(backend: HistoryBackend, deps: { logger: Logger; 
       if (buffer.length > 0) schedule(failing ? retryDelay : 0);
     },
     health() {
-      const pending = buffer.length;
+      const pending = buffer.length + inFlight;
       const summary = failing
         ? `history store is not writable (${lastError}); ${pending} events waiting${missed ? `, ${missed} dropped` : ''}`
         : missed

@@ -6,6 +6,7 @@
  * on (address, received_at, message_id), so "where did mail to X go?" is an index range scan even
  * on a year of mail. Statements use `?` placeholders; the PostgreSQL backend numbers them.
  */
+import type { QueueEvent } from '../core/types.ts';
 import type { BatchPlan } from './plan.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -17,6 +18,8 @@ export interface HistoryBackend {
   init(): Promise<void>;
   /** Writes one batch in one transaction: all of it or none of it. */
   write(plan: BatchPlan): Promise<void>;
+  /** Optional: plans and writes a batch of events in one transaction where the store runs (a worker). */
+  writeEvents?(events: readonly QueueEvent[]): Promise<void>;
   query(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
   /** Runs a statement; resolves with the number of rows it changed. */
   run(sql: string, params?: unknown[]): Promise<number>;

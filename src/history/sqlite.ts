@@ -1,83 +1,96 @@
 /**
- * SQLite history backend through Node's built-in `node:sqlite` (no server, no native addon).
+ * SQLite history backend through Node's built-in `node:sqlite`, run in a worker thread.
  *
- * The database is one file (mailroot/history.sqlite) in WAL mode, so the console's reads never
- * wait for the recorder's writes. synchronous=NORMAL: a power cut may lose the last batch of
- * history, never mail — the spool is the truth. Each batch is one transaction; on any error it
- * is rolled back and the error goes to the recorder, which keeps the batch and retries.
+ * node:sqlite is synchronous: a batch transaction or a search on a large history would stop the
+ * relay's event loop — every SMTP session — for its whole duration. So the database lives in
+ * sqlite-worker.ts and this backend only posts requests to it: writes (as raw events, planned into
+ * rows in the worker) and reads alike. The main thread pays one structured clone per batch.
+ *
+ * The worker starts on the first request and holds the process open only while a request is
+ * pending. If it dies (a native crash, out of memory), every pending request rejects with the
+ * reason, and the next request starts a new one — the recorder keeps the failed batch and retries,
+ * so history catches up and mail never notices.
  */
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { QueueEvent } from '../core/types.ts';
 import type { BatchPlan } from './plan.ts';
-import { INSERT_EVENT, INSERT_MESSAGE, INSERT_RECIPIENT, UPDATE_MESSAGE, UPDATE_RECIPIENT, schemaStatements, type HistoryBackend } from './sql.ts';
+import type { HistoryBackend } from './sql.ts';
+import type { WorkerReply, WorkerRequest } from './sqlite-worker.ts';
 
-type SqlValue = string | number | null;
+type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
 
 export function openSqliteBackend(file: string): HistoryBackend {
-  let db: DatabaseSync | undefined;
-  const cache = new Map<string, StatementSync>();
-  const prepared = (sql: string): StatementSync => {
-    if (!db) throw new Error('history database is closed');
-    let s = cache.get(sql);
-    if (!s) {
-      s = db.prepare(sql);
-      cache.set(sql, s);
-    }
-    return s;
-  };
+  let worker: Worker | undefined;
+  let opened = false;
+  let nextId = 1;
+  const pending = new Map<number, Pending>();
+
+  function failAll(reason: string): void {
+    const waiting = [...pending.values()];
+    pending.clear();
+    for (const p of waiting) p.reject(new Error(reason));
+  }
+
+  function start(): Worker {
+    const w = new Worker(new URL('./sqlite-worker.ts', import.meta.url), { workerData: { file } });
+    w.on('message', (reply: WorkerReply) => {
+      const p = pending.get(reply.id);
+      if (!p) return;
+      pending.delete(reply.id);
+      if (pending.size === 0) w.unref();
+      if (reply.ok) p.resolve(reply.value);
+      else p.reject(Object.assign(new Error(reply.error), reply.code ? { code: reply.code } : {}));
+    });
+    w.on('error', (err) => {
+      if (worker === w) worker = undefined;
+      opened = false;
+      failAll(`the history worker failed: ${err.message}`);
+    });
+    w.on('exit', (code) => {
+      if (worker === w) worker = undefined;
+      opened = false;
+      failAll(`the history worker stopped (exit code ${code})`);
+    });
+    return w;
+  }
+
+  function call<T>(req: Request): Promise<T> {
+    worker ??= start();
+    const id = nextId++;
+    const w = worker;
+    if (pending.size === 0) w.ref();
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      w.postMessage({ ...req, id });
+    });
+  }
 
   return {
     kind: 'sqlite',
     async init() {
-      if (db) return;
-      if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
-      const opened = new DatabaseSync(file);
-      try {
-        opened.exec('PRAGMA journal_mode = WAL');
-        opened.exec('PRAGMA synchronous = NORMAL');
-        opened.exec('PRAGMA busy_timeout = 2000');
-        for (const stmt of schemaStatements('sqlite')) opened.exec(stmt);
-      } catch (err) {
-        opened.close();
-        throw err;
-      }
-      db = opened;
+      if (opened && worker) return;
+      await call<void>({ op: 'init' });
+      opened = true;
     },
-    async write(plan: BatchPlan) {
-      if (!db) throw new Error('history database is not open');
-      db.exec('BEGIN IMMEDIATE');
-      try {
-        const m = prepared(INSERT_MESSAGE);
-        for (const r of plan.messages) m.run(r.id, r.receivedAt, r.mailFrom, r.subject, r.size, r.client, r.source, r.upstream, r.headerFrom, r.recipients, r.status, r.updatedAt);
-        const rc = prepared(INSERT_RECIPIENT);
-        for (const r of plan.recipients) rc.run(r.messageId, r.address, r.domain, r.receivedAt);
-        const ev = prepared(INSERT_EVENT);
-        for (const e of plan.events) ev.run(e.messageId, e.at, e.kind, e.upstream, e.recipient, e.action, e.status, e.replyCode, e.diagnostic, e.reason, e.durationMs, e.possibleDuplicate);
-        const mu = prepared(UPDATE_MESSAGE);
-        for (const u of plan.messageUpdates) mu.run(u.status, u.reason, u.upstream, u.updatedAt, u.id);
-        const ru = prepared(UPDATE_RECIPIENT);
-        for (const u of plan.recipientUpdates) ru.run(u.status, u.messageId, u.address);
-        db.exec('COMMIT');
-      } catch (err) {
-        try {
-          db.exec('ROLLBACK');
-        } catch {
-          // The transaction may already be gone (disk full aborts it); the original error matters.
-        }
-        throw err;
-      }
-    },
-    async query(sql, params = []) {
-      return prepared(sql).all(...(params as SqlValue[])) as Record<string, unknown>[];
-    },
-    async run(sql, params = []) {
-      return Number(prepared(sql).run(...(params as SqlValue[])).changes);
-    },
+    write: (plan: BatchPlan) => call<void>({ op: 'write', plan }),
+    writeEvents: (events: readonly QueueEvent[]) => call<void>({ op: 'writeEvents', events: events as QueueEvent[] }),
+    query: (sql, params = []) => call<Record<string, unknown>[]>({ op: 'query', sql, params }),
+    run: (sql, params = []) => call<number>({ op: 'run', sql, params }),
     async close() {
-      cache.clear();
-      db?.close();
-      db = undefined;
+      const w = worker;
+      if (!w) return;
+      try {
+        await call<void>({ op: 'close' });
+      } finally {
+        worker = undefined;
+        opened = false;
+        await w.terminate();
+      }
     },
   };
 }
