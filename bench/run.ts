@@ -101,6 +101,24 @@ function memKb(pids: number[]): { rss: number; pss: number } {
   return { rss, pss };
 }
 
+/**
+ * CPU seconds used by the processes (user + system, plus reaped children's), from /proc. Robust
+ * where throughput is not: on a shared machine, another job's load lowers msg/s but not the relay's
+ * own CPU per message. Children that die between two samples count through their parent's cutime.
+ */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields 14-17 of stat (utime, stime, cutime, cstime) are 11-14 after the command name
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch { /* gone */ }
+  }
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
 function smarthostPeer(name: string, history: boolean): Peer {
   let child: ChildProcess | undefined;
   return {
@@ -219,7 +237,7 @@ function startSink(port: number): { proc: ChildProcess; count: () => number } {
   return { proc, count: () => n };
 }
 
-interface Row { peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; delivered: number }
+interface Row { peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; cpuMsPerMsg: number; delivered: number }
 
 async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startSink>, size: number, conc: number): Promise<Row> {
   const base = sink.count();
@@ -229,6 +247,7 @@ async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startS
     peak.rss = Math.max(peak.rss, m.rss);
     peak.pss = Math.max(peak.pss, m.pss);
   }, 200);
+  const cpu0 = cpuSeconds(peer.pids());
   const t0 = performance.now();
   const src = spawn('smtp-source', ['-s', String(conc), '-m', String(N), '-l', String(size), '-M', 'device.bench.test', '-f', 'device@bench.test', '-t', 'user@example.net', `${HOST}:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -244,6 +263,7 @@ async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startS
     await sleep(5);
   }
   clearInterval(sampler);
+  const cpu = cpuSeconds(peer.pids()) - cpu0;
   if (code !== 0) console.error(`  smtp-source exited ${code}: ${err.trim().split('\n').slice(-2).join(' | ')}`);
   return {
     peer: peer.name, size, conc, n: N,
@@ -251,6 +271,7 @@ async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startS
     e2e: t2 === null ? null : +(N / ((t2 - t0) / 1000)).toFixed(1),
     rssMb: +(peak.rss / 1024).toFixed(1),
     pssMb: +(peak.pss / 1024).toFixed(1),
+    cpuMsPerMsg: +((cpu * 1000) / N).toFixed(3),
     delivered: sink.count() - base,
   };
 }
@@ -279,7 +300,7 @@ async function main(): Promise<void> {
       for (const size of SIZES) for (const conc of CONCS) for (let r = 0; r < RUNS; r++) {
         const row = await runPoint(peer, port, sink, size, conc);
         rows.push(row);
-        console.error(`${peer.name} size=${size} c=${conc}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB`);
+        console.error(`${peer.name} size=${size} c=${conc}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB, CPU ${row.cpuMsPerMsg} ms/msg`);
       }
     } finally {
       await peer.stop();
@@ -299,14 +320,14 @@ function median(xs: number[]): number {
 function printTable(rows: Row[]): void {
   const peers = [...new Set(rows.map((r) => r.peer))];
   const ref = peers.includes('postfix') ? 'postfix' : undefined;
-  const pick = (peer: string, size: number, conc: number, k: 'accept' | 'e2e' | 'rssMb' | 'pssMb') =>
+  const pick = (peer: string, size: number, conc: number, k: 'accept' | 'e2e' | 'rssMb' | 'pssMb' | 'cpuMsPerMsg') =>
     median(rows.filter((r) => r.peer === peer && r.size === size && r.conc === conc).map((r) => r[k] ?? 0));
-  const lines = ['| peer | size | conc | accept msg/s | e2e msg/s | peak RSS MB | peak PSS MB |' + (ref ? ' accept × postfix | e2e × postfix |' : ''), '|---|---|---|---|---|---|---|' + (ref ? '---|---|' : '')];
+  const lines = ['| peer | size | conc | accept msg/s | e2e msg/s | peak RSS MB | peak PSS MB | CPU ms/msg |' + (ref ? ' accept × postfix | e2e × postfix |' : ''), '|---|---|---|---|---|---|---|---|' + (ref ? '---|---|' : '')];
   for (const peer of peers) for (const size of SIZES) for (const conc of CONCS) {
-    const a = pick(peer, size, conc, 'accept'), e = pick(peer, size, conc, 'e2e'), m = pick(peer, size, conc, 'rssMb'), q = pick(peer, size, conc, 'pssMb');
+    const a = pick(peer, size, conc, 'accept'), e = pick(peer, size, conc, 'e2e'), m = pick(peer, size, conc, 'rssMb'), q = pick(peer, size, conc, 'pssMb'), c = pick(peer, size, conc, 'cpuMsPerMsg');
     let extra = '';
     if (ref) extra = ` ${(a / pick(ref, size, conc, 'accept')).toFixed(2)} | ${(e / pick(ref, size, conc, 'e2e')).toFixed(2)} |`;
-    lines.push(`| ${peer} | ${size} | ${conc} | ${a} | ${e} | ${m} | ${q} |${extra}`);
+    lines.push(`| ${peer} | ${size} | ${conc} | ${a} | ${e} | ${m} | ${q} | ${c} |${extra}`);
   }
   console.log(lines.join('\n'));
 }
