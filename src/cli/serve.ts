@@ -23,12 +23,9 @@ import { openHistory } from '../history/index.ts';
 import { createSmtpListener } from '../inbound/listener.ts';
 import { createSenderCheck, senderRouteFor, applySenderMode } from '../inbound/sender-policy.ts';
 import { createPickupWatcher } from '../pickup/watcher.ts';
-import { startWeb } from '../web/app.ts';
 import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
-import { buildWebServices } from './compose/web-services.ts';
-import { buildDiagnostics } from './compose/diagnostics.ts';
 
 export interface RunningRelay {
   config(): Config;
@@ -67,8 +64,8 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     .catch((err: Error) => logger.warn({ err: err.message }, 'history could not catch up with the spool; it may miss messages accepted just before the restart'));
   // The delivery side (transports + manager) is rebuilt on reload when upstreams or delivery
   // settings change; the spool, and so every queued message, stays as it is.
-  const startDelivery = (cfg: Config) => {
-    const built = buildTransports(cfg, { logger: logger.child({ stage: 'transport' }), clock });
+  const startDelivery = async (cfg: Config) => {
+    const built = await buildTransports(cfg, { logger: logger.child({ stage: 'transport' }), clock });
     for (const u of cfg.upstreams) {
       const warning = basicAuthWarning(u, clock.now());
       if (warning) logger.warn({ upstream: u.name }, warning);
@@ -77,7 +74,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     const manager = createDeliveryManager(withEffectiveLimits(cfg), { spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e) });
     return { manager, transports: built.transports, tokens: built.tokens };
   };
-  let { manager: delivery, transports, tokens } = startDelivery(config);
+  let { manager: delivery, transports, tokens } = await startDelivery(config);
   // The listener asks through this wrapper, so a reload's new sender rules apply to the next command.
   let senderCheck = config.senders.length ? createSenderCheck(config) : undefined;
 
@@ -116,7 +113,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     config = next;
     if (outboundChanged) {
       await delivery.stop();
-      ({ manager: delivery, transports, tokens } = startDelivery(next));
+      ({ manager: delivery, transports, tokens } = await startDelivery(next));
       delivery.start();
     }
     logger.info({ config: next.source, outboundRestarted: outboundChanged }, 'configuration reloaded');
@@ -125,6 +122,10 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   let webUrl: string | undefined;
   let stopWeb: (() => Promise<void>) | undefined;
   if (config.web.enabled) {
+    // Loaded only when the console is on: Fastify and its plugins cost memory a headless relay does not need.
+    const [{ startWeb }, { buildWebServices }, { buildDiagnostics }] = await Promise.all([
+      import('../web/app.ts'), import('./compose/web-services.ts'), import('./compose/diagnostics.ts'),
+    ]);
     const services = buildWebServices({
       getConfig: () => config,
       spool,

@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { generate } from 'selfsigned';
+import type { generate } from 'selfsigned';
 import { SmarthostError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
@@ -55,7 +55,9 @@ async function selfSigned(config: Config, clock: Clock, logger: Logger): Promise
   }
   const name = config.hostnameResolved;
   const now = new Date(clock.now());
-  const pems = await generate([{ name: 'commonName', value: name }], {
+  // Loaded only to generate: the package pulls in an ASN.1 stack (over 500 modules, about 10 MB).
+  const { generate: generateCertificate } = await import('selfsigned');
+  const pems = await generateCertificate([{ name: 'commonName', value: name }], {
     keySize: 2048,
     algorithm: 'sha256',
     notBeforeDate: new Date(now.getTime() - DAY),

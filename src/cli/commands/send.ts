@@ -103,7 +103,7 @@ async function viaUpstream(opts: SendOptions): Promise<boolean> {
   } else {
     const { buildTransports } = await import('../compose/transports.ts');
     const { systemClock } = await import('../../core/clock.ts');
-    transport = buildTransports({ ...cfg, upstreams: [upstream] }, { logger, clock: systemClock }).transports[0];
+    transport = (await buildTransports({ ...cfg, upstreams: [upstream] }, { logger, clock: systemClock })).transports[0];
     if (opts.trace) print(`(no SMTP dialogue to trace: ${upstream.name} is ${upstream.url.split(':')[0]})`);
   }
   const raw = await buildMessage(opts, `straight to upstream ${upstream.name}`);
