@@ -18,10 +18,16 @@ interface Round {
   started: boolean;
 }
 
-/** Group-committed directory fsyncs, one queue of rounds per folder. */
+/**
+ * Group-committed directory fsyncs, one queue of rounds per folder. Each folder stays open once
+ * synced (a handful of spool folders), so a round costs one fsync instead of open + fsync + close:
+ * two thread-pool round trips less on every 250. A folder whose fsync fails is reopened next time.
+ * The spool's folders are never replaced while it runs (an open handle would sync the old one).
+ */
 export class DirectorySyncer {
   private running = new Map<string, Promise<void>>();
   private next = new Map<string, Round>();
+  private handles = new Map<string, Promise<FileHandle>>();
   /** Number of directory fsyncs actually issued (for tests and metrics). */
   syncCount = 0;
 
@@ -36,7 +42,7 @@ export class DirectorySyncer {
       if (this.next.get(dir) === round) this.next.delete(dir);
       this.running.set(dir, round.promise);
       try {
-        await fsyncPath(dir);
+        await this.fsyncOpen(dir);
         this.syncCount++;
       } finally {
         if (this.running.get(dir) === round.promise) this.running.delete(dir);
@@ -44,6 +50,29 @@ export class DirectorySyncer {
     });
     this.next.set(dir, round);
     return round.promise;
+  }
+
+  private async fsyncOpen(dir: string): Promise<void> {
+    let handle = this.handles.get(dir);
+    if (!handle) {
+      handle = open(dir, 'r');
+      this.handles.set(dir, handle);
+    }
+    try {
+      await (await handle).sync();
+    } catch (e) {
+      // Reopen on the next round: the error may be the handle's (EBADF, a folder gone and back).
+      if (this.handles.get(dir) === handle) this.handles.delete(dir);
+      await handle.then((h) => h.close(), () => undefined).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Closes the folders kept open (the spool's close()). Later syncs reopen them. */
+  async close(): Promise<void> {
+    const open = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(open.map((h) => h.then((fh) => fh.close(), () => undefined).catch(() => undefined)));
   }
 }
 

@@ -495,5 +495,6 @@ class FolderSpool implements Spool {
 
   async close(): Promise<void> {
     this.listeners = [];
+    await this.syncer.close();
   }
 }
