@@ -9,6 +9,10 @@
  *    refused on the way (oversized, bare line ends under 'reject', client gone) has that stream
  *    destroyed with an error, so the spool never commits it;
  *  - an enqueue failure becomes "451 4.3.0" with its reason, never 250.
+ * A message up to IN_MEMORY_LIMIT is held in memory and handed to enqueue() whole, as a Buffer:
+ * the spool then writes its two files side by side (about half the disk round trips of a
+ * stream, which is most of a one-message session's latency). A bigger one is streamed as it
+ * arrives, so memory stays bounded whatever the size.
  * smtp-server alone decides where DATA ends (only <CRLF>.<CRLF>), so smuggled end-of-data
  * variants stay inside this one message.
  */
@@ -35,6 +39,9 @@ export type IntakeResult =
 /** The stream smtp-server hands to onData (a PassThrough with these extra fields). */
 export type DataStream = NodeJS.ReadableStream & { sizeExceeded?: boolean; byteLength?: number };
 
+/** Messages up to this size are received in memory, then enqueued in one piece. */
+export const IN_MEMORY_LIMIT = 256 * 1024;
+
 function refuse(code: number, status: string, message: string): IntakeResult {
   return { ok: false, code, status, message };
 }
@@ -52,6 +59,9 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   let headLength = 0;
   let out: PassThrough | undefined;
   let stored: Promise<QueueId> | undefined;
+  let storing = false;
+  /** The message so far while it is small enough to keep in memory (out is unset meanwhile). */
+  let held: Buffer[] = [];
   let written = 0;
   let refusal: IntakeResult | undefined;
   let envelope: Envelope | undefined;
@@ -61,8 +71,19 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     out?.destroy(new Error(result.ok ? 'aborted' : result.message));
   };
   const write = async (chunk: Buffer): Promise<void> => {
-    if (!out || refusal) return;
+    if (!storing || refusal) return;
     written += chunk.length;
+    if (!out) {
+      held.push(chunk);
+      if (written <= IN_MEMORY_LIMIT) return;
+      // Too big to hold: stream from here on, starting with what was held.
+      out = new PassThrough();
+      stored = opts.enqueue.enqueue(envelope!, out);
+      stored.catch(() => {}); // observed below; a refused message's rejection is expected
+      const first = Buffer.concat(held);
+      held = [];
+      chunk = first;
+    }
     if (!out.write(chunk)) await new Promise((resolve) => { out!.once('drain', resolve); out!.once('close', resolve); });
   };
   const startStoring = async (): Promise<void> => {
@@ -77,9 +98,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       if (d.verdict === 'reject' || d.verdict === 'defer') return abort(refuse(d.code, d.status, d.message));
     }
     envelope = { ...opts.envelope, size: 0, subject: summary.subject, headerFrom: summary.from };
-    out = new PassThrough();
-    stored = opts.enqueue.enqueue(envelope, out);
-    stored.catch(() => {}); // observed below; a refused message's rejection is expected
+    storing = true;
     await write(Buffer.from(receivedHeader({ ...opts.received, date: new Date(opts.now()) }), 'latin1'));
     await write(block);
     head = [];
@@ -96,7 +115,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
         abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
         continue;
       }
-      if (out) {
+      if (storing) {
         await write(chunk);
         continue;
       }
@@ -111,10 +130,14 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   if (!refusal && opts.bareLineEndings === 'reject' && fixer.bareFound) {
     abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
   }
-  if (!refusal && !out) await startStoring();
+  if (!refusal && !storing) await startStoring();
   if (refusal) return refusal;
   envelope!.size = written;
-  out!.end();
+  if (out) out.end();
+  else {
+    stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written));
+    held = [];
+  }
   try {
     const id = await stored!;
     return { ok: true, id, envelope: envelope! };

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRelay, type TestRelay } from './setup.ts';
 import { RawClient } from './raw-client.ts';
+import { IN_MEMORY_LIMIT } from '../../src/inbound/intake.ts';
 
 async function greet(port: number, localAddress?: string): Promise<RawClient> {
   const c = await RawClient.connect(port, { localAddress });
@@ -100,8 +101,8 @@ test('bare line ends refused with 550 5.6.11 when configured, and the spool neve
     await c.cmd('MAIL FROM:<a@example.org>');
     await c.cmd('RCPT TO:<b@example.org>');
     await c.cmd('DATA');
-    // The clean start arrives first, so the spool has begun storing when the bare LF comes.
-    c.write(`Subject: x\r\n\r\n${'clean line\r\n'.repeat(2000)}`);
+    // The clean start (over IN_MEMORY_LIMIT) arrives first, so the spool has begun storing when the bare LF comes.
+    c.write(`Subject: x\r\n\r\n${'clean line\r\n'.repeat(Math.ceil((IN_MEMORY_LIMIT * 1.5) / 12))}`);
     await new Promise((res) => setTimeout(res, 150));
     c.write('bare\nline\r\n.\r\n');
     const reply = await c.reply();
@@ -116,6 +117,45 @@ test('bare line ends refused with 550 5.6.11 when configured, and the spool neve
     c.close();
     assert.equal(r.queue.messages.length, 1);
     assert.equal(r.queue.aborted, 1, 'the refused message was aborted inside enqueue');
+  });
+});
+
+test('a small message refused or cut off never reaches the spool (held in memory until its end)', async () => {
+  await withRelay('limits:\n  bareLineEndings: reject\n', async (r) => {
+    let calls = 0;
+    const real = r.queue.enqueue.bind(r.queue);
+    r.queue.enqueue = (envelope, content) => {
+      calls++;
+      assert.ok(Buffer.isBuffer(content), 'a small message is enqueued whole, as a Buffer');
+      return real(envelope, content);
+    };
+    const c = await greet(r.port);
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write(`Subject: x\r\n\r\n${'clean line\r\n'.repeat(100)}`);
+    await new Promise((res) => setTimeout(res, 100));
+    c.write('bare\nline\r\n.\r\n');
+    assert.equal((await c.reply()).code, 550);
+    assert.equal(calls, 0, 'the refused message never reached enqueue');
+    await c.cmd('MAIL FROM:<a@example.org>');
+    await c.cmd('RCPT TO:<b@example.org>');
+    await c.cmd('DATA');
+    c.write('Subject: cut\r\n\r\npartial\r\n');
+    await new Promise((res) => setTimeout(res, 100));
+    c.close();
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(calls, 0, 'the cut-off message never reached enqueue');
+    const d = await greet(r.port);
+    await d.cmd('MAIL FROM:<a@example.org>');
+    await d.cmd('RCPT TO:<b@example.org>');
+    await d.cmd('DATA');
+    d.write('Subject: whole\r\n\r\nbody\r\n.\r\n');
+    assert.equal((await d.reply()).code, 250);
+    d.close();
+    assert.equal(calls, 1);
+    assert.equal(r.queue.messages.length, 1);
+    assert.match(r.queue.messages[0].content.toString(), /Subject: whole\r\n\r\nbody\r\n$/);
   });
 });
 
@@ -513,7 +553,8 @@ test('a client gone in the middle of DATA: nothing queued, the spool saw the abo
     await c.cmd('MAIL FROM:<a@example.org>');
     await c.cmd('RCPT TO:<b@example.org>');
     await c.cmd('DATA');
-    c.write(`Subject: cut\r\n\r\n${'partial line\r\n'.repeat(500)}`);
+    // More than IN_MEMORY_LIMIT: the spool is already being written when the client goes.
+    c.write(`Subject: cut\r\n\r\n${'partial line\r\n'.repeat(Math.ceil((IN_MEMORY_LIMIT * 1.5) / 14))}`);
     await new Promise((res) => setTimeout(res, 150));
     c.close();
     for (let i = 0; i < 40 && r.queue.aborted === 0; i++) await new Promise((res) => setTimeout(res, 25));
