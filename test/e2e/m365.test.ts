@@ -238,6 +238,30 @@ test('535 5.7.139 (SMTP AUTH disabled) parks the route: messages wait, no NDR, n
   }
 });
 
+test('535 5.7.3 after a fresh token (FullAccess removed) is not retried in a loop: one renewal, then parked until the grant is back', async () => {
+  exo.fullAccess.set('smtp-app', []);
+  try {
+    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), 'delivery: { retry: [1s], scanInterval: 200ms, upstreamProbeInterval: 2s }'].join('\n'));
+    const authsBefore = exo.auths.length;
+    const r = await swaks(relay, MAILBOX, 'alice@contoso.com', 'no full access');
+    assert.equal(r.code, 0, r.out);
+    let entry: QueueEntry | undefined;
+    await waitUntil('the message parked', async () => {
+      entry = (await queueList(relay)).find((e) => e.waitingForUpstream === 'o365');
+      return Boolean(entry);
+    });
+    assert.match(entry!.lastError ?? '', /parked: 535 5\.7\.3/);
+    assert.deepEqual(exo.auths.slice(authsBefore), ['5.7.3 no FullAccess', '5.7.3 no FullAccess'], 'the cached token, then one fresh token');
+    assert.deepEqual(badmail(relay), []);
+    exo.fullAccess.set('smtp-app', [MAILBOX]);
+    await waitUntil('delivery once the grant is back', () => exo.received.some(subjectIs('no full access')));
+    // each probe tries a token at most twice: never a tight loop against Microsoft
+    assert.ok(exo.auths.length - authsBefore <= 8, `auth attempts: ${exo.auths.length - authsBefore}`);
+  } finally {
+    exo.fullAccess.set('smtp-app', [MAILBOX]);
+  }
+});
+
 let graphRelay: RelayProcess | undefined;
 async function relayToGraph(): Promise<RelayProcess> {
   graphRelay ??= await relayWith(['upstreams:', graphUpstream('graph'), FAST].join('\n'));
