@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
-import { startRelay, CLI, NODE, type RelayProcess } from '../helpers/relay.ts';
+import { startRelay, freePort, waitPort, CLI, NODE, type RelayProcess } from '../helpers/relay.ts';
 import { startIdentity, type IdentityStandIn } from '../helpers/m365/identity.ts';
 import { startExchangeSmtp, startMxStandIn, type SmtpStandIn, type Received } from '../helpers/m365/smtp.ts';
 import { startGraph, type GraphStandIn } from '../helpers/m365/graph.ts';
@@ -238,10 +238,13 @@ test('535 5.7.139 (SMTP AUTH disabled) parks the route: messages wait, no NDR, n
   }
 });
 
-test('535 5.7.3 after a fresh token (FullAccess removed) is not retried in a loop: one renewal, then parked until the grant is back', async () => {
+test('535 5.7.3 after a fresh token (FullAccess removed): one renewal, parked (console shows why), released by the admin from the console', async () => {
   exo.fullAccess.set('smtp-app', []);
   try {
-    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), 'delivery: { retry: [1s], scanInterval: 200ms, upstreamProbeInterval: 2s }'].join('\n'));
+    const webPort = await freePort();
+    // the probe is far off (default 15 minutes): only the admin's release can send it now
+    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), FAST, 'web:', '  address: 127.0.0.1', `  port: ${webPort}`].join('\n'));
+    await waitPort(webPort);
     const authsBefore = exo.auths.length;
     const r = await swaks(relay, MAILBOX, 'alice@contoso.com', 'no full access');
     assert.equal(r.code, 0, r.out);
@@ -251,12 +254,27 @@ test('535 5.7.3 after a fresh token (FullAccess removed) is not retried in a loo
       return Boolean(entry);
     });
     assert.match(entry!.lastError ?? '', /parked: 535 5\.7\.3/);
-    assert.deepEqual(exo.auths.slice(authsBefore), ['5.7.3 no FullAccess', '5.7.3 no FullAccess'], 'the cached token, then one fresh token');
+    assert.deepEqual(exo.auths.slice(authsBefore), ['5.7.3 no FullAccess', '5.7.3 no FullAccess'], 'a token, then one fresh token: no loop');
     assert.deepEqual(badmail(relay), []);
+
+    // the console (open on loopback without a password): session + CSRF token, upstream state, release
+    const web = `http://127.0.0.1:${webPort}`;
+    const session = await fetch(`${web}/api/session`);
+    assert.equal(session.status, 200);
+    const cookie = (session.headers.get('set-cookie') ?? '').split(';')[0];
+    const { csrf } = await session.json() as { csrf: string };
+    const status = await (await fetch(`${web}/api/upstreams`, { headers: { cookie } })).json() as { upstreams: { name: string; state: string; reason?: string }[] };
+    const o365 = status.upstreams.find((u) => u.name === 'o365');
+    assert.equal(o365?.state, 'parked');
+    assert.match(o365?.reason ?? '', /5\.7\.3/);
+
     exo.fullAccess.set('smtp-app', [MAILBOX]);
-    await waitUntil('delivery once the grant is back', () => exo.received.some(subjectIs('no full access')));
-    // each probe tries a token at most twice: never a tight loop against Microsoft
-    assert.ok(exo.auths.length - authsBefore <= 8, `auth attempts: ${exo.auths.length - authsBefore}`);
+    await sleep(1000);
+    assert.ok(!exo.received.some(subjectIs('no full access')), 'still parked until released');
+    const release = await fetch(`${web}/api/upstreams/o365/release`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf } });
+    assert.equal(release.status, 200, await release.text());
+    await waitUntil('delivery after the release', () => exo.received.some(subjectIs('no full access')));
+    await waitUntil('an empty queue', async () => (await queueList(relay)).length === 0, 5000);
   } finally {
     exo.fullAccess.set('smtp-app', [MAILBOX]);
   }
