@@ -44,6 +44,8 @@ interface Peer {
   stop(): Promise<void>;
   /** PIDs whose RSS counts as the relay's. */
   pids(): number[];
+  /** The process whose main thread is the relay's event loop (smarthost only). */
+  loopPid?(): number | undefined;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -119,6 +121,18 @@ function cpuSeconds(pids: number[]): number {
   return ticks / 100; // USER_HZ is 100 on Linux
 }
 
+/** CPU seconds of one process's main thread only (for smarthost: its event loop, without workers). */
+function mainThreadSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 function smarthostPeer(name: string, history: boolean): Peer {
   let child: ChildProcess | undefined;
   return {
@@ -146,6 +160,7 @@ function smarthostPeer(name: string, history: boolean): Peer {
       if (child.exitCode === null) child.kill('SIGKILL');
     },
     pids: () => (child?.pid ? tree(child.pid) : []),
+    loopPid: () => child?.pid,
   };
 }
 
@@ -237,7 +252,7 @@ function startSink(port: number): { proc: ChildProcess; count: () => number } {
   return { proc, count: () => n };
 }
 
-interface Row { peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; cpuMsPerMsg: number; delivered: number }
+interface Row { peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; cpuMsPerMsg: number; loopMsPerMsg: number | null; delivered: number }
 
 async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startSink>, size: number, conc: number): Promise<Row> {
   const base = sink.count();
@@ -248,6 +263,7 @@ async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startS
     peak.pss = Math.max(peak.pss, m.pss);
   }, 200);
   const cpu0 = cpuSeconds(peer.pids());
+  const loop0 = mainThreadSeconds(peer.loopPid?.());
   const t0 = performance.now();
   const src = spawn('smtp-source', ['-s', String(conc), '-m', String(N), '-l', String(size), '-M', 'device.bench.test', '-f', 'device@bench.test', '-t', 'user@example.net', `${HOST}:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -264,6 +280,7 @@ async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startS
   }
   clearInterval(sampler);
   const cpu = cpuSeconds(peer.pids()) - cpu0;
+  const loop = peer.loopPid ? mainThreadSeconds(peer.loopPid()) - loop0 : null;
   if (code !== 0) console.error(`  smtp-source exited ${code}: ${err.trim().split('\n').slice(-2).join(' | ')}`);
   return {
     peer: peer.name, size, conc, n: N,
@@ -272,6 +289,7 @@ async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startS
     rssMb: +(peak.rss / 1024).toFixed(1),
     pssMb: +(peak.pss / 1024).toFixed(1),
     cpuMsPerMsg: +((cpu * 1000) / N).toFixed(3),
+    loopMsPerMsg: loop === null ? null : +((loop * 1000) / N).toFixed(3),
     delivered: sink.count() - base,
   };
 }
@@ -300,7 +318,7 @@ async function main(): Promise<void> {
       for (const size of SIZES) for (const conc of CONCS) for (let r = 0; r < RUNS; r++) {
         const row = await runPoint(peer, port, sink, size, conc);
         rows.push(row);
-        console.error(`${peer.name} size=${size} c=${conc}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB, CPU ${row.cpuMsPerMsg} ms/msg`);
+        console.error(`${peer.name} size=${size} c=${conc}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB, CPU ${row.cpuMsPerMsg} ms/msg (event loop ${row.loopMsPerMsg ?? '-'})`);
       }
     } finally {
       await peer.stop();
@@ -320,14 +338,14 @@ function median(xs: number[]): number {
 function printTable(rows: Row[]): void {
   const peers = [...new Set(rows.map((r) => r.peer))];
   const ref = peers.includes('postfix') ? 'postfix' : undefined;
-  const pick = (peer: string, size: number, conc: number, k: 'accept' | 'e2e' | 'rssMb' | 'pssMb' | 'cpuMsPerMsg') =>
+  const pick = (peer: string, size: number, conc: number, k: 'accept' | 'e2e' | 'rssMb' | 'pssMb' | 'cpuMsPerMsg' | 'loopMsPerMsg') =>
     median(rows.filter((r) => r.peer === peer && r.size === size && r.conc === conc).map((r) => r[k] ?? 0));
-  const lines = ['| peer | size | conc | accept msg/s | e2e msg/s | peak RSS MB | peak PSS MB | CPU ms/msg |' + (ref ? ' accept × postfix | e2e × postfix |' : ''), '|---|---|---|---|---|---|---|---|' + (ref ? '---|---|' : '')];
+  const lines = ['| peer | size | conc | accept msg/s | e2e msg/s | peak RSS MB | peak PSS MB | CPU ms/msg | event loop ms/msg |' + (ref ? ' accept × postfix | e2e × postfix |' : ''), '|---|---|---|---|---|---|---|---|---|' + (ref ? '---|---|' : '')];
   for (const peer of peers) for (const size of SIZES) for (const conc of CONCS) {
-    const a = pick(peer, size, conc, 'accept'), e = pick(peer, size, conc, 'e2e'), m = pick(peer, size, conc, 'rssMb'), q = pick(peer, size, conc, 'pssMb'), c = pick(peer, size, conc, 'cpuMsPerMsg');
+    const a = pick(peer, size, conc, 'accept'), e = pick(peer, size, conc, 'e2e'), m = pick(peer, size, conc, 'rssMb'), q = pick(peer, size, conc, 'pssMb'), c = pick(peer, size, conc, 'cpuMsPerMsg'), l = peer === 'postfix' ? '-' : pick(peer, size, conc, 'loopMsPerMsg');
     let extra = '';
     if (ref) extra = ` ${(a / pick(ref, size, conc, 'accept')).toFixed(2)} | ${(e / pick(ref, size, conc, 'e2e')).toFixed(2)} |`;
-    lines.push(`| ${peer} | ${size} | ${conc} | ${a} | ${e} | ${m} | ${q} | ${c} |${extra}`);
+    lines.push(`| ${peer} | ${size} | ${conc} | ${a} | ${e} | ${m} | ${q} | ${c} | ${l} |${extra}`);
   }
   console.log(lines.join('\n'));
 }
