@@ -29,6 +29,7 @@ import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { resolveSecret } from '../config/secret.ts';
 import { createLineNormalizer } from './line-normalizer.ts';
+import { installFastDotStuffing } from './dot-stuffing.ts';
 
 export interface SmtpTransportOptions {
   logger: Logger;
@@ -96,6 +97,8 @@ function traceLogger(trace: (line: string) => void) {
 }
 
 export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTransportOptions): Transport & { readonly url: ParsedSmtpUrl } {
+  // nodemailer's dot-stuffing loops over every byte in JavaScript; swapped for an identical, faster one.
+  installFastDotStuffing();
   const url = parseSmtpUrl(upstream.url);
   const authMode = upstream.auth ?? (upstream.username ? 'basic' : 'none');
   let auth: Record<string, unknown> | undefined;
