@@ -12,14 +12,17 @@
  *   (recovery.ts): half-written files dropped, messages caught in active/ put back in line and marked
  *   as possible duplicates.
  *
+ * - A message enqueued whole (a Buffer) is kept in memory until it is first settled, and delivery
+ *   reads it from there instead of from its file (same bytes; bounded, see FRESH_CONTENT_LIMIT).
+ *
  * The in-memory index mirrors the folders; rescan() re-reads them so changes made by another process
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
@@ -99,6 +102,14 @@ export async function openSpool(config: { mailrootPath: string }, deps: SpoolDep
   return spool;
 }
 
+/**
+ * Bytes of just-accepted messages kept in memory for their first delivery, so the delivery does
+ * not read back (open, read, close: three thread-pool trips) what the intake handed over moments
+ * ago. Counted by the memory each Buffer keeps alive (a small one may sit in an 8 KB pool slab).
+ * Beyond the limit (a backlog), messages are read from their file as before.
+ */
+const FRESH_CONTENT_LIMIT = 32 * 1024 * 1024;
+
 /** A lock this old belongs to a process that died (moves take milliseconds). */
 const STALE_LOCK_MS = 60_000;
 
@@ -121,6 +132,9 @@ class FolderSpool implements Spool {
   private ready = new Set<QueueId>();
   /** Earliest nextAttemptAt in deferred/ not yet in `ready`. */
   private nextDeferredAt = Infinity;
+  /** Content of accepted messages not yet settled, identical to their fsynced file (see FRESH_CONTENT_LIMIT). */
+  private fresh = new Map<QueueId, Buffer>();
+  private freshBytes = 0;
 
   constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
     this.paths = paths;
@@ -184,10 +198,25 @@ class FolderSpool implements Spool {
       this.busy.delete(id);
     }
     this.index.set(id, { state: 'incoming', record, touched: ++this.ops });
+    if (Buffer.isBuffer(content)) this.keepFresh(id, content);
     this.ready.add(id);
     this.emit({ type: 'accepted', id, envelope: record.envelope, at: new Date(this.deps.clock.now()).toISOString() });
     for (const l of this.listeners) l(id);
     return id;
+  }
+
+  private keepFresh(id: QueueId, content: Buffer): void {
+    const cost = Math.max(content.length, content.buffer.byteLength);
+    if (this.freshBytes + cost > FRESH_CONTENT_LIMIT) return;
+    this.fresh.set(id, content);
+    this.freshBytes += cost;
+  }
+
+  private forgetFresh(id: QueueId): void {
+    const content = this.fresh.get(id);
+    if (!content) return;
+    this.fresh.delete(id);
+    this.freshBytes -= Math.max(content.length, content.buffer.byteLength);
   }
 
   async quarantine(content: Buffer, reason: string, originalName: string): Promise<void> {
@@ -223,7 +252,10 @@ class FolderSpool implements Spool {
     }
     for (const [id, entry] of this.index) {
       if (entry.touched > startedAt || this.busy.has(id)) continue;
-      if (!seen.has(id)) this.index.delete(id);
+      if (!seen.has(id)) {
+        this.index.delete(id);
+        this.forgetFresh(id);
+      }
     }
     for (const [id, state] of seen) {
       const entry = this.index.get(id);
@@ -296,6 +328,8 @@ class FolderSpool implements Spool {
   openMessage(id: QueueId): Readable {
     const entry = this.index.get(id);
     if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
+    const content = this.fresh.get(id);
+    if (content) return oneChunk(content);
     return createReadStream(this.paths.message(entry.state, id));
   }
 
@@ -347,6 +381,7 @@ class FolderSpool implements Spool {
       throw e;
     }
     if (sync) await this.syncer.sync(this.paths.folder(to));
+    this.forgetFresh(id);
     entry.state = to;
     entry.touched = ++this.ops;
     this.note(entry);
@@ -404,6 +439,7 @@ class FolderSpool implements Spool {
       await unlinkIfExists(this.paths.message(entry.state, id));
       await this.syncer.sync(this.paths.folder(entry.state));
       this.index.delete(id);
+      this.forgetFresh(id);
     });
     this.deps.logger.info({ id, reason, from: entry.record.envelope.mailFrom, to: pendingRecipients(entry.record) }, 'message deleted from the queue');
     this.stateEvent(id, 'deleted', reason);
@@ -467,6 +503,7 @@ class FolderSpool implements Spool {
       this.busy.delete(id);
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         this.index.delete(id);
+        this.forgetFresh(id);
         return undefined;
       }
       throw e;
@@ -476,6 +513,7 @@ class FolderSpool implements Spool {
   async settle(record: QueueRecord, to: QueueFolder | 'done'): Promise<void> {
     const entry = this.index.get(record.id) ?? { state: 'active' as QueueFolder, record, touched: 0 };
     entry.record = record;
+    this.forgetFresh(record.id);
     try {
       if (to === 'done') {
         // No folder fsync (Postfix does none either): if the unlink is lost in a crash, the message
@@ -495,6 +533,16 @@ class FolderSpool implements Spool {
 
   async close(): Promise<void> {
     this.listeners = [];
+    this.fresh.clear();
+    this.freshBytes = 0;
     await this.syncer.close();
   }
+}
+
+/** A stream of one in-memory message, read like the message file (a byte stream, not object mode). */
+function oneChunk(content: Buffer): Readable {
+  const stream = new Readable({ read() {} });
+  stream.push(content);
+  stream.push(null);
+  return stream;
 }

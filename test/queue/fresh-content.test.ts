@@ -1,0 +1,51 @@
+/**
+ * The spool hands a just-accepted message to its first delivery from memory (no read-back of the
+ * file), and only until the message is first settled; streamed messages are always read from disk.
+ * Each check overwrites the message file so that memory and disk can be told apart.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import os from 'node:os';
+import path from 'node:path';
+import { openSpool } from '../../src/queue/spool.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import type { Envelope } from '../../src/core/types.ts';
+
+const env = (): Envelope => ({ mailFrom: 'printer@example.com', recipients: ['a@example.org'], client: { address: '127.0.0.1', source: 'smtp' }, receivedAt: new Date().toISOString(), size: 0 });
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks).toString();
+}
+
+test('a message enqueued whole is delivered from memory until it is first settled', { timeout: 30_000 }, async (t) => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'sh-fresh-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const original = 'Subject: hi\r\n\r\nfrom the client\r\n';
+  const id = await spool.enqueue(env(), Buffer.from(original));
+  await writeFile(path.join(root, 'incoming', `${id}.eml`), 'Subject: hi\r\n\r\nfrom the disk\r\n');
+  const record = await spool.claim(id);
+  assert.ok(record);
+  const first = spool.openMessage(id);
+  assert.equal(first.readableObjectMode, false);
+  assert.equal(await readAll(first), original);
+  assert.equal(await readAll(spool.openMessage(id)), original, 'a second open (failover, retry) still gets it');
+  await spool.settle(record, 'deferred');
+  assert.equal(await readAll(spool.openMessage(id)), 'Subject: hi\r\n\r\nfrom the disk\r\n', 'after the first settle, the file is read');
+});
+
+test('a streamed message is read from its file', { timeout: 30_000 }, async (t) => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'sh-fresh-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const id = await spool.enqueue(env(), Readable.from([Buffer.from('Subject: big\r\n\r\n'), Buffer.from('streamed\r\n')]));
+  await writeFile(path.join(root, 'incoming', `${id}.eml`), 'Subject: big\r\n\r\nfrom the disk\r\n');
+  assert.equal(await readAll(spool.openMessage(id)), 'Subject: big\r\n\r\nfrom the disk\r\n');
+});
