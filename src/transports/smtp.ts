@@ -30,6 +30,7 @@ import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { resolveSecret } from '../config/secret.ts';
 import { createLineNormalizer } from './line-normalizer.ts';
 import { installFastDotStuffing } from './dot-stuffing.ts';
+import { sendRaw } from './raw-send.ts';
 
 export interface SmtpTransportOptions {
   logger: Logger;
@@ -220,10 +221,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     source.on('error', (e) => normalizer.destroy(e));
     source.pipe(normalizer);
     try {
-      const info = await transporter.sendMail({
-        envelope: { from: message.mailFrom, to: message.recipients, size: message.size } as { from: string; to: string[] },
-        raw: normalizer,
-      });
+      const info = await sendRaw(transporter, { from: message.mailFrom, to: message.recipients, size: message.size }, normalizer, message.id);
       const accepted = new Set((info.accepted ?? []).map(String));
       const rejectedErrors = ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []);
       const reply = sanitizeText(String(info.response ?? '250'));
