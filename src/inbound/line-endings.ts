@@ -60,22 +60,14 @@ export class LineEndingFixer extends Transform {
     let lf = chunk.indexOf(LF, i);
     while (cr >= 0 || lf >= 0) {
       const pos = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
-      if (pos === cr) {
-        if (pos + 1 === chunk.length) {
-          this.pendingCR = true;
-          break;
-        }
-        if (chunk[pos + 1] === LF) {
-          i = pos + 2;
-        } else {
-          i = pos + 1;
-          this.bareFound++;
-          if (this.mode === 'normalize') {
-            out.push(chunk.subarray(start, pos), CRLF);
-            start = i;
-          }
-        }
+      if (pos === cr && pos + 1 === chunk.length) {
+        this.pendingCR = true;
+        break;
+      }
+      if (pos === cr && chunk[pos + 1] === LF) {
+        i = pos + 2;
       } else {
+        // a bare CR or a bare LF: counted, and replaced by CRLF when normalising
         i = pos + 1;
         this.bareFound++;
         if (this.mode === 'normalize') {
