@@ -170,9 +170,9 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 /** Runs until a signal: SIGTERM/SIGINT stop gracefully, SIGHUP reloads. */
 export async function serve(configFile: string | undefined): Promise<void> {
   const config = loadConfig(configFile);
-  const relay = await startRelay(config);
-  (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
+  const relay = await startRelay(config, { logger });
+  (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
