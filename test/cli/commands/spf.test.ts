@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.ts';
+import { runCli } from '../../helpers/cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 let server: TestDnsServer;
@@ -20,17 +21,7 @@ before(async () => {
 });
 after(async () => server.stop());
 
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'bin/smarthost.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const cli = (...args: string[]) => runCli(args);
 const R = (): string[] => ['--resolver', `127.0.0.1:${server.port}`, '--timeout', '300'];
 
 test('spf check: pass, fail with the domain\'s explanation, Received-SPF, exit codes', async () => {

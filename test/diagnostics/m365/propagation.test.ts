@@ -3,10 +3,10 @@
 // silent (timeout) and one answering SERVFAIL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { startDnsServer, type TestDnsServer, type Zone } from '../../helpers/dns-server.ts';
 import { checkPropagation, formatPropagationReport } from '../../../src/diagnostics/m365/propagation.ts';
 import { startServfailServer } from './servfail-server.ts';
+import { runCli } from '../../helpers/cli.ts';
 
 const soa = { SOA: ['ns1.shift.test', 'hostmaster.shift.test', 7, 3600, 600, 86400, 120] as [string, string, number, number, number, number, number] };
 const NEW: Zone = { 'shift.test': [soa, { MX: [0, 'shift-test.mail.protection.outlook.com'] }, { TXT: 'MS=ms55555555' }], 'www.shift.test': [{ A: '192.0.2.20' }] };
@@ -74,14 +74,3 @@ test('CLI: exit 1 when resolvers differ, 0 when all agree, 3 when none could be 
   assert.equal(badType.code, 2);
 });
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/smarthost.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}

@@ -2,11 +2,11 @@
 // which every Microsoft 365 record is present, missing or wrong, plus timeouts and SERVFAIL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { startDnsServer, type TestDnsServer, type Zone } from '../../helpers/dns-server.ts';
 import { createDnsClient } from '../../../src/diagnostics/dns/client.ts';
 import { checkM365Dns, type M365DnsReport } from '../../../src/diagnostics/m365/records.ts';
 import { startServfailServer } from './servfail-server.ts';
+import { runCli } from '../../helpers/cli.ts';
 
 const SOA = (d: string) => ({ SOA: [`ns1.${d}`, `hostmaster.${d}`, 2025110301, 3600, 600, 86400, 300] as [string, string, number, number, number, number, number] });
 
@@ -170,18 +170,6 @@ test('CLI: exit 0 when all good, 1 with problems; --json is the report', async (
   assert.match(bad.stdout, /fix: {6}remove the other MX records/);
 });
 
-// The CLI is spawned asynchronously: the DNS server runs in this process and must keep answering.
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/smarthost.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
 
 test('domain names: IDN to A-labels, nonsense refused with a usage error', async () => {
   const { normalizeDomain } = await import('../../../src/diagnostics/m365/records.ts');
