@@ -63,7 +63,8 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
   const { spool } = deps;
   const badmailDir = spool.paths.folder('badmail');
   const pickupDir = spool.paths.folder('pickup');
-  const known = async (id: string) => (await spool.list()).some((e) => e.record.id === id);
+  const find = async (id: string) => (await spool.list()).find((e) => e.record.id === id);
+  const known = async (id: string) => (await find(id)) !== undefined;
 
   return {
     queue: {
@@ -77,8 +78,8 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         return { ...view(d), envelope: d.record.envelope, outcomes: d.record.recipients.flatMap((x) => (x.lastOutcome ? [x.lastOutcome] : [])) };
       },
       async retry(id) {
-        if (!(await known(id))) return false;
-        const entry = (await spool.list()).find((e) => e.record.id === id)!;
+        const entry = await find(id);
+        if (!entry) return false;
         if (entry.state === 'hold') await spool.release(id);
         else await spool.retry(id);
         return true;
