@@ -1,6 +1,14 @@
 /**
  * Durable file operations for the spool, with group commit.
  *
+ * Creates, writes, renames, unlinks and closes are synchronous calls; only the syncs (which wait for
+ * the disk) go to libuv's thread pool. Measured on the bench machine (2 vCPU VM, ext4): a
+ * create + write + rename of a 1 KB file costs about 48 µs of CPU as three synchronous calls and
+ * about 205 µs through the thread pool (each hand-off wakes a pool thread, then the event loop), with
+ * no parallelism won, since the kernel does these in microseconds. Postfix's cleanup makes the same
+ * calls synchronously. A message's 250 then waits for one thread-pool round (its file syncs and the
+ * folder's group-committed fsync, side by side) instead of four.
+ *
  * A file is durable once its data is fsynced AND the directory entry naming it is fsynced. The
  * per-file fsyncs run in parallel in libuv's thread pool; the directory fsync is shared: while one
  * fsync of a folder is running, every request that arrives waits for the NEXT one, which then covers
@@ -10,6 +18,7 @@
  *
  * On failure the error is passed to every waiter of that round; nothing is retried silently.
  */
+import { closeSync, fdatasync, fsync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
@@ -27,7 +36,7 @@ interface Round {
 export class DirectorySyncer {
   private running = new Map<string, Promise<void>>();
   private next = new Map<string, Round>();
-  private handles = new Map<string, Promise<FileHandle>>();
+  private handles = new Map<string, number>();
   /** Number of directory fsyncs actually issued (for tests and metrics). */
   syncCount = 0;
 
@@ -53,26 +62,38 @@ export class DirectorySyncer {
   }
 
   private async fsyncOpen(dir: string): Promise<void> {
-    let handle = this.handles.get(dir);
-    if (!handle) {
-      handle = open(dir, 'r');
-      this.handles.set(dir, handle);
+    let fd = this.handles.get(dir);
+    if (fd === undefined) {
+      fd = openSync(dir, 'r');
+      this.handles.set(dir, fd);
     }
     try {
-      await (await handle).sync();
+      await syncFd(fd, false);
     } catch (e) {
       // Reopen on the next round: the error may be the handle's (EBADF, a folder gone and back).
-      if (this.handles.get(dir) === handle) this.handles.delete(dir);
-      await handle.then((h) => h.close(), () => undefined).catch(() => undefined);
+      if (this.handles.get(dir) === fd) this.handles.delete(dir);
+      closeQuietly(fd);
       throw e;
     }
   }
 
   /** Closes the folders kept open (the spool's close()). Later syncs reopen them. */
   async close(): Promise<void> {
-    const open = [...this.handles.values()];
+    for (const fd of this.handles.values()) closeQuietly(fd);
     this.handles.clear();
-    await Promise.all(open.map((h) => h.then((fh) => fh.close(), () => undefined).catch(() => undefined)));
+  }
+}
+
+/** fdatasync (data: true) or fsync of an open descriptor, in the thread pool. */
+function syncFd(fd: number, data: boolean): Promise<void> {
+  return new Promise((resolve, reject) => (data ? fdatasync : fsync)(fd, (e) => (e ? reject(e) : resolve())));
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
   }
 }
 
@@ -145,6 +166,63 @@ export async function writeOpen(file: string, content: Buffer | NodeJS.ReadableS
     return { size, crc, datasync: () => handle.datasync(), close: () => handle.close() };
   } catch (e) {
     await handle.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * writeOpen for content already in memory: create and write are synchronous (see the top of this
+ * file); only datasync() waits for the disk, in the thread pool.
+ */
+export function writeOpenNow(file: string, content: Buffer): OpenWrite {
+  const fd = openSync(file, 'wx', 0o640);
+  try {
+    let off = 0;
+    while (off < content.length) off += writeSync(fd, content, off, content.length - off);
+  } catch (e) {
+    closeQuietly(fd);
+    throw e;
+  }
+  let closed = false;
+  return {
+    size: content.length,
+    crc: crc32(content),
+    datasync: () => syncFd(fd, true),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      closeSync(fd);
+    },
+  };
+}
+
+/** Replaces `file` atomically with `data` (write beside it, fdatasync, rename over). The caller syncs the folder. */
+export async function replaceFileNow(file: string, data: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  let written: OpenWrite | undefined;
+  try {
+    written = writeOpenNow(tmp, Buffer.from(data));
+    await written.datasync();
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      unlinkNow(tmp);
+    } catch {
+      /* the original error says more */
+    }
+    throw e;
+  } finally {
+    await written?.close().catch(() => undefined);
+  }
+}
+
+/** Synchronous unlink that ignores a file already gone. */
+export function unlinkNow(file: string): boolean {
+  try {
+    unlinkSync(file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
   }
 }

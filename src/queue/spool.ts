@@ -19,7 +19,7 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, renameSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
@@ -29,7 +29,7 @@ import { SmarthostError } from '../core/errors.ts';
 import { newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, writeOpen, replaceFileSynced, unlinkIfExists, type OpenWrite } from './durable.ts';
+import { DirectorySyncer, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkNow, type OpenWrite } from './durable.ts';
 import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
@@ -168,31 +168,35 @@ class FolderSpool implements Spool {
     this.busy.add(id);
     try {
       if (Buffer.isBuffer(content)) {
-        // size and CRC are known up front: both files are written side by side
+        // size and CRC are known up front; both files are written synchronously (durable.ts says why)
         record = newRecord(id, { ...envelope, size: content.length });
         record.crc32 = crc32(content);
-        const writes = [writeOpen(tmpMessage, content), writeOpen(tmpEnvelope, Buffer.from(serializeRecord(record)))];
-        const settled = await Promise.allSettled(writes);
-        for (const r of settled) if (r.status === 'fulfilled') open.push(r.value);
-        for (const r of settled) if (r.status === 'rejected') throw r.reason;
+        open.push(writeOpenNow(tmpMessage, content));
+        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record))));
       } else {
         const message = await writeOpen(tmpMessage, content);
         open.push(message);
         record = newRecord(id, { ...envelope, size: message.size });
         record.crc32 = message.crc;
-        open.push(await writeOpen(tmpEnvelope, Buffer.from(serializeRecord(record))));
+        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record))));
       }
       // Renames first, then the file and folder syncs all at once: one fsync round per message
       // instead of two. Until every sync has finished the client has no 250; recovery drops from
       // incoming/ any message whose two files are not both there, whole (size and CRC-32).
-      await Promise.all([rename(tmpMessage, this.paths.message('incoming', id)), rename(tmpEnvelope, this.paths.envelope('incoming', id))]);
+      renameSync(tmpMessage, this.paths.message('incoming', id));
+      renameSync(tmpEnvelope, this.paths.envelope('incoming', id));
       await Promise.all([...open.map((w) => w.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
       // durable now; closing need not delay the 250
       for (const w of open.splice(0)) w.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
       await Promise.all(open.map((w) => w.close().catch(() => undefined)));
-      await Promise.all([tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]
-        .map((f) => unlinkIfExists(f).catch(() => false)));
+      for (const f of [tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]) {
+        try {
+          unlinkNow(f);
+        } catch {
+          /* the write error is the one to report */
+        }
+      }
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
     } finally {
       this.busy.delete(id);
@@ -352,7 +356,7 @@ class FolderSpool implements Spool {
   private async lock(state: QueueFolder, id: QueueId): Promise<string> {
     const locked = this.paths.envelope(state, id) + LOCKED_SUFFIX;
     try {
-      await rename(this.paths.envelope(state, id), locked);
+      renameSync(this.paths.envelope(state, id), locked);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         this.index.delete(id);
@@ -373,9 +377,9 @@ class FolderSpool implements Spool {
     const from = entry.state;
     const locked = await this.lock(from, id);
     try {
-      await replaceFileSynced(locked, serializeRecord(entry.record));
-      if (from !== to) await rename(this.paths.message(from, id), this.paths.message(to, id));
-      await rename(locked, this.paths.envelope(to, id));
+      await replaceFileNow(locked, serializeRecord(entry.record));
+      if (from !== to) renameSync(this.paths.message(from, id), this.paths.message(to, id));
+      renameSync(locked, this.paths.envelope(to, id));
     } catch (e) {
       await rename(locked, this.paths.envelope(from, id)).catch(() => undefined);
       throw e;
@@ -494,8 +498,8 @@ class FolderSpool implements Spool {
     this.busy.add(id);
     try {
       // no fsync: after a crash the message is either where it was or in active/, both due again
-      await rename(this.paths.envelope(entry.state, id), this.paths.envelope('active', id));
-      await rename(this.paths.message(entry.state, id), this.paths.message('active', id));
+      renameSync(this.paths.envelope(entry.state, id), this.paths.envelope('active', id));
+      renameSync(this.paths.message(entry.state, id), this.paths.message('active', id));
       entry.state = 'active';
       entry.touched = ++this.ops;
       return entry.record;
@@ -518,8 +522,9 @@ class FolderSpool implements Spool {
       if (to === 'done') {
         // No folder fsync (Postfix does none either): if the unlink is lost in a crash, the message
         // comes back from active/ as a possible duplicate and is delivered again: at least once.
-        await unlinkIfExists(this.paths.envelope(entry.state, record.id));
-        await unlinkIfExists(this.paths.message(entry.state, record.id));
+        // Asynchronous, unlike the spool's other metadata calls: an unlink frees the file's blocks
+        // and waits on the journal behind the fsyncs (measured ~130 µs blocked per message).
+        await Promise.all([unlinkIfExists(this.paths.envelope(entry.state, record.id)), unlinkIfExists(this.paths.message(entry.state, record.id))]);
         this.index.delete(record.id);
       } else {
         await this.move(entry, to, true);
