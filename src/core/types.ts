@@ -91,8 +91,16 @@ export interface OutboundMessage {
   open(): NodeJS.ReadableStream;
   /** Whole message in memory, for transports that need it (Graph). */
   read(): Promise<Buffer>;
+  /**
+   * Where the bytes are, for a transport that hands the message to another thread: in memory (just
+   * accepted) or a file to read, never to write (the spool owns it and keeps it in place until the
+   * attempt is settled).
+   */
+  locate?(): MessageLocation;
   smtputf8?: boolean;
 }
+
+export type MessageLocation = { buffer: Buffer } | { file: string };
 
 /** One upstream delivery mechanism; see src/transports/. Transports report; the queue decides. */
 export interface Transport {

@@ -27,9 +27,9 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { newQueueId } from '../core/ids.ts';
-import type { Envelope, Enqueuer, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
+import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkNow, type OpenWrite } from './durable.ts';
+import { DirectorySyncer, SpareFiles, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkNow, type OpenWrite } from './durable.ts';
 import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
@@ -73,6 +73,8 @@ export interface Spool extends Enqueuer, Quarantine {
   release(id: QueueId): Promise<void>;
   readMessage(id: QueueId): Promise<Buffer>;
   openMessage(id: QueueId): Readable;
+  /** The message's bytes in memory (just accepted) or its file in the spool, for another thread to read. */
+  locateMessage(id: QueueId): MessageLocation;
   /** Re-reads the folders (picks up changes made by another process). */
   rescan(): Promise<void>;
   /** Messages due at `now` in incoming/ and deferred/, oldest first. */
@@ -135,11 +137,14 @@ class FolderSpool implements Spool {
   /** Content of accepted messages not yet settled, identical to their fsynced file (see FRESH_CONTENT_LIMIT). */
   private fresh = new Map<QueueId, Buffer>();
   private freshBytes = 0;
+  /** Files created ahead in tmp/ for the next messages (durable.ts). */
+  private spares: SpareFiles;
 
   constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
     this.paths = paths;
     this.syncer = syncer;
     this.deps = deps;
+    this.spares = new SpareFiles(paths.folder('tmp'));
   }
 
   emit(event: QueueEvent): void {
@@ -163,7 +168,7 @@ class FolderSpool implements Spool {
     const tmpMessage = this.paths.message('tmp', id);
     const tmpEnvelope = this.paths.envelope('tmp', id);
     let record: QueueRecord;
-    const open: OpenWrite[] = [];
+    const open: Array<OpenWrite & { file: string }> = [];
     // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
     this.busy.add(id);
     try {
@@ -171,26 +176,26 @@ class FolderSpool implements Spool {
         // size and CRC are known up front; both files are written synchronously (durable.ts says why)
         record = newRecord(id, { ...envelope, size: content.length });
         record.crc32 = crc32(content);
-        open.push(writeOpenNow(tmpMessage, content));
-        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record))));
+        open.push(writeOpenNow(tmpMessage, content, this.spares));
+        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record)), this.spares));
       } else {
         const message = await writeOpen(tmpMessage, content);
-        open.push(message);
+        open.push({ ...message, file: tmpMessage });
         record = newRecord(id, { ...envelope, size: message.size });
         record.crc32 = message.crc;
-        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record))));
+        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record)), this.spares));
       }
       // Renames first, then the file and folder syncs all at once: one fsync round per message
       // instead of two. Until every sync has finished the client has no 250; recovery drops from
       // incoming/ any message whose two files are not both there, whole (size and CRC-32).
-      renameSync(tmpMessage, this.paths.message('incoming', id));
-      renameSync(tmpEnvelope, this.paths.envelope('incoming', id));
+      renameSync(open[0].file, this.paths.message('incoming', id));
+      renameSync(open[1].file, this.paths.envelope('incoming', id));
       await Promise.all([...open.map((w) => w.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
       // durable now; closing need not delay the 250
       for (const w of open.splice(0)) w.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
       await Promise.all(open.map((w) => w.close().catch(() => undefined)));
-      for (const f of [tmpMessage, tmpEnvelope, this.paths.envelope('incoming', id), this.paths.message('incoming', id)]) {
+      for (const f of [...open.map((w) => w.file), this.paths.envelope('incoming', id), this.paths.message('incoming', id)]) {
         try {
           unlinkNow(f);
         } catch {
@@ -335,6 +340,13 @@ class FolderSpool implements Spool {
     const content = this.fresh.get(id);
     if (content) return oneChunk(content);
     return createReadStream(this.paths.message(entry.state, id));
+  }
+
+  locateMessage(id: QueueId): MessageLocation {
+    const entry = this.index.get(id);
+    if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
+    const content = this.fresh.get(id);
+    return content ? { buffer: content } : { file: this.paths.message(entry.state, id) };
   }
 
   /** Runs fn with the id marked busy; refuses when another operation has it. */
@@ -537,6 +549,7 @@ class FolderSpool implements Spool {
   }
 
   async close(): Promise<void> {
+    this.spares.close();
     this.listeners = [];
     this.fresh.clear();
     this.freshBytes = 0;

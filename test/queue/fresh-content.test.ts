@@ -36,7 +36,10 @@ test('a message enqueued whole is delivered from memory until it is first settle
   assert.equal(first.readableObjectMode, false);
   assert.equal(await readAll(first), original);
   assert.equal(await readAll(spool.openMessage(id)), original, 'a second open (failover, retry) still gets it');
+  const where = spool.locateMessage(id);
+  assert.ok('buffer' in where && where.buffer.toString() === original, 'located in memory for a delivery thread');
   await spool.settle(record, 'deferred');
+  assert.deepEqual(spool.locateMessage(id), { file: path.join(root, 'deferred', `${id}.eml`) }, 'then located as its file');
   assert.equal(await readAll(spool.openMessage(id)), 'Subject: hi\r\n\r\nfrom the disk\r\n', 'after the first settle, the file is read');
 });
 

@@ -29,11 +29,36 @@ test('enqueue writes message and envelope into incoming/ and resolves with an id
   const rec = JSON.parse(await readFile(path.join(root, 'incoming', `${id}.json`), 'utf8'));
   assert.equal(rec.envelope.size, 22);
   assert.deepEqual(rec.recipients.map((r: { address: string; state: string }) => [r.address, r.state]), [['a@x.org', 'pending'], ['b@x.org', 'pending']]);
-  assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
+  assert.deepEqual((await readdir(path.join(root, 'tmp'))).filter((n) => !n.startsWith('spare-')), [], 'tmp/ holds nothing but spare files');
   assert.equal(events[0].type, 'accepted');
   const shown = await spool.show(id);
   assert.equal(shown.headerPreview, 'Subject: hi');
   assert.equal((await spool.readMessage(id)).toString(), 'Subject: hi\r\n\r\nhello\r\n');
+});
+
+test('spare files: created ahead in tmp/, used by the next messages, removed on close and by recovery', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const spares = async () => (await readdir(path.join(root, 'tmp'))).filter((n) => n.startsWith('spare-')).sort();
+  assert.deepEqual(await spares(), [], 'none before the first message');
+  await spool.enqueue(env(), Buffer.from('Subject: 1\r\n\r\none\r\n'));
+  for (let i = 0; i < 100 && (await spares()).length < 8; i++) await new Promise((r) => setTimeout(r, 10));
+  const ready = await spares();
+  assert.equal(ready.length, 8, 'eight spares made after the first take');
+  const id = await spool.enqueue(env(), Buffer.from('Subject: 2\r\n\r\ntwo\r\n'));
+  const left = await spares();
+  assert.equal(ready.filter((n) => !left.includes(n)).length, 2, 'the message and its envelope were written into two of them');
+  assert.equal((await readFile(path.join(root, 'incoming', `${id}.eml`))).toString(), 'Subject: 2\r\n\r\ntwo\r\n');
+  assert.equal(JSON.parse(await readFile(path.join(root, 'incoming', `${id}.json`), 'utf8')).id, id);
+  for (let i = 0; i < 100 && (await spares()).length < 8; i++) await new Promise((r) => setTimeout(r, 10));
+  await spool.close();
+  assert.deepEqual(await spares(), [], 'close removes them');
+  // a crash leaves spares behind: recovery empties tmp/ and keeps both messages
+  await writeFile(path.join(root, 'tmp', 'spare-999-1'), '');
+  const again = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => again.close());
+  assert.deepEqual(await spares(), []);
+  assert.equal((await again.list()).length, 2);
 });
 
 test('a stream is written without buffering and its size counted', { timeout: 30_000 }, async (t) => {
