@@ -103,6 +103,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       smtputf8: rec.envelope.smtputf8,
       open: () => spool.openMessage(rec.id),
       read: () => spool.readMessage(rec.id),
+      locate: () => spool.locateMessage(rec.id),
     };
   }
 

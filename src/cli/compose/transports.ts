@@ -1,6 +1,7 @@
 /**
  * One Transport per configured upstream, chosen by the URL's scheme, with the Microsoft 365 token
  * source wired in where the upstream uses OAuth2 (XOAUTH2 or Graph). Order is failover order.
+ * Plain SMTP upstreams (no OAuth2 token) deliver from a thread of their own (delivery.thread).
  * Each transport's code (and MSAL, mailparser) is loaded only when an upstream uses it: a relay
  * with plain SMTP upstreams never loads the Microsoft 365 libraries (about 20 MB less memory).
  */
@@ -56,6 +57,9 @@ export async function buildTransports(config: Config, deps: { logger: Logger; cl
     } else if (u.url.startsWith('connector://')) {
       const { createConnectorTransport } = await import('../../transports/connector.ts');
       transports.push(createConnectorTransport(u, { logger, hostname: config.hostnameResolved, configDir }));
+    } else if (!token && config.delivery.thread) {
+      const { createThreadedSmtpTransport } = await import('../../transports/smtp-thread.ts');
+      transports.push(await createThreadedSmtpTransport(u, { logger, hostname: config.hostnameResolved, configDir }));
     } else {
       const { createSmtpTransport } = await import('../../transports/smtp.ts');
       const tokenProvider = token ? (await import('../../m365/xoauth2.ts')).smtpTokenSource(token) : undefined;

@@ -1,0 +1,176 @@
+/**
+ * The SMTP transport (smtp.ts) run in a thread of its own, so that a busy relay uses two CPU cores:
+ * the main thread serves the SMTP listeners and the spool, this thread speaks SMTP to the upstream
+ * (nodemailer's commands and replies, line-end normalisation, dot-stuffing, socket writes). On the
+ * bench machine that work was a third of the main thread's CPU per 1 KB message, and more at 100 KB
+ * (docs/performance.md).
+ *
+ * To the delivery manager it is a Transport like any other. A message crosses as its bytes when the
+ * spool still holds them in memory (copied once and transferred, not cloned again), otherwise as the
+ * name of its spool file, which the thread only reads. Outcomes come back as plain objects.
+ *
+ * If the thread dies (a native crash, out of memory), every send in flight is reported as delayed
+ * and possibly delivered (the upstream may have taken the message before the thread died), so the
+ * queue retries it and marks it as a possible duplicate: at least once, never lost. The next send
+ * starts a new thread.
+ */
+import { Worker } from 'node:worker_threads';
+import pino from 'pino';
+import type { Logger } from '../core/logger.ts';
+import { SmarthostError, type ErrorCode } from '../core/errors.ts';
+import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
+import type { UpstreamConfig } from '../config/sections/upstreams.ts';
+import type { ThreadReply, ThreadRequest, ThreadSetup, WireMessage } from './smtp-thread-worker.ts';
+
+export interface ThreadedSmtpOptions {
+  logger: Logger;
+  /** Our name for EHLO when the upstream has no heloName. */
+  hostname: string;
+  /** Folder a relative `ca` path is resolved against (the config file's). */
+  configDir?: string;
+}
+
+type Request = ThreadRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+export interface ThreadedTransport extends Transport {
+  /**
+   * Stops the thread now (its connections drop; sends in flight are reported as above); the next
+   * send starts a fresh one. For an operator resetting a wedged upstream, and for tests.
+   */
+  restartThread(): Promise<void>;
+}
+
+/** Resolves once the thread's transport is built; throws the transport's own configuration error. */
+export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts: ThreadedSmtpOptions): Promise<ThreadedTransport> {
+  const setup: ThreadSetup = { upstream, hostname: opts.hostname, configDir: opts.configDir, logLevel: opts.logger.level };
+  const pending = new Map<number, Pending>();
+  let nextSeq = 1;
+  let worker: Worker | undefined;
+  let ready: Promise<Worker> | undefined;
+  let closed = false;
+
+  function relayLog(line: string): void {
+    try {
+      const { level, msg, time: _time, ...fields } = JSON.parse(line) as { level: number; msg?: string; time?: number };
+      const label = pino.levels.labels[level] as 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'trace' | undefined;
+      opts.logger[label ?? 'info'](fields, msg ?? '');
+    } catch {
+      opts.logger.info(line.trim());
+    }
+  }
+
+  function failAll(reason: string): void {
+    const waiting = [...pending.values()];
+    pending.clear();
+    for (const p of waiting) p.reject(new Error(reason));
+  }
+
+  function start(): Promise<Worker> {
+    const w = new Worker(new URL('./smtp-thread-worker.ts', import.meta.url), { workerData: setup });
+    worker = w;
+    return new Promise<Worker>((resolve, reject) => {
+      w.on('message', (reply: ThreadReply) => {
+        if ('op' in reply) {
+          if (reply.op === 'log') relayLog(reply.line);
+          else if (reply.op === 'ready') {
+            // idle threads do not keep the process alive; a pending request refs it (call())
+            if (pending.size === 0) w.unref();
+            resolve(w);
+          }
+          else if (reply.op === 'failed') {
+            reject(new SmarthostError((reply.code ?? 'SH_CONFIG_INVALID') as ErrorCode, reply.error));
+            void w.terminate();
+          }
+          return;
+        }
+        const p = pending.get(reply.seq);
+        if (!p) return;
+        pending.delete(reply.seq);
+        if (pending.size === 0) w.unref();
+        if (reply.ok) p.resolve(reply.value);
+        else p.reject(new Error(reply.error));
+      });
+      const gone = (reason: string) => {
+        if (worker === w) {
+          worker = undefined;
+          ready = undefined;
+        }
+        reject(new SmarthostError('SH_INTERNAL', reason));
+        failAll(reason);
+      };
+      w.on('error', (err) => gone(`the SMTP delivery thread of ${upstream.name} failed: ${err.message}`));
+      w.on('exit', (code) => gone(`the SMTP delivery thread of ${upstream.name} stopped (exit code ${code})`));
+    });
+  }
+
+  async function call<T>(req: Request, transfer?: ArrayBuffer[]): Promise<T> {
+    if (closed) throw new SmarthostError('SH_INTERNAL', `upstream ${upstream.name}: the transport is closed`);
+    ready ??= start();
+    const w = await ready;
+    const seq = nextSeq++;
+    if (pending.size === 0) w.ref();
+    return new Promise<T>((resolve, reject) => {
+      pending.set(seq, { resolve: resolve as (v: unknown) => void, reject });
+      w.postMessage({ ...req, seq }, transfer);
+    });
+  }
+
+  function toWire(message: OutboundMessage): { wire: WireMessage; transfer: ArrayBuffer[] } {
+    const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8 };
+    const where = message.locate?.();
+    if (where && 'file' in where) return { wire: { ...wire, file: where.file }, transfer: [] };
+    if (!where) throw new SmarthostError('SH_INTERNAL', 'the threaded SMTP transport needs to know where the message is');
+    // An exact-size copy that can be handed over: the spool's Buffer may share its memory with others.
+    const bytes = new Uint8Array(where.buffer);
+    return { wire: { ...wire, bytes }, transfer: [bytes.buffer as ArrayBuffer] };
+  }
+
+  async function send(message: OutboundMessage): Promise<Outcome[]> {
+    const { wire, transfer } = toWire(message);
+    try {
+      return await call<Outcome[]>({ op: 'send', message: wire }, transfer);
+    } catch (e) {
+      const at = new Date().toISOString();
+      return message.recipients.map((recipient) => ({
+        recipient, action: 'delayed' as const, status: '4.3.0', transport: 'smtp', at,
+        diagnostic: (e as Error).message, possibleDuplicate: true,
+        reason: 'the delivery thread stopped during this attempt: the upstream may have the message already',
+      }));
+    }
+  }
+
+  ready = start();
+  await ready;
+  return {
+    kind: 'smtp',
+    name: upstream.name,
+    send,
+    verify: async () => {
+      try {
+        return await call<{ ok: boolean; detail: string }>({ op: 'verify' });
+      } catch (e) {
+        return { ok: false, detail: `${upstream.name}: ${(e as Error).message}` };
+      }
+    },
+    async restartThread() {
+      const w = worker;
+      if (w) await w.terminate();
+    },
+    async close() {
+      if (closed) return;
+      const w = worker;
+      try {
+        if (w) await Promise.race([call({ op: 'close' }), new Promise((r) => setTimeout(r, 5000).unref())]);
+      } catch {
+        /* already gone */
+      }
+      closed = true;
+      if (w) await w.terminate();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// The SMTP transport in its own thread (src/transports/smtp-thread.ts), against a real SMTP server
+// on loopback: same fates as on the main thread, content from memory or from the spool file, the
+// thread's logs reach the relay's logger, a configuration error is reported at creation, and a
+// thread that dies mid-send leaves the message delayed and marked as a possible duplicate.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Readable, Writable } from 'node:stream';
+import os from 'node:os';
+import path from 'node:path';
+import { createThreadedSmtpTransport } from '../../src/transports/smtp-thread.ts';
+import { createLogger, silentLogger } from '../../src/core/logger.ts';
+import { upstreamSchema } from '../../src/config/sections/upstreams.ts';
+import type { MessageLocation, OutboundMessage } from '../../src/core/types.ts';
+import { startUpstream } from './upstream-server.ts';
+
+const T = { timeout: 30_000 };
+
+function message(raw: Buffer, recipients: string[], where: MessageLocation = { buffer: raw }): OutboundMessage {
+  return { id: 'Q1', mailFrom: 'printer@example.com', recipients, size: raw.length, open: () => Readable.from([raw]), read: async () => raw, locate: () => where };
+}
+
+test('threaded: per-recipient fates and the bytes on the wire are those of the main-thread transport', T, async (t) => {
+  const up = await startUpstream({ rcpt: (a) => (a.startsWith('bad') ? [550, '5.1.1 User unknown'] : a.startsWith('later') ? [451, '4.2.0 Try again later'] : undefined) });
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  // a bare LF and a leading dot: normalised and dot-stuffed in the thread, as on the main thread
+  const raw = Buffer.from('Subject: fates\r\n\r\nline one\n.leading dot\r\n');
+  const out = await tr.send(message(raw, ['good@x.org', 'bad@x.org', 'later@x.org']));
+  const by = Object.fromEntries(out.map((o) => [o.recipient, o]));
+  assert.equal(by['good@x.org'].action, 'delivered');
+  assert.equal(by['bad@x.org'].action, 'failed');
+  assert.equal(by['bad@x.org'].status, '5.1.1');
+  assert.equal(by['later@x.org'].action, 'delayed');
+  assert.equal(up.received.length, 1);
+  assert.deepEqual(up.received[0].to, ['good@x.org']);
+  assert.equal(up.received[0].data.toString(), 'Subject: fates\r\n\r\nline one\r\n.leading dot\r\n');
+  assert.equal(up.received[0].from, 'printer@example.com');
+});
+
+test('threaded: a message not in memory is read by the thread from its file', T, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-thread-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'Q1.eml');
+  const raw = Buffer.from(`Subject: from disk\r\n\r\n${'x'.repeat(76).concat('\r\n').repeat(4000)}`);
+  await writeFile(file, raw);
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  const out = await tr.send(message(Buffer.from('not these bytes'), ['a@x.org'], { file }));
+  assert.equal(out[0].action, 'delivered', out[0].diagnostic);
+  assert.equal(up.received[0].data.toString(), raw.toString());
+});
+
+test('threaded: a configuration error is reported at creation; the thread logs through the relay logger', T, async (t) => {
+  await assert.rejects(
+    createThreadedSmtpTransport(upstreamSchema.parse({ name: 'm365', url: 'smtp+starttls://127.0.0.1:1', username: 'scan@contoso.com' }), { logger: silentLogger(), hostname: 'relay.test' }),
+    (e: Error & { code?: string }) => e.code === 'SH_CONFIG_INVALID' && /m365: basic auth needs username and password/.test(e.message),
+  );
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const logger = createLogger({ level: 'debug', format: 'json', destination: sink }).child({ upstream: 'down' });
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'down', url: 'smtp://127.0.0.1:1' }), { logger, hostname: 'relay.test' });
+  t.after(() => tr.close());
+  const out = await tr.send(message(Buffer.from('Subject: x\r\n\r\nx\r\n'), ['a@x.org']));
+  assert.equal(out[0].action, 'delayed');
+  assert.equal(out[0].status, '4.4.1');
+  const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'smtp send failed');
+  assert.ok(logged, `the thread's log line reached the relay's logger: ${lines.join('')}`);
+  assert.equal(logged.upstream, 'down');
+  assert.equal(logged.level, 20, 'at its own level (debug)');
+  assert.deepEqual(await tr.verify!().then((v) => v.ok), false);
+});
+
+test('threaded: a thread that dies mid-send leaves the message delayed and a possible duplicate; the next send gets a new thread', T, async (t) => {
+  const up = await startUpstream({ hangAfterDot: 1 });
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  const raw = Buffer.from('Subject: in flight\r\n\r\nhello\r\n');
+  const pending = tr.send(message(raw, ['a@x.org']));
+  // wait until the upstream has the whole message (it then never answers the dot)
+  for (let i = 0; i < 200 && up.received.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(up.received.length, 1, 'the upstream got the message before the thread died');
+  await tr.restartThread();
+  const [o] = await pending;
+  assert.equal(o.action, 'delayed');
+  assert.equal(o.possibleDuplicate, true);
+  assert.match(o.diagnostic ?? '', /delivery thread of plain stopped/);
+  const [again] = await tr.send(message(raw, ['a@x.org']));
+  assert.equal(again.action, 'delivered', again.diagnostic);
+  assert.equal(up.received.length, 2);
+});
