@@ -188,7 +188,8 @@ export class SpareFiles {
   private readonly dir: string;
   private readonly target: number;
 
-  constructor(dir: string, target = 8) {
+  /** Keeps up to `target` spares, refilled in bursts once half are used (one thread-pool wake-up per burst, not per file). */
+  constructor(dir: string, target = 16) {
     this.dir = dir;
     this.target = target;
   }
@@ -196,7 +197,7 @@ export class SpareFiles {
   /** An open, empty spare file, or undefined when none is ready; starts making more. */
   take(): { fd: number; file: string } | undefined {
     const spare = this.ready.pop();
-    this.refill();
+    if (this.ready.length + this.creating <= this.target / 2) this.refill();
     return spare;
   }
 

@@ -112,6 +112,10 @@ export async function openSpool(config: { mailrootPath: string }, deps: SpoolDep
  */
 const FRESH_CONTENT_LIMIT = 32 * 1024 * 1024;
 
+/** Delivered messages' files are unlinked in batches of this many, or after this long (removeLater). */
+const REMOVAL_BATCH = 64;
+const REMOVAL_DELAY_MS = 100;
+
 /** A lock this old belongs to a process that died (moves take milliseconds). */
 const STALE_LOCK_MS = 60_000;
 
@@ -139,6 +143,10 @@ class FolderSpool implements Spool {
   private freshBytes = 0;
   /** Files created ahead in tmp/ for the next messages (durable.ts). */
   private spares: SpareFiles;
+  /** Files of delivered messages waiting for the next batch of unlinks (see removeLater). */
+  private removals = new Map<QueueId, string[]>();
+  private removalTimer: NodeJS.Timeout | undefined;
+  private removing: Promise<void> = Promise.resolve();
 
   constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
     this.paths = paths;
@@ -268,7 +276,7 @@ class FolderSpool implements Spool {
     }
     for (const [id, state] of seen) {
       const entry = this.index.get(id);
-      if (this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
+      if (this.removals.has(id) || this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
       try {
         const record = parseRecord(await readFile(this.paths.envelope(state, id), 'utf8'), this.paths.envelope(state, id));
         if ((this.index.get(id)?.touched ?? 0) > startedAt) continue;
@@ -534,9 +542,7 @@ class FolderSpool implements Spool {
       if (to === 'done') {
         // No folder fsync (Postfix does none either): if the unlink is lost in a crash, the message
         // comes back from active/ as a possible duplicate and is delivered again: at least once.
-        // Asynchronous, unlike the spool's other metadata calls: an unlink frees the file's blocks
-        // and waits on the journal behind the fsyncs (measured ~130 µs blocked per message).
-        await Promise.all([unlinkIfExists(this.paths.envelope(entry.state, record.id)), unlinkIfExists(this.paths.message(entry.state, record.id))]);
+        this.removeLater(record.id, [this.paths.envelope(entry.state, record.id), this.paths.message(entry.state, record.id)]);
         this.index.delete(record.id);
       } else {
         await this.move(entry, to, true);
@@ -548,7 +554,35 @@ class FolderSpool implements Spool {
     if (to === 'incoming') for (const l of this.listeners) l(record.id);
   }
 
+  /**
+   * A delivered message's files are unlinked in batches, every REMOVAL_DELAY_MS or REMOVAL_BATCH
+   * messages. Unlinks stay in the thread pool (an unlink frees blocks and waits on the journal behind
+   * the fsyncs: ~130 µs blocked per message when synchronous), and a batch wakes a pool thread once
+   * instead of twice per message. Meanwhile rescan() ignores them; a crash before the batch brings
+   * them back from active/ as possible duplicates, as a lost unlink always could (no folder fsync).
+   */
+  private removeLater(id: QueueId, files: string[]): void {
+    this.removals.set(id, files);
+    if (this.removals.size >= REMOVAL_BATCH) void this.flushRemovals();
+    else this.removalTimer ??= setTimeout(() => void this.flushRemovals(), REMOVAL_DELAY_MS).unref();
+  }
+
+  private flushRemovals(): Promise<void> {
+    clearTimeout(this.removalTimer);
+    this.removalTimer = undefined;
+    const batch = [...this.removals];
+    if (batch.length === 0) return this.removing;
+    const run = Promise.all(batch.flatMap(([id, files]) => files.map((f) => unlinkIfExists(f).catch((err) => {
+      this.deps.logger.error({ err, id, file: f }, 'could not remove a delivered message from the spool');
+    })))).then(() => {
+      for (const [id, files] of batch) if (this.removals.get(id) === files) this.removals.delete(id);
+    });
+    this.removing = this.removing.then(() => run);
+    return this.removing;
+  }
+
   async close(): Promise<void> {
+    await this.flushRemovals();
     this.spares.close();
     this.listeners = [];
     this.fresh.clear();

@@ -42,15 +42,14 @@ test('spare files: created ahead in tmp/, used by the next messages, removed on 
   const spares = async () => (await readdir(path.join(root, 'tmp'))).filter((n) => n.startsWith('spare-')).sort();
   assert.deepEqual(await spares(), [], 'none before the first message');
   await spool.enqueue(env(), Buffer.from('Subject: 1\r\n\r\none\r\n'));
-  for (let i = 0; i < 100 && (await spares()).length < 8; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 100 && (await spares()).length < 16; i++) await new Promise((r) => setTimeout(r, 10));
   const ready = await spares();
-  assert.equal(ready.length, 8, 'eight spares made after the first take');
+  assert.equal(ready.length, 16, 'sixteen spares made after the first take');
   const id = await spool.enqueue(env(), Buffer.from('Subject: 2\r\n\r\ntwo\r\n'));
   const left = await spares();
   assert.equal(ready.filter((n) => !left.includes(n)).length, 2, 'the message and its envelope were written into two of them');
   assert.equal((await readFile(path.join(root, 'incoming', `${id}.eml`))).toString(), 'Subject: 2\r\n\r\ntwo\r\n');
   assert.equal(JSON.parse(await readFile(path.join(root, 'incoming', `${id}.json`), 'utf8')).id, id);
-  for (let i = 0; i < 100 && (await spares()).length < 8; i++) await new Promise((r) => setTimeout(r, 10));
   await spool.close();
   assert.deepEqual(await spares(), [], 'close removes them');
   // a crash leaves spares behind: recovery empties tmp/ and keeps both messages
@@ -228,4 +227,24 @@ test('due(): incoming in arrival order, deferred only once their time has come, 
   // a restart finds the same schedule on disk
   const again = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger(), recover: false });
   assert.deepEqual(again.due(clock.now(), 10).map((r) => r.id), [ids[1], ids[2], ids[0]], 'the two claimed ones sit in active/');
+});
+
+test('delivered messages are removed in batches: gone from the index at once, from the disk soon after, and on close', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push(await spool.enqueue(env(), Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`)));
+  for (const id of ids.slice(0, 2)) {
+    const rec = await spool.claim(id);
+    assert.ok(rec);
+    await spool.settle(rec, 'done');
+  }
+  assert.deepEqual((await spool.list()).map((e) => e.record.id), [ids[2]], 'a rescan does not bring back a message waiting for removal');
+  for (let i = 0; i < 100 && (await readdir(path.join(root, 'active'))).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(await readdir(path.join(root, 'active')), [], 'removed from active/ by the batch');
+  const last = await spool.claim(ids[2]);
+  assert.ok(last);
+  await spool.settle(last, 'done');
+  await spool.close();
+  assert.deepEqual(await readdir(path.join(root, 'active')), [], 'close() finishes the pending batch');
 });
