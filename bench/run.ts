@@ -6,10 +6,11 @@
  * For each message size and concurrency: accept msg/s (until smtp-source has had 250 for every
  * message, one message per connection), end-to-end msg/s (until the sink has counted them all) and
  * the relay's peak RSS (all its processes). Postfix runs the same load as a private instance
- * configured as a relay (fsync before 250, like smarthost). Loopback only; every run is bounded
+ * configured as a relay (fsync before 250, like smarthost). All peers run at once and take turns
+ * point by point, so each ratio compares runs made back to back. Loopback only; every run is bounded
  * in messages and time. Needs Debian's postfix package (smtp-source, smtp-sink, postfix).
  *
- *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 1]
+ *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 3]
  *                     [--peers smarthost,postfix,smarthost-nohistory] [--json FILE]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,7 +25,7 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '1024,102400' },
     conc: { type: 'string', default: '1,10,50' },
     messages: { type: 'string', default: '2000' },
-    runs: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '3' },
     peers: { type: 'string', default: 'smarthost,postfix' },
     json: { type: 'string' },
     timeout: { type: 'string', default: '180' },
@@ -252,7 +253,7 @@ function startSink(port: number): { proc: ChildProcess; count: () => number } {
   return { proc, count: () => n };
 }
 
-interface Row { peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; cpuMsPerMsg: number; loopMsPerMsg: number | null; delivered: number }
+interface Row { run?: number; peer: string; size: number; conc: number; n: number; accept: number; e2e: number | null; rssMb: number; pssMb: number; cpuMsPerMsg: number; loopMsPerMsg: number | null; delivered: number }
 
 async function runPoint(peer: Peer, port: number, sink: ReturnType<typeof startSink>, size: number, conc: number): Promise<Row> {
   const base = sink.count();
@@ -304,24 +305,36 @@ async function main(): Promise<void> {
     if (p === 'postfix') return postfixPeer();
     throw new Error(`unknown peer ${p}`);
   });
+  // Every peer runs side by side from the start (each with its own sink), and the points are
+  // interleaved: for each size, concurrency and run, each peer takes its turn, in an order rotated
+  // from run to run. A shared machine's speed drifts over minutes; measured one peer after the
+  // other, that drift would land in the ratios. Only one peer is under load at a time.
   const rows: Row[] = [];
-  for (const peer of peers) {
-    const dir = mkdtempSync(path.join(tmpdir(), `bench-${peer.name}-`));
-    const sinkPort = await freePort();
-    const sink = startSink(sinkPort);
-    await waitPort(sinkPort);
-    const port = await freePort();
-    try {
+  const started: Array<{ peer: Peer; port: number; sink: ReturnType<typeof startSink>; dir: string }> = [];
+  try {
+    for (const peer of peers) {
+      const dir = mkdtempSync(path.join(tmpdir(), `bench-${peer.name}-`));
+      const sinkPort = await freePort();
+      const sink = startSink(sinkPort);
+      started.push({ peer, port: 0, sink, dir });
+      await waitPort(sinkPort);
+      const port = await freePort();
       await peer.start(port, sinkPort, dir);
+      started[started.length - 1].port = port;
       // warm-up: JIT, connection pools, first fsyncs
       await runPoint({ ...peer, name: 'warmup' }, port, sink, 1024, 10);
-      for (const size of SIZES) for (const conc of CONCS) for (let r = 0; r < RUNS; r++) {
-        const row = await runPoint(peer, port, sink, size, conc);
+    }
+    for (const size of SIZES) for (const conc of CONCS) for (let r = 0; r < RUNS; r++) {
+      for (let k = 0; k < started.length; k++) {
+        const { peer, port, sink } = started[(k + r) % started.length];
+        const row = { ...(await runPoint(peer, port, sink, size, conc)), run: r };
         rows.push(row);
-        console.error(`${peer.name} size=${size} c=${conc}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB, CPU ${row.cpuMsPerMsg} ms/msg (event loop ${row.loopMsPerMsg ?? '-'})`);
+        console.error(`${peer.name} size=${size} c=${conc} run ${r + 1}: accept ${row.accept}/s, e2e ${row.e2e ?? 'TIMEOUT'}/s, peak RSS ${row.rssMb} MB, PSS ${row.pssMb} MB, CPU ${row.cpuMsPerMsg} ms/msg (event loop ${row.loopMsPerMsg ?? '-'})`);
       }
-    } finally {
-      await peer.stop();
+    }
+  } finally {
+    for (const { peer, sink, dir } of started) {
+      await peer.stop().catch(() => undefined);
       sink.proc.kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     }
@@ -335,6 +348,19 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/**
+ * The median over runs of peer ÷ reference measured in the same run (back to back): steadier than
+ * a ratio of medians when the machine's speed drifts between runs.
+ */
+function pairedRatio(rows: Row[], peer: string, ref: string, size: number, conc: number, k: 'accept' | 'e2e'): number {
+  const at = (p: string) => rows.filter((r) => r.peer === p && r.size === size && r.conc === conc);
+  const ratios = at(peer).flatMap((row) => {
+    const base = at(ref).find((x) => x.run === row.run);
+    return base && base[k] && row[k] ? [(row[k] as number) / (base[k] as number)] : [];
+  });
+  return ratios.length ? median(ratios) : NaN;
+}
+
 function printTable(rows: Row[]): void {
   const peers = [...new Set(rows.map((r) => r.peer))];
   const ref = peers.includes('postfix') ? 'postfix' : undefined;
@@ -344,7 +370,7 @@ function printTable(rows: Row[]): void {
   for (const peer of peers) for (const size of SIZES) for (const conc of CONCS) {
     const a = pick(peer, size, conc, 'accept'), e = pick(peer, size, conc, 'e2e'), m = pick(peer, size, conc, 'rssMb'), q = pick(peer, size, conc, 'pssMb'), c = pick(peer, size, conc, 'cpuMsPerMsg'), l = peer === 'postfix' ? '-' : pick(peer, size, conc, 'loopMsPerMsg');
     let extra = '';
-    if (ref) extra = ` ${(a / pick(ref, size, conc, 'accept')).toFixed(2)} | ${(e / pick(ref, size, conc, 'e2e')).toFixed(2)} |`;
+    if (ref) extra = ` ${pairedRatio(rows, peer, ref, size, conc, 'accept').toFixed(2)} | ${pairedRatio(rows, peer, ref, size, conc, 'e2e').toFixed(2)} |`;
     lines.push(`| ${peer} | ${size} | ${conc} | ${a} | ${e} | ${m} | ${q} | ${c} | ${l} |${extra}`);
   }
   console.log(lines.join('\n'));
