@@ -13,8 +13,9 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // when V8 starts, so the process replaces itself once (execve: same pid, no parent left behind).
 // --initial-old-space-size=64: V8 counts Buffers (memory outside its heap) against a small initial
 // old-generation limit, so relaying 100 KB messages triggered a full mark-compact every ~20
-// messages: 0.6 ms of GC-thread CPU per message. With a 64 MB starting limit, 45 became 3 per
-// 1,000 messages, at the same peak RSS (a 128 MB limit cost +60 MB). Measured on the bench machine.
+// messages: 0.4-0.6 ms of GC-thread CPU per message. With a 64 MB starting limit, 45 became 3 per
+// 1,000 messages, for 30-45 MB more peak RSS at 100 KB (a 128 MB limit cost +60-80 MB). Measured on
+// the bench machine, docs/performance.md.
 // SMARTHOST_NODE_TUNED marks the second start; setting it yourself (or NODE_OPTIONS with
 // --max-semi-space-size) keeps your own settings.
 const tuned = process.env.SMARTHOST_NODE_TUNED || /--max-semi-space-size/.test(`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`);
