@@ -176,9 +176,9 @@ export async function writeOpen(file: string, content: Buffer | NodeJS.ReadableS
  * Creating a file is the one metadata call that is slow on a busy spool: while fsyncs keep the
  * journal committing, ext4 makes a create wait for a journal handle. Measured in the relay on the
  * bench machine: 60-190 µs per create on average, twice per message, blocking the event loop on the
- * message's way to its 250. Spares are created in the thread pool after each take, off that path;
- * when they run out (a burst), the caller creates its file itself. Spares left by a crash are plain
- * empty files in tmp/, which recovery empties at start.
+ * message's way to its 250. Spares are created in the thread pool, sixteen at a time once half are
+ * used, off that path; when they run out (a burst), the caller creates its file itself. Spares left
+ * by a crash are plain empty files in tmp/, which recovery empties at start.
  */
 export class SpareFiles {
   private ready: Array<{ fd: number; file: string }> = [];

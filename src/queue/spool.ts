@@ -145,6 +145,8 @@ class FolderSpool implements Spool {
   private spares: SpareFiles;
   /** Files of delivered messages waiting for the next batch of unlinks (see removeLater). */
   private removals = new Map<QueueId, string[]>();
+  /** Ids whose batch of unlinks is running. */
+  private beingRemoved = new Set<QueueId>();
   private removalTimer: NodeJS.Timeout | undefined;
   private removing: Promise<void> = Promise.resolve();
 
@@ -276,7 +278,7 @@ class FolderSpool implements Spool {
     }
     for (const [id, state] of seen) {
       const entry = this.index.get(id);
-      if (this.removals.has(id) || this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
+      if (this.removals.has(id) || this.beingRemoved.has(id) || this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
       try {
         const record = parseRecord(await readFile(this.paths.envelope(state, id), 'utf8'), this.paths.envelope(state, id));
         if ((this.index.get(id)?.touched ?? 0) > startedAt) continue;
@@ -572,10 +574,12 @@ class FolderSpool implements Spool {
     this.removalTimer = undefined;
     const batch = [...this.removals];
     if (batch.length === 0) return this.removing;
+    this.removals.clear();
+    for (const [id] of batch) this.beingRemoved.add(id);
     const run = Promise.all(batch.flatMap(([id, files]) => files.map((f) => unlinkIfExists(f).catch((err) => {
       this.deps.logger.error({ err, id, file: f }, 'could not remove a delivered message from the spool');
     })))).then(() => {
-      for (const [id, files] of batch) if (this.removals.get(id) === files) this.removals.delete(id);
+      for (const [id] of batch) this.beingRemoved.delete(id);
     });
     this.removing = this.removing.then(() => run);
     return this.removing;

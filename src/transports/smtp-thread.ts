@@ -17,7 +17,7 @@
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import type { Logger } from '../core/logger.ts';
-import { SmarthostError, type ErrorCode } from '../core/errors.ts';
+import { SmarthostError, sanitizeText, type ErrorCode } from '../core/errors.ts';
 import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import type { ThreadReply, ThreadRequest, ThreadSetup, WireMessage } from './smtp-thread-worker.ts';
@@ -108,7 +108,8 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
     });
   }
 
-  async function call<T>(req: Request, transfer?: ArrayBuffer[]): Promise<T> {
+  /** Posts a request to the thread (starting it if needed); `onPosted` runs once the thread has it. */
+  async function call<T>(req: Request, transfer?: ArrayBuffer[], onPosted?: () => void): Promise<T> {
     if (closed) throw new SmarthostError('SH_INTERNAL', `upstream ${upstream.name}: the transport is closed`);
     ready ??= start();
     const w = await ready;
@@ -117,29 +118,32 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
     return new Promise<T>((resolve, reject) => {
       pending.set(seq, { resolve: resolve as (v: unknown) => void, reject });
       w.postMessage({ ...req, seq }, transfer);
+      onPosted?.();
     });
   }
 
-  function toWire(message: OutboundMessage): { wire: WireMessage; transfer: ArrayBuffer[] } {
+  async function toWire(message: OutboundMessage): Promise<{ wire: WireMessage; transfer: ArrayBuffer[] }> {
     const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8 };
-    const where = message.locate?.();
-    if (where && 'file' in where) return { wire: { ...wire, file: where.file }, transfer: [] };
-    if (!where) throw new SmarthostError('SH_INTERNAL', 'the threaded SMTP transport needs to know where the message is');
+    const where = message.locate?.() ?? { buffer: await message.read() };
+    if ('file' in where) return { wire: { ...wire, file: where.file }, transfer: [] };
     // An exact-size copy that can be handed over: the spool's Buffer may share its memory with others.
     const bytes = new Uint8Array(where.buffer);
     return { wire: { ...wire, bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
 
   async function send(message: OutboundMessage): Promise<Outcome[]> {
-    const { wire, transfer } = toWire(message);
+    let posted = false;
     try {
-      return await call<Outcome[]>({ op: 'send', message: wire }, transfer);
+      const { wire, transfer } = await toWire(message);
+      return await call<Outcome[]>({ op: 'send', message: wire }, transfer, () => { posted = true; });
     } catch (e) {
       const at = new Date().toISOString();
+      // Only a thread that had the message may have handed it to the upstream.
       return message.recipients.map((recipient) => ({
         recipient, action: 'delayed' as const, status: '4.3.0', transport: 'smtp', at,
-        diagnostic: (e as Error).message, possibleDuplicate: true,
-        reason: 'the delivery thread stopped during this attempt: the upstream may have the message already',
+        diagnostic: sanitizeText((e as Error).message),
+        possibleDuplicate: posted || undefined,
+        reason: posted ? 'the delivery thread stopped during this attempt: the upstream may have the message already' : undefined,
       }));
     }
   }
