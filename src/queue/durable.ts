@@ -19,7 +19,7 @@
  * On failure the error is passed to every waiter of that round; nothing is retried silently.
  */
 import { close as closeFd, closeSync, fdatasync, fsync, open as openFd, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
 interface Round {
@@ -209,7 +209,7 @@ export class SpareFiles {
         this.creating--;
         if (err) return; // the next take() tries again; a message creates its own file meanwhile
         if (this.closed) {
-          closeFd(fd, () => unlinkNowQuietly(file));
+          closeFd(fd, () => unlinkQuietly(file));
           return;
         }
         this.ready.push({ fd, file });
@@ -222,7 +222,7 @@ export class SpareFiles {
     this.closed = true;
     for (const { fd, file } of this.ready.splice(0)) {
       closeQuietly(fd);
-      unlinkNowQuietly(file);
+      unlinkQuietly(file);
     }
   }
 }
@@ -246,7 +246,7 @@ export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles)
     while (off < content.length) off += writeSync(fd, content, off, content.length - off);
   } catch (e) {
     closeQuietly(fd);
-    unlinkNowQuietly(written);
+    unlinkQuietly(written);
     throw e;
   }
   let closed = false;
@@ -272,14 +272,15 @@ export async function replaceFileNow(file: string, data: string): Promise<void> 
     await written.datasync();
     renameSync(tmp, file);
   } catch (e) {
-    unlinkNowQuietly(tmp);
+    unlinkQuietly(tmp);
     throw e;
   } finally {
     await written?.close().catch(() => undefined);
   }
 }
 
-function unlinkNowQuietly(file: string): void {
+/** Synchronous unlink that ignores every error (gone already, or the caller's error matters more). */
+export function unlinkQuietly(file: string): void {
   try {
     unlinkSync(file);
   } catch {
@@ -287,28 +288,6 @@ function unlinkNowQuietly(file: string): void {
   }
 }
 
-/** Synchronous unlink that ignores a file already gone. */
-export function unlinkNow(file: string): boolean {
-  try {
-    unlinkSync(file);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-}
-
-/** Replaces `file` atomically with `data` (write beside it, fsync, rename over). The caller syncs the folder. */
-export async function replaceFileSynced(file: string, data: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  try {
-    await writeFileSynced(tmp, data);
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-}
 
 /** Unlink that ignores a file already gone. */
 export async function unlinkIfExists(file: string): Promise<boolean> {

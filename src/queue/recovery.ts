@@ -22,7 +22,7 @@ import { readdir, readFile, rename } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../core/logger.ts';
 import { QUEUE_STATES, ENVELOPE_EXT, MESSAGE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { replaceFileSynced, unlinkIfExists, type DirectorySyncer } from './durable.ts';
+import { replaceFileNow, unlinkIfExists, type DirectorySyncer } from './durable.ts';
 import { parseRecord, serializeRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
 
@@ -131,7 +131,7 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
       const rec = parseRecord(await readFile(file, 'utf8'), file);
       rec.possibleDuplicate = true;
       rec.nextAttemptAt = 0;
-      await replaceFileSynced(file, serializeRecord(rec));
+      await replaceFileNow(file, serializeRecord(rec));
       await rename(file, paths.envelope('incoming', id));
       await rename(paths.message('active', id), paths.message('incoming', id));
       report.requeuedActive++;

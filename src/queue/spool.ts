@@ -29,7 +29,7 @@ import { SmarthostError } from '../core/errors.ts';
 import { newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, SpareFiles, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkNow, type OpenWrite } from './durable.ts';
+import { DirectorySyncer, SpareFiles, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkQuietly, type OpenWrite } from './durable.ts';
 import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
@@ -205,13 +205,8 @@ class FolderSpool implements Spool {
       for (const w of open.splice(0)) w.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
       await Promise.all(open.map((w) => w.close().catch(() => undefined)));
-      for (const f of [...open.map((w) => w.file), this.paths.envelope('incoming', id), this.paths.message('incoming', id)]) {
-        try {
-          unlinkNow(f);
-        } catch {
-          /* the write error is the one to report */
-        }
-      }
+      // the write error is the one to report
+      for (const f of [...open.map((w) => w.file), this.paths.envelope('incoming', id), this.paths.message('incoming', id)]) unlinkQuietly(f);
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
     } finally {
       this.busy.delete(id);
