@@ -10,7 +10,7 @@ export const deliverySchema = z.strictObject({
   scanInterval: duration().prefault('5s').describe('how often the queue is checked for messages due'),
   masqueradeDomain: z.string().optional().describe('replace the domain of the envelope sender (MAIL FROM) with this one, as IIS\'s masquerade domain'),
   upstreamProbeInterval: duration().prefault('15m').describe('an upstream parked because it refused our credentials is tried again after this long (or at once when released)'),
-  thread: z.boolean().default(true).describe('speak SMTP to the upstreams from a thread of its own, so a busy relay uses two CPU cores (false: one thread, about 25 MB less memory; XOAUTH2 upstreams always use the main thread)'),
+  thread: z.boolean().default(true).describe('speak SMTP to the upstreams from a thread of its own, so a busy relay uses two CPU cores (false: one thread, about 33 MB less memory; XOAUTH2 upstreams always use the main thread)'),
   maxHops: z.number().int().min(1).default(30).describe('refuse a message with more Received: headers than this (mail loop)'),
 });
 
