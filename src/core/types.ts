@@ -124,8 +124,12 @@ export type PolicyDecision =
 
 /** What the listener and pickup need of the queue: the one enqueue path. */
 export interface Enqueuer {
-  /** Resolves only when message and envelope are fsynced in incoming/ (file and folder). */
-  enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream): Promise<QueueId>;
+  /**
+   * Resolves only when message and envelope are fsynced in incoming/ (file and folder). `id`: made
+   * beforehand with newQueueId() (core/ids.ts) by a caller that must name the message first, as
+   * the Received header does ("with ESMTP id ID"); the spool checks it. Otherwise the spool makes one.
+   */
+  enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId): Promise<QueueId>;
 }
 
 /** What pickup needs besides enqueue: a file it cannot read goes to badmail with its reason. */

@@ -18,12 +18,14 @@
  */
 import { PassThrough } from 'node:stream';
 import type { Envelope, Enqueuer, PolicyDecision, QueueId } from '../core/types.ts';
+import { newQueueId } from '../core/ids.ts';
 import { LineEndingFixer, type BareLineEndingMode } from './line-endings.ts';
 import { HEADER_LIMIT, findHeaderEnd, receivedHeader, summarizeHeaders, type ReceivedInfo } from './headers.ts';
 
 export interface IntakeOptions {
   envelope: Omit<Envelope, 'size'>;
-  received: Omit<ReceivedInfo, 'date'>;
+  /** The Received header's fields; its id is the queue id, made here (core/ids.ts). */
+  received: Omit<ReceivedInfo, 'date' | 'id'>;
   bareLineEndings: BareLineEndingMode;
   maxHops: number;
   enqueue: Enqueuer;
@@ -55,6 +57,8 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   stream.on('close', () => { if (!ended) fixer.destroy(new Error('connection closed before the end of the message')); });
   stream.pipe(fixer);
 
+  // Made now so that the Received header can name it, as Postfix's "with ESMTP id" does.
+  const queueId = newQueueId(opts.now());
   let head: Buffer[] = [];
   let headLength = 0;
   let out: PassThrough | undefined;
@@ -78,7 +82,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       if (written <= IN_MEMORY_LIMIT) return;
       // Too big to hold: stream from here on, starting with what was held.
       out = new PassThrough();
-      stored = opts.enqueue.enqueue(envelope!, out);
+      stored = opts.enqueue.enqueue(envelope!, out, queueId);
       stored.catch(() => {}); // observed below; a refused message's rejection is expected
       const first = Buffer.concat(held);
       held = [];
@@ -99,7 +103,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     }
     envelope = { ...opts.envelope, size: 0, subject: summary.subject, headerFrom: summary.from };
     storing = true;
-    await write(Buffer.from(receivedHeader({ ...opts.received, date: new Date(opts.now()) }), 'latin1'));
+    await write(Buffer.from(receivedHeader({ ...opts.received, id: queueId, date: new Date(opts.now()) }), 'latin1'));
     await write(block);
     head = [];
   };
@@ -135,7 +139,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   envelope!.size = written;
   if (out) out.end();
   else {
-    stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written));
+    stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written), queueId);
     held = [];
   }
   try {

@@ -127,7 +127,6 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
         clientAddress: client,
         hostname: config.hostnameResolved,
         protocol: session.transmissionType || 'ESMTP',
-        id: `${session.id}.${session.transaction ?? 1}`,
         recipient: recipients.length === 1 ? recipients[0] : undefined,
       },
       bareLineEndings: config.limits.bareLineEndings,

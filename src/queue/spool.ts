@@ -26,7 +26,7 @@ import { crc32 } from 'node:zlib';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
-import { newQueueId } from '../core/ids.ts';
+import { isQueueId, newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, SpareFiles, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkQuietly, type OpenWrite } from './durable.ts';
@@ -173,8 +173,11 @@ class FolderSpool implements Spool {
     this.listeners.push(listener);
   }
 
-  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream): Promise<QueueId> {
-    const id = newQueueId(this.deps.clock.now());
+  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, givenId?: QueueId): Promise<QueueId> {
+    const id = givenId ?? newQueueId(this.deps.clock.now());
+    if (givenId !== undefined && (!isQueueId(givenId) || this.index.has(givenId) || this.busy.has(givenId))) {
+      throw new SmarthostError('SH_SPOOL_WRITE', `queue id ${JSON.stringify(givenId)} is malformed or already in use`, { responseCode: 451, enhanced: '4.3.0' });
+    }
     const tmpMessage = this.paths.message('tmp', id);
     const tmpEnvelope = this.paths.envelope('tmp', id);
     let record: QueueRecord;

@@ -23,7 +23,7 @@ export class MemoryEnqueuer implements Enqueuer, Quarantine {
   private counter = 0;
   private waiters: Array<() => void> = [];
 
-  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream): Promise<QueueId> {
+  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, givenId?: QueueId): Promise<QueueId> {
     let data: Buffer;
     if (Buffer.isBuffer(content)) {
       data = content;
@@ -39,7 +39,8 @@ export class MemoryEnqueuer implements Enqueuer, Quarantine {
     }
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failWith) throw this.failWith;
-    const id = `TEST${String(++this.counter).padStart(4, '0')}`;
+    // a caller-made id is kept, as the spool keeps it (the listener names it in the Received header)
+    const id = givenId ?? `TEST${String(++this.counter).padStart(4, '0')}`;
     this.messages.push({ id, envelope: structuredClone(envelope), content: data });
     this.wake();
     return id;

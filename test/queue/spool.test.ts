@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { openSpool } from '../../src/queue/spool.ts';
+import { newQueueId } from '../../src/core/ids.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import type { Envelope, QueueEvent } from '../../src/core/types.ts';
@@ -247,4 +248,18 @@ test('delivered messages are removed in batches: gone from the index at once, fr
   await spool.settle(last, 'done');
   await spool.close();
   assert.deepEqual(await readdir(path.join(root, 'active')), [], 'close() finishes the pending batch');
+});
+
+test('a caller-made queue id is kept (the Received header names it); a malformed or used one is refused with 451', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const made = newQueueId();
+  assert.equal(await spool.enqueue(env(), Buffer.from('Subject: named\r\n\r\nx\r\n'), made), made);
+  assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${made}.eml`, `${made}.json`]);
+  for (const bad of [made, '../../etc/passwd', 'x']) {
+    await assert.rejects(spool.enqueue(env(), Buffer.from('Subject: again\r\n\r\nx\r\n'), bad),
+      (e: Error & { responseCode?: number }) => e.responseCode === 451 && /malformed or already in use/.test(e.message), bad);
+  }
+  assert.equal((await spool.list()).length, 1, 'nothing else was queued');
 });
