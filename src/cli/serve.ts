@@ -103,11 +103,11 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   if (config.pickup.enabled) await pickup.start();
   delivery.start();
 
-  // SIGHUP / console: a config that fails validation changes nothing. Listen addresses, TLS
-  // certificates, the mailroot and the pickup folder need a restart; everything else applies now.
+  // SIGHUP / console: a config that fails validation changes nothing. Listen addresses, the
+  // mailroot and the pickup folder need a restart; everything else (TLS certificate included) applies now.
   const reload = async () => {
     const next = loadConfig(config.source === '(defaults)' ? undefined : config.source);
-    listener.reload(next);
+    await listener.reload(next);
     senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
     const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved]);
     config = next;

@@ -12,6 +12,7 @@
  * Start fails (rejects) when an address cannot be bound, naming it.
  */
 import path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerAddress, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
 import { parseRange, type Range } from '../core/cidr.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
@@ -55,6 +56,8 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   let access: CompiledAccess = compileAccess(config.access);
   const guard = new AuthGuard(new Map(), { maxFailures: config.auth.maxFailures, failureDelay: config.auth.failureDelay, clock });
   const servers: SmarthostServer[] = [];
+  /** Each server's listen entry (its TLS mode, for a certificate reload). */
+  const listenerOf = new Map<SmarthostServer, ListenerConfig>();
   const sessions = new SessionTracker(clock, logger);
   const counters = sessions.counters;
 
@@ -205,6 +208,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
         throw err;
       });
       servers.push(server);
+      listenerOf.set(server, listener);
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listener.port;
       bound.push({ address: listener.address, port, tls: listener.tls });
@@ -215,6 +219,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
 
   async function stop(opts: { graceful?: boolean } = {}): Promise<void> {
     const all = servers.splice(0);
+    listenerOf.clear();
     await Promise.all(all.map((server) => new Promise<void>((resolve) => {
       // Graceful: sessions get up to 30 s to finish; otherwise they hear 421 now.
       server.options.closeTimeout = opts.graceful ? 30_000 : 1;
@@ -223,9 +228,17 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     })));
   }
 
-  /** All or nothing: a bad users file throws before anything of the new configuration applies. */
-  function reload(next: Config): void {
+  /**
+   * All or nothing: a bad users file or TLS certificate (unreadable, or a key that does not match
+   * it) throws before anything of the new configuration applies. The certificate is read again, so
+   * a renewed one (same files, or new tls.cert/tls.key) serves the next TLS handshake; sessions
+   * already encrypted keep theirs.
+   */
+  async function reload(next: Config): Promise<void> {
     const users = usersOf(next);
+    const tlsServers = servers.filter((server) => listenerOf.get(server)?.tls !== 'none');
+    const cert = tlsServers.length ? await loadCertificate(next, logger, clock) : undefined;
+    if (cert) createSecureContext({ key: cert.key, cert: cert.cert });
     config = next;
     access = compileAccess(next.access);
     guard.update(users, next.auth);
@@ -240,7 +253,9 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       });
       server.deadlines = { command: next.limits.commandDeadline, data: next.limits.dataDeadline };
     }
-    logger.info({ event: 'smtp-reload' }, 'listener policies reloaded (listen addresses and TLS change on restart only)');
+    if (cert) for (const server of tlsServers) server.updateSecureContext({ key: cert.key, cert: cert.cert });
+    logger.info({ event: 'smtp-reload', certificate: cert ? { file: cert.source, notAfter: cert.notAfter.toISOString() } : undefined },
+      'listener policies and TLS certificate reloaded (listen addresses change on restart only)');
   }
 
   return {

@@ -49,7 +49,7 @@ export interface SmtpListener {
    * other commands get 421, sessions get up to 30 s; otherwise sessions hear 421 and close now.
    */
   stop(opts?: { graceful?: boolean }): Promise<void>;
-  /** Applies policies and limits of a new configuration to new commands and connections. */
-  reload(config: Config): void;
+  /** Applies policies, limits and the TLS certificate of a new configuration to new commands and connections. */
+  reload(config: Config): Promise<void>;
   stats(): ListenerStats;
 }

@@ -5,6 +5,11 @@ import { startRelay, type TestRelay } from './setup.ts';
 import { RawClient } from './raw-client.ts';
 import { IN_MEMORY_LIMIT } from '../../src/inbound/intake.ts';
 import { isQueueId } from '../../src/core/ids.ts';
+import { generateCert } from '../helpers/upstream.ts';
+import { makeConfig } from './setup.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 async function greet(port: number, localAddress?: string): Promise<RawClient> {
   const c = await RawClient.connect(port, { localAddress });
@@ -580,7 +585,7 @@ test('reload applies new relay restrictions to new sessions', async () => {
     before.close();
     const { makeConfig } = await import('./setup.ts');
     const next = makeConfig('listen:\n  - address: 127.0.0.1\n    port: 1\naccess:\n  relay:\n    mode: only\n    list: [10.0.0.0/8]\n', r.dir);
-    r.listener.reload(next);
+    await r.listener.reload(next);
     const after = await greet(r.port);
     await after.cmd('MAIL FROM:<a@example.org>');
     assert.equal((await after.cmd('RCPT TO:<x@gmail.com>')).code, 554);
@@ -626,6 +631,37 @@ test('graceful stop: no new connections, a message already in DATA still gets it
     assert.ok(Date.now() - t0 < 5000, 'stop did not wait for the 30 s grace period');
     assert.equal(r.queue.messages.length, 1);
     assert.match(r.queue.messages[0].content.toString(), /second part\r\n$/);
+  } finally {
+    await r.close();
+  }
+});
+
+test('reload serves a renewed TLS certificate to new sessions; a key that does not match is refused and the old one stays', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'smarthost-tls-reload-'));
+  const [first, renewed, other] = await Promise.all([generateCert('first.relay.test'), generateCert('renewed.relay.test'), generateCert('other.relay.test')]);
+  const install = (c: { cert: string }, k: { key: string }) => {
+    writeFileSync(path.join(dir, 'relay.crt'), c.cert);
+    writeFileSync(path.join(dir, 'relay.key'), k.key);
+  };
+  const yaml = 'listen:\n  - address: 127.0.0.1\n    port: 1\ntls:\n  cert: relay.crt\n  key: relay.key\n';
+  install(first, first);
+  const r = await startRelay(yaml, { dir });
+  const presented = async (): Promise<string> => {
+    const c = await greet(r.port);
+    assert.equal((await c.cmd('STARTTLS')).code, 220);
+    await c.upgrade();
+    const subject = c.tlsSocket!.getPeerX509Certificate()!.subject;
+    c.close();
+    return subject;
+  };
+  try {
+    assert.match(await presented(), /CN=first\.relay\.test/);
+    install(renewed, renewed);
+    await r.listener.reload(makeConfig(yaml, dir));
+    assert.match(await presented(), /CN=renewed\.relay\.test/, 'the renewed certificate, without a restart');
+    install(other, renewed);
+    await assert.rejects(r.listener.reload(makeConfig(yaml, dir)), /key values mismatch|private key/i);
+    assert.match(await presented(), /CN=renewed\.relay\.test/, 'a refused reload changes nothing');
   } finally {
     await r.close();
   }
