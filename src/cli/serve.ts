@@ -71,7 +71,11 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       if (warning) logger.warn({ upstream: u.name }, warning);
     }
     if (cfg.upstreams.length === 0) logger.warn('no upstream is configured: accepted mail waits in the queue until one is added (upstreams: in the config file)');
-    const manager = createDeliveryManager(withEffectiveLimits(cfg), { spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e) });
+    const manager = createDeliveryManager(withEffectiveLimits(cfg), {
+      spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e),
+      // Microsoft's daily recipient budget outlives a restart or reload; so must our count of it
+      pacingFile: path.join(cfg.mailrootPath, 'pacing.json'),
+    });
     return { manager, transports: built.transports, tokens: built.tokens };
   };
   let { manager: delivery, transports, tokens } = await startDelivery(config);

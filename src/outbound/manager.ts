@@ -20,6 +20,7 @@ import type { OutboundMessage, Outcome, QueueEventSink, QueueId, Transport } fro
 import type { Spool } from '../queue/spool.ts';
 import { pendingRecipients, retryDelay, type QueueRecord } from '../queue/record.ts';
 import { UpstreamPacer } from './pacing.ts';
+import { loadPacing, savePacing, SAVE_INTERVAL_MS } from './pacing-store.ts';
 import { RouteBoard, type UpstreamStatus } from './routes.ts';
 import { explainOutcome } from './explain.ts';
 import { buildBdrText } from './bdr.ts';
@@ -32,6 +33,8 @@ export interface DeliveryDeps {
   logger: Logger;
   clock: Clock;
   events?: QueueEventSink;
+  /** Where the upstreams' daily recipient counts are kept across restarts and reloads (pacing-store.ts). */
+  pacingFile?: string;
 }
 
 export interface DeliveryManager {
@@ -62,6 +65,15 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   const probeIntervalMs = delivery.upstreamProbeInterval ?? 15 * 60_000;
   const routes = new RouteBoard(transports.map((t) => t.name), clock, probeIntervalMs, deps.events);
   const pacers = new Map(transports.map((t) => [t.name, new UpstreamPacer(config.upstreams.find((u) => u.name === t.name) ?? {})]));
+  const saved = deps.pacingFile ? loadPacing(deps.pacingFile, logger) : {};
+  for (const [name, pacer] of pacers) pacer.restore(saved[name], clock.now());
+  let pacingChanged = false;
+  const savePacers = (): void => {
+    if (!deps.pacingFile || !pacingChanged) return;
+    pacingChanged = false;
+    savePacing(deps.pacingFile, Object.fromEntries([...pacers].map(([name, p]) => [name, p.snapshot(clock.now())])), logger);
+  };
+  let saveTimer: NodeJS.Timeout | undefined;
   const inFlight = new Map<QueueId, Promise<void>>();
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -145,6 +157,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       let sentHere = false;
       while (remaining.length) {
         const n = pacer.reserve(clock.now(), remaining.length);
+        if (n > 0) pacingChanged = true;
         if (n === 0) {
           const until = pacer.waitUntil(clock.now());
           pacedUntil = pacedUntil === undefined ? until : Math.min(pacedUntil, until);
@@ -351,13 +364,16 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       running = true;
       timer = setInterval(scan, delivery.scanInterval || SCAN_FALLBACK_MS);
       timer.unref?.();
+      if (deps.pacingFile) saveTimer = setInterval(savePacers, SAVE_INTERVAL_MS).unref();
       kick();
     },
     async stop() {
       running = false;
       stopped = true;
       if (timer) clearInterval(timer);
+      if (saveTimer) clearInterval(saveTimer);
       await Promise.allSettled([...inFlight.values()]);
+      savePacers();
       await Promise.allSettled(transports.map((t) => t.close()));
     },
     kick,

@@ -2,7 +2,9 @@
  * Upstream pacing (per upstream, in memory): messages per minute and recipients per rolling 24 hours.
  * A submission is reserved before it is sent, so parallel deliveries never overshoot. When the budget
  * is spent the message waits in the queue (it is not failed); waitUntil() says until when.
- * Counters start from zero when the relay restarts.
+ * The rolling day's recipient counts survive a restart or a reload (snapshot()/restore(), saved by
+ * the delivery manager in mailroot/pacing.json): Microsoft blocks a mailbox that goes past its
+ * 10,000 recipients a day, whatever our process's age. The per-minute count starts from zero.
  */
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 
@@ -39,6 +41,31 @@ export class UpstreamPacer {
     if (maxMessagesPerMinute) this.submissions.push(now);
     if (maxRecipientsPerDay) this.recipients.push([now, n]);
     return n;
+  }
+
+  /**
+   * The rolling day's recipient counts, summed per minute: at most 1,440 entries. Each minute is
+   * stamped with its end, so a count restored from it never expires earlier than the real one.
+   */
+  snapshot(now: number): Array<[number, number]> {
+    this.prune(now);
+    const byMinute = new Map<number, number>();
+    for (const [t, n] of this.recipients) {
+      const end = Math.ceil(t / MINUTE) * MINUTE;
+      byMinute.set(end, (byMinute.get(end) ?? 0) + n);
+    }
+    return [...byMinute];
+  }
+
+  /** Adds counts saved before a restart (snapshot()); entries that are malformed or over a day old are ignored. */
+  restore(entries: unknown, now: number): void {
+    if (!Array.isArray(entries)) return;
+    for (const e of entries) {
+      if (!Array.isArray(e) || e.length !== 2) continue;
+      const [t, n] = e as [unknown, unknown];
+      if (typeof t === 'number' && typeof n === 'number' && Number.isInteger(n) && n > 0 && t > now - DAY && t <= now + MINUTE) this.recipients.push([t, n]);
+    }
+    this.recipients.sort((a, b) => a[0] - b[0]);
   }
 
   /** When a reservation can next succeed. */
