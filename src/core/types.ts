@@ -43,6 +43,8 @@ export interface Envelope {
   headerFrom?: string;
   /** Whether the message needs SMTPUTF8 upstream. */
   smtputf8?: boolean;
+  /** The content has bytes over 127: sent upstream with BODY=8BITMIME (RFC 6152). Set by the spool. */
+  eightBit?: boolean;
   /** DSN parameters from the client (RET / ENVID), when given. */
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
 }
@@ -98,6 +100,8 @@ export interface OutboundMessage {
    */
   locate?(): MessageLocation;
   smtputf8?: boolean;
+  /** The content has bytes over 127 (Envelope.eightBit). */
+  eightBit?: boolean;
 }
 
 export type MessageLocation = { buffer: Buffer } | { file: string };

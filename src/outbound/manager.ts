@@ -113,6 +113,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       recipients,
       size: rec.envelope.size,
       smtputf8: rec.envelope.smtputf8,
+      eightBit: rec.envelope.eightBit,
       open: () => spool.openMessage(rec.id),
       read: () => spool.readMessage(rec.id),
       locate: () => spool.locateMessage(rec.id),

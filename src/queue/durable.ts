@@ -20,6 +20,7 @@
  */
 import { close as closeFd, closeSync, fdatasync, fsync, open as openFd, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { isAscii } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 
 interface Round {
@@ -143,6 +144,8 @@ export interface OpenWrite {
   size: number;
   /** CRC-32 of the content (checked by recovery for messages whose sync may not have finished). */
   crc: number;
+  /** Every byte is 7-bit (no BODY=8BITMIME needed upstream). */
+  ascii: boolean;
   datasync(): Promise<void>;
   close(): Promise<void>;
 }
@@ -155,15 +158,17 @@ export async function writeOpen(file: string, content: Buffer | NodeJS.ReadableS
   try {
     let size = 0;
     let crc = 0;
+    let ascii = true;
     const chunks: AsyncIterable<Buffer | string> = Buffer.isBuffer(content) ? [content] as unknown as AsyncIterable<Buffer> : content as AsyncIterable<Buffer | string>;
     for await (const chunk of chunks) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       size += buf.length;
       crc = crc32(buf, crc);
+      ascii &&= isAscii(buf);
       let off = 0;
       while (off < buf.length) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
     }
-    return { size, crc, datasync: () => handle.datasync(), close: () => handle.close() };
+    return { size, crc, ascii, datasync: () => handle.datasync(), close: () => handle.close() };
   } catch (e) {
     await handle.close().catch(() => undefined);
     throw e;
@@ -254,6 +259,7 @@ export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles)
     file: written,
     size: content.length,
     crc: crc32(content),
+    ascii: isAscii(content),
     datasync: () => syncFd(fd, true),
     close: async () => {
       if (closed) return;

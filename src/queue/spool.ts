@@ -22,7 +22,6 @@
 import { createReadStream, renameSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
-import { crc32 } from 'node:zlib';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
@@ -185,19 +184,13 @@ class FolderSpool implements Spool {
     // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
     this.busy.add(id);
     try {
-      if (Buffer.isBuffer(content)) {
-        // size and CRC are known up front; both files are written synchronously (durable.ts says why)
-        record = newRecord(id, { ...envelope, size: content.length });
-        record.crc32 = crc32(content);
-        open.push(writeOpenNow(tmpMessage, content, this.spares));
-        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record)), this.spares));
-      } else {
-        const message = await writeOpen(tmpMessage, content);
-        open.push({ ...message, file: tmpMessage });
-        record = newRecord(id, { ...envelope, size: message.size });
-        record.crc32 = message.crc;
-        open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record)), this.spares));
-      }
+      // the message first (size, CRC-32 and 8-bit content are learnt while writing it), then its
+      // envelope; a message in memory is written synchronously (durable.ts says why)
+      const message = Buffer.isBuffer(content) ? writeOpenNow(tmpMessage, content, this.spares) : { ...(await writeOpen(tmpMessage, content)), file: tmpMessage };
+      open.push(message);
+      record = newRecord(id, { ...envelope, size: message.size, ...(message.ascii ? {} : { eightBit: true }) });
+      record.crc32 = message.crc;
+      open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record)), this.spares));
       // Renames first, then the file and folder syncs all at once: one fsync round per message
       // instead of two. Until every sync has finished the client has no 250; recovery drops from
       // incoming/ any message whose two files are not both there, whole (size and CRC-32).

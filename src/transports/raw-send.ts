@@ -18,6 +18,8 @@ export interface RawEnvelope {
   from: string;
   to: string[];
   size?: number;
+  /** MAIL FROM gets BODY=8BITMIME when the upstream offers 8BITMIME (RFC 6152). */
+  use8BitMime?: boolean;
 }
 
 /** What the transport reports for a sent message (nodemailer's SentMessageInfo). */

@@ -32,6 +32,7 @@ export interface WireMessage {
   recipients: string[];
   size: number;
   smtputf8?: boolean;
+  eightBit?: boolean;
   bytes?: Uint8Array;
   file?: string;
 }
@@ -65,6 +66,7 @@ function fromWire(m: WireMessage): OutboundMessage {
     recipients: m.recipients,
     size: m.size,
     smtputf8: m.smtputf8,
+    eightBit: m.eightBit,
     open: () => (buffer ? Readable.from([buffer], { objectMode: false }) : createReadStream(m.file!)),
     read: async () => buffer ?? readFile(m.file!),
   };

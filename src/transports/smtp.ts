@@ -221,7 +221,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     source.on('error', (e) => normalizer.destroy(e));
     source.pipe(normalizer);
     try {
-      const info = await sendRaw(transporter, { from: message.mailFrom, to: message.recipients, size: message.size }, normalizer, message.id);
+      // 8-bit content is declared (BODY=8BITMIME) when the upstream offers 8BITMIME; to one that does
+      // not, it goes as it is, as most relays do (Microsoft 365 and the big providers all offer it)
+      const info = await sendRaw(transporter, { from: message.mailFrom, to: message.recipients, size: message.size, use8BitMime: message.eightBit || undefined }, normalizer, message.id);
       const accepted = new Set((info.accepted ?? []).map(String));
       const rejectedErrors = ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []);
       const reply = sanitizeText(String(info.response ?? '250'));

@@ -263,3 +263,17 @@ test('a caller-made queue id is kept (the Received header names it); a malformed
   }
   assert.equal((await spool.list()).length, 1, 'nothing else was queued');
 });
+
+test('the spool marks 8-bit content (for BODY=8BITMIME upstream), in memory or streamed; 7-bit content is not marked', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const plain = await spool.enqueue(env(), Buffer.from('Subject: a\r\n\r\nplain\r\n'));
+  const umlaut = await spool.enqueue(env(), Buffer.from('Subject: b\r\n\r\nGrüße\r\n'));
+  const streamed = await spool.enqueue(env(), Readable.from([Buffer.from('Subject: c\r\n\r\n'), Buffer.from('Grüße\r\n')]));
+  const byId = new Map((await spool.list()).map((e) => [e.record.id, e.record.envelope]));
+  assert.equal(byId.get(plain)!.eightBit, undefined);
+  assert.equal(byId.get(umlaut)!.eightBit, true);
+  assert.equal(byId.get(streamed)!.eightBit, true);
+  assert.equal(JSON.parse(await readFile(path.join(root, 'incoming', `${umlaut}.json`), 'utf8')).envelope.eightBit, true, 'kept in the envelope file');
+});

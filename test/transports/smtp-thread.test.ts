@@ -93,3 +93,17 @@ test('threaded: a thread that dies mid-send leaves the message delayed and a pos
   assert.equal(again.action, 'delivered', again.diagnostic);
   assert.equal(up.received.length, 2);
 });
+
+test('8-bit content is declared with BODY=8BITMIME (RFC 6152), through the thread too; 7-bit content is not', T, async (t) => {
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  const eight = Buffer.from('Subject: Rechnung\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus dem Büro\r\n');
+  const seven = Buffer.from('Subject: plain\r\n\r\nhello\r\n');
+  assert.equal((await tr.send({ ...message(eight, ['a@x.org']), eightBit: true }))[0].action, 'delivered');
+  assert.equal((await tr.send(message(seven, ['a@x.org'])))[0].action, 'delivered');
+  assert.equal(up.received[0].mailArgs?.BODY, '8BITMIME');
+  assert.equal(up.received[0].data.toString(), eight.toString(), 'the 8-bit bytes arrive as they are');
+  assert.equal(up.received[1].mailArgs?.BODY, undefined);
+});

@@ -10,6 +10,8 @@ export interface Received {
   to: string[];
   data: Buffer;
   user?: string;
+  /** MAIL FROM parameters as sent (e.g. { BODY: '8BITMIME', SIZE: '123' }). */
+  mailArgs?: Record<string, string | boolean>;
 }
 
 export interface UpstreamBehaviour {
@@ -70,7 +72,7 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks), user: session.user as string | undefined });
+        received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), data: Buffer.concat(chunks), user: session.user as string | undefined, mailArgs: session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, string | boolean> | false) || {} : undefined });
         if ((upstream.behaviour.hangAfterDot ?? 0) > 0) {
           upstream.behaviour.hangAfterDot!--;
           return;
