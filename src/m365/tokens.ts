@@ -101,6 +101,21 @@ export function createTokenProvider(upstream: UpstreamConfig, deps: TokenDeps): 
 }
 
 /** Default scope: app-only .default for SMTP or Graph; delegated SMTP.Send / Mail.Send. */
+/** An access token's claims, read without checking its signature: for display and diagnostics only. */
+export function tokenClaims(token: string): Record<string, unknown> {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+/** What a token lets its holder do: application permissions (roles) or delegated scopes (scp). */
+export function tokenGrants(claims: Record<string, unknown>): { kind: 'application' | 'delegated'; grants: string[] } {
+  if (Array.isArray(claims.roles)) return { kind: 'application', grants: (claims.roles as unknown[]).map(String) };
+  return { kind: 'delegated', grants: String(claims.scp ?? '').split(/\s+/).filter(Boolean) };
+}
+
 export function scopeFor(upstream: UpstreamConfig): string {
   if (upstream.oauth?.scope) return upstream.oauth.scope;
   const graph = upstream.url.startsWith('graph://');

@@ -7,7 +7,8 @@
  *  2. the TLS certificate (tls.cert, or the self-signed one under mailroot/tls/) is not expiring;
  *  3. each upstream is reachable and accepts our credentials: EHLO (+ STARTTLS) + AUTH through
  *     nodemailer's verify(), which sends no message; retired BPOS host names and the Basic-auth
- *     countdown are flagged;
+ *     countdown are flagged; a graph:// upstream gets a token as the relay would, which must grant
+ *     Mail.Send (nothing is sent);
  *  4. the local clock agrees with the Date header of an HTTPS endpoint (skipped when offline).
  *
  * Each item is ok / warning / problem / could-not-check / skipped. Exit codes: 0 nothing wrong
@@ -111,9 +112,8 @@ function checkCertificate(config: Config, now: number): DoctorItem {
 }
 
 /** Where to connect for an upstream, and how (nodemailer options), or why it cannot be checked here. */
-async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorOptions): Promise<{ options?: Record<string, unknown>; skip?: string; trouble?: string }> {
+async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorOptions): Promise<{ options?: Record<string, unknown>; trouble?: string }> {
   const scheme = /^([a-z+]+):\/\//i.exec(u.url)![1].toLowerCase();
-  if (scheme === 'graph') return { skip: 'graph:// sends over HTTPS: check sign-in with "smarthost m365" commands' };
   const { resolveSecret } = await import('../../config/secret.ts');
   let host: string;
   let port: number;
@@ -137,11 +137,7 @@ async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorO
   let auth: Record<string, unknown> | undefined;
   if (usesBasic) auth = { user: u.username, pass: u.password === undefined ? '' : resolveSecret(u.password) };
   if (u.auth === 'xoauth2') {
-    const { createTokenProvider } = await import('../../m365/tokens.ts');
-    const { createLogger } = await import('../../core/logger.ts');
-    const tokens = createTokenProvider(u, { logger: createLogger({ level: 'error' }), mailroot: config.mailrootPath });
-    const token = await Promise.race([tokens.getToken(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no token within the timeout')), opts.timeoutMs * 2))]);
-    auth = { type: 'OAuth2', user: u.mailbox ?? u.username, accessToken: token };
+    auth = { type: 'OAuth2', user: u.mailbox ?? u.username, accessToken: await upstreamToken(u, config, opts) };
   }
   const tls: Record<string, unknown> = { rejectUnauthorized: u.verifyCertificate, servername: /^[\d.:]+$/.test(host) ? undefined : host };
   if (u.ca) tls.ca = readFileSync(path.resolve(config.source === '(defaults)' ? process.cwd() : path.dirname(config.source), u.ca));
@@ -154,6 +150,44 @@ async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorO
   };
 }
 
+/** A token for an OAuth2 upstream, as the relay gets it (same cache, same files); bounded in time. */
+async function upstreamToken(u: UpstreamConfig, config: Config, opts: DoctorOptions): Promise<string> {
+  const { createTokenProvider } = await import('../../m365/tokens.ts');
+  const { createLogger } = await import('../../core/logger.ts');
+  const configDir = config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
+  const tokens = createTokenProvider(u, { logger: createLogger({ level: 'error' }), mailroot: config.mailrootPath, configDir });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([tokens.getToken(), new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no token within the timeout')), opts.timeoutMs * 2); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * graph:// sends over HTTPS with Mail.Send: doctor gets a token as the relay would and reads what it
+ * grants. Nothing is sent: Graph has no "verify" call short of sending, and reading the mailbox would
+ * need a permission the relay does not need.
+ */
+async function checkGraph(u: UpstreamConfig, config: Config, opts: DoctorOptions, subject: string): Promise<DoctorItem> {
+  const { tokenClaims, tokenGrants } = await import('../../m365/tokens.ts');
+  let token: string;
+  try {
+    token = await upstreamToken(u, config, opts);
+  } catch (e) {
+    return { area: 'upstream', subject, state: 'problem', detail: `no token from Entra ID: ${(e as Error).message}` };
+  }
+  const { kind, grants } = tokenGrants(tokenClaims(token));
+  const mailbox = /^graph:\/\/[^/]+\/(.+)$/.exec(u.url)?.[1] ?? '?';
+  if (!grants.includes('Mail.Send')) {
+    const fix = kind === 'application'
+      ? 'add the Microsoft Graph application permission Mail.Send to the app registration and grant admin consent'
+      : 'add the delegated permission Mail.Send and sign in again (smarthost m365 login)';
+    return { area: 'upstream', subject, state: 'problem', detail: `token obtained, but it does not grant Mail.Send (${kind} permissions: ${grants.join(', ') || 'none'}): ${fix} (docs/microsoft-365.md)` };
+  }
+  return { area: 'upstream', subject, state: 'ok', detail: `token obtained with Mail.Send (${kind}) for sending as ${mailbox} (nothing was sent)` };
+}
+
 async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOptions): Promise<DoctorItem[]> {
   const items: DoctorItem[] = [];
   const subject = `${u.name} (${u.url})`;
@@ -162,13 +196,13 @@ async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOpti
   const { basicAuthWarning } = await import('../../m365/basic-auth.ts');
   const countdown = basicAuthWarning(u, (opts.now ?? Date.now)());
   if (countdown) items.push({ area: 'upstream', subject, state: 'warning', detail: countdown });
+  if (u.url.startsWith('graph://')) return [...items, await checkGraph(u, config, opts, subject)];
   let prepared;
   try {
     prepared = await transportOptions(u, config, opts);
   } catch (e) {
     return [...items, { area: 'upstream', subject, state: 'problem', detail: `cannot prepare the connection: ${(e as Error).message}` }];
   }
-  if (prepared.skip) return [...items, { area: 'upstream', subject, state: 'skipped', detail: prepared.skip }];
   if (prepared.trouble) return [...items, { area: 'upstream', subject, state: 'could-not-check', detail: prepared.trouble }];
   const nodemailer = (await import('nodemailer')).default;
   const transport = nodemailer.createTransport(prepared.options as never);

@@ -48,11 +48,11 @@ export function register(program: Command): void {
     .option('-u, --upstream <name>', 'upstream to test (default: the first with oauth)')
     .action(async (opts: UpstreamOptions) => {
       const { cfg, upstream, configDir } = await pickUpstream(opts);
-      const { createTokenProvider, scopeFor } = await import('../../m365/tokens.ts');
+      const { createTokenProvider, scopeFor, tokenClaims } = await import('../../m365/tokens.ts');
       const { createLogger } = await import('../../core/logger.ts');
       const provider = createTokenProvider(upstream, { logger: createLogger({ level: 'warn' }), mailroot: cfg.mailrootPath, configDir });
       const token = await provider.getToken();
-      const claims = decodePayload(token);
+      const claims = tokenClaims(token);
       const grants = Array.isArray(claims.roles) ? `application permissions: ${(claims.roles as string[]).join(', ') || '(none)'}` : `delegated scopes: ${String(claims.scp ?? '(none)')}`;
       process.stdout.write([
         `upstream ${upstream.name}: token obtained (scope ${scopeFor(upstream)})`,
@@ -87,11 +87,3 @@ export function register(program: Command): void {
     });
 }
 
-/** The JWT payload, read without checking the signature (display only). */
-function decodePayload(token: string): Record<string, unknown> {
-  try {
-    return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-}
