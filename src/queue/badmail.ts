@@ -10,6 +10,7 @@
  * numeric suffix (NAME-2.BAD) instead of overwriting an earlier failure.
  */
 import { access, createReadStream } from 'node:fs';
+import { link } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import path from 'node:path';
@@ -29,13 +30,6 @@ export function badmailBaseName(originalName: string): string {
   return base || 'unnamed';
 }
 
-async function freeName(paths: SpoolPaths, base: string): Promise<string> {
-  for (let n = 1; n < 10_000; n++) {
-    const name = n === 1 ? base : `${base}-${n}`;
-    if (!(await exists(paths.badmail(name, '.BAD'))) && !(await exists(paths.badmail(name, '.BDR')))) return name;
-  }
-  return `${base}-${Date.now()}`;
-}
 
 export interface BadmailWrite {
   /** Base name (queue id, or the pickup file's name). */
@@ -48,10 +42,17 @@ export interface BadmailWrite {
   reason: string;
 }
 
-/** Writes NAME.BAD + NAME.BDR durably; returns the name used. */
+/**
+ * Writes NAME.BAD + NAME.BDR durably; returns the name used. Both are written and fsynced in tmp/
+ * first and then linked into badmail/ (.BDR first), so a .BAD that an admin (or a script) sees in
+ * badmail/ is always whole and has its reason beside it: copying one back into pickup/ never picks
+ * up half a message. A link fails when the name is taken, so two failures never overwrite each other.
+ */
 export async function writeBadmail(paths: SpoolPaths, syncer: DirectorySyncer, item: BadmailWrite): Promise<string> {
-  const name = await freeName(paths, badmailBaseName(item.name));
-  const badFile = paths.badmail(name, '.BAD');
+  const base = badmailBaseName(item.name);
+  const unique = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const tmpBad = path.join(paths.folder('tmp'), `badmail-${unique}.BAD`);
+  const tmpBdr = path.join(paths.folder('tmp'), `badmail-${unique}.BDR`);
   const head = item.envelope
     ? Buffer.from(`X-Sender: ${item.envelope.mailFrom || '<>'}\r\n${item.envelope.recipients.map((r) => `X-Receiver: ${r}\r\n`).join('')}`)
     : Buffer.alloc(0);
@@ -62,15 +63,34 @@ export async function writeBadmail(paths: SpoolPaths, syncer: DirectorySyncer, i
     else for await (const chunk of createReadStream(content.file)) yield chunk as Buffer;
   }
   try {
-    await Promise.all([
-      streamToFileSynced(badFile, Readable.from(bytes())),
-      writeFileSynced(paths.badmail(name, '.BDR'), toCrlf(item.reason)),
-    ]);
+    await Promise.all([streamToFileSynced(tmpBad, Readable.from(bytes())), writeFileSynced(tmpBdr, toCrlf(item.reason))]);
+    const name = await linkUnderFreeName(paths, base, tmpBad, tmpBdr);
     await syncer.sync(paths.folder('badmail'));
-  } catch (e) {
-    await unlinkIfExists(badFile).catch(() => undefined);
-    await unlinkIfExists(paths.badmail(name, '.BDR')).catch(() => undefined);
-    throw e;
+    return name;
+  } finally {
+    await unlinkIfExists(tmpBad).catch(() => undefined);
+    await unlinkIfExists(tmpBdr).catch(() => undefined);
   }
-  return name;
+}
+
+/** Links the pair into badmail/ as BASE, BASE-2, BASE-3, … whichever is free first. */
+async function linkUnderFreeName(paths: SpoolPaths, base: string, bad: string, bdr: string): Promise<string> {
+  for (let n = 1; n < 10_000; n++) {
+    const name = n === 1 ? base : `${base}-${n}`;
+    if (await exists(paths.badmail(name, '.BAD'))) continue;
+    try {
+      await link(bdr, paths.badmail(name, '.BDR'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw e;
+    }
+    try {
+      await link(bad, paths.badmail(name, '.BAD'));
+      return name;
+    } catch (e) {
+      await unlinkIfExists(paths.badmail(name, '.BDR')).catch(() => undefined);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  throw new Error(`badmail/ has no free name for ${base}`);
 }

@@ -199,6 +199,18 @@ test('quarantine writes NAME.BAD and a CRLF NAME.BDR', { timeout: 30_000 }, asyn
   assert.deepEqual(names, ['weird_file-2.BAD', 'weird_file-2.BDR', 'weird_file.BAD', 'weird_file.BDR']);
   assert.equal(await readFile(path.join(root, 'badmail', 'weird_file.BDR'), 'utf8'), 'no recipients\r\nfound\r\n');
   await mkdir(path.join(root, 'x'), { recursive: true });
+  // written in tmp/ and linked into badmail/ whole: nothing of them is left behind in tmp/
+  assert.deepEqual((await readdir(path.join(root, 'tmp'))).filter((n) => !n.startsWith('spare-')), []);
+  // ten at once under one name: each gets its own, none overwrites another
+  await Promise.all(Array.from({ length: 10 }, (_, i) => spool.quarantine(Buffer.from(`copy ${i}`), `reason ${i}`, 'same.eml')));
+  const same = (await readdir(path.join(root, 'badmail'))).filter((n) => n.startsWith('same'));
+  assert.equal(same.length, 20);
+  const contents = await Promise.all(same.filter((n) => n.endsWith('.BAD')).map((n) => readFile(path.join(root, 'badmail', n), 'utf8')));
+  assert.deepEqual(contents.sort(), Array.from({ length: 10 }, (_, i) => `copy ${i}`).sort());
+  for (const n of same.filter((x) => x.endsWith('.BAD'))) {
+    const i = (await readFile(path.join(root, 'badmail', n), 'utf8')).slice('copy '.length);
+    assert.equal(await readFile(path.join(root, 'badmail', n.replace(/\.BAD$/, '.BDR')), 'utf8'), `reason ${i}\r\n`, `${n} and its .BDR belong together`);
+  }
 });
 
 test('due(): incoming in arrival order, deferred only once their time has come, earliest first', { timeout: 30_000 }, async (t) => {
