@@ -16,7 +16,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { Envelope, QueueEvent } from '../core/types.ts';
 import { loadConfig } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
+import { configDirOf, type Config } from '../config/schema.ts';
 import { openSpool } from '../queue/index.ts';
 import { createDeliveryManager } from '../outbound/index.ts';
 import { openHistory } from '../history/index.ts';
@@ -37,8 +37,7 @@ export interface RunningRelay {
 
 /** Days until the listener's certificate expires (configured or self-signed), for the console and /metrics. */
 function certificateDaysLeft(config: Config, clock: Clock): number | undefined {
-  const base = config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
-  const file = config.tls.cert ? path.resolve(base, config.tls.cert) : path.join(config.mailrootPath, 'tls', 'selfsigned.crt');
+  const file = config.tls.cert ? path.resolve(configDirOf(config), config.tls.cert) : path.join(config.mailrootPath, 'tls', 'selfsigned.crt');
   if (!existsSync(file)) return undefined;
   try {
     const notAfter = Date.parse(new X509Certificate(readFileSync(file)).validTo);

@@ -3,6 +3,7 @@
  * An empty file is a complete, safe configuration: loopback listener on port 2525, spool in
  * ./mailroot, relaying for loopback clients only.
  */
+import path from 'node:path';
 import { z } from 'zod';
 import { listenerSchema, tlsSchema } from './sections/listen.ts';
 import { accessSchema } from './sections/access.ts';
@@ -51,3 +52,8 @@ export type Config = z.infer<typeof configSchema> & {
   mailrootPath: string;
   hostnameResolved: string;
 };
+
+/** The folder relative file names in a config (certificates, keys, CA, users file) resolve against. */
+export function configDirOf(config: Pick<Config, 'source'>): string {
+  return config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
+}

@@ -18,7 +18,7 @@ import { parseRange, type Range } from '../core/cidr.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Enqueuer, PolicyDecision } from '../core/types.ts';
-import type { Config } from '../config/schema.ts';
+import { configDirOf, type Config } from '../config/schema.ts';
 import type { ListenerConfig } from '../config/sections/listen.ts';
 import { SmarthostServer } from './connection.ts';
 import { checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
@@ -46,7 +46,7 @@ function refused(d: PolicyDecision): (Error & { responseCode: number }) | undefi
 }
 
 function resolveFile(config: Config, file: string): string {
-  return path.resolve(config.source === '(defaults)' ? process.cwd() : path.dirname(config.source), file);
+  return path.resolve(configDirOf(config), file);
 }
 
 export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): SmtpListener {

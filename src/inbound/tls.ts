@@ -12,7 +12,7 @@ import type { generate } from 'selfsigned';
 import { SmarthostError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Clock } from '../core/clock.ts';
-import type { Config } from '../config/schema.ts';
+import { configDirOf, type Config } from '../config/schema.ts';
 
 export interface Certificate {
   key: string;
@@ -39,8 +39,7 @@ function notAfterOf(pem: string): Date {
 }
 
 function resolvePath(config: Config, file: string): string {
-  const base = config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
-  return path.resolve(base, file);
+  return path.resolve(configDirOf(config), file);
 }
 
 async function selfSigned(config: Config, clock: Clock, logger: Logger): Promise<Certificate> {

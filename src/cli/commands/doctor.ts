@@ -18,7 +18,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Config } from '../../config/schema.ts';
+import { configDirOf, type Config } from '../../config/schema.ts';
 import type { UpstreamConfig } from '../../config/sections/upstreams.ts';
 import type { DnsClient } from '../../diagnostics/dns/client.ts';
 
@@ -91,8 +91,7 @@ async function checkSpf(config: Config, opts: DoctorOptions): Promise<DoctorItem
 }
 
 function checkCertificate(config: Config, now: number): DoctorItem {
-  const base = config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
-  const file = config.tls.cert ? path.resolve(base, config.tls.cert) : path.join(config.mailrootPath, 'tls', 'selfsigned.crt');
+  const file = config.tls.cert ? path.resolve(configDirOf(config), config.tls.cert) : path.join(config.mailrootPath, 'tls', 'selfsigned.crt');
   if (!existsSync(file)) {
     return { area: 'tls', subject: 'certificate', state: config.tls.cert ? 'problem' : 'skipped', detail: config.tls.cert ? `${file} does not exist` : 'no certificate yet: a self-signed one is generated on first start' };
   }
@@ -140,7 +139,7 @@ async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorO
     auth = { type: 'OAuth2', user: u.mailbox ?? u.username, accessToken: await upstreamToken(u, config, opts) };
   }
   const tls: Record<string, unknown> = { rejectUnauthorized: u.verifyCertificate, servername: /^[\d.:]+$/.test(host) ? undefined : host };
-  if (u.ca) tls.ca = readFileSync(path.resolve(config.source === '(defaults)' ? process.cwd() : path.dirname(config.source), u.ca));
+  if (u.ca) tls.ca = readFileSync(path.resolve(configDirOf(config), u.ca));
   return {
     options: {
       host, port, secure: scheme === 'smtps', requireTLS: scheme === 'smtp+starttls', ignoreTLS: scheme === 'smtp',
@@ -154,8 +153,7 @@ async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorO
 async function upstreamToken(u: UpstreamConfig, config: Config, opts: DoctorOptions): Promise<string> {
   const { createTokenProvider } = await import('../../m365/tokens.ts');
   const { createLogger } = await import('../../core/logger.ts');
-  const configDir = config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
-  const tokens = createTokenProvider(u, { logger: createLogger({ level: 'error' }), mailroot: config.mailrootPath, configDir });
+  const tokens = createTokenProvider(u, { logger: createLogger({ level: 'error' }), mailroot: config.mailrootPath, configDir: configDirOf(config) });
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([tokens.getToken(), new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no token within the timeout')), opts.timeoutMs * 2); })]);

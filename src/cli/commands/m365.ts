@@ -21,9 +21,8 @@ async function pickUpstream(opts: UpstreamOptions) {
     throw new SmarthostError('SH_USAGE', opts.upstream ? `no upstream named "${opts.upstream}" in ${cfg.source} (upstreams: ${names})` : `no upstream with an oauth: section in ${cfg.source}`);
   }
   if (!upstream.oauth) throw new SmarthostError('SH_USAGE', `upstream ${upstream.name} has no oauth: section (see docs/microsoft-365.md)`);
-  const path = await import('node:path');
-  const configDir = cfg.source === '(defaults)' ? process.cwd() : path.dirname(cfg.source);
-  return { cfg, upstream, configDir };
+  const { configDirOf } = await import('../../config/schema.ts');
+  return { cfg, upstream, configDir: configDirOf(cfg) };
 }
 
 export function register(program: Command): void {

@@ -81,7 +81,6 @@ async function viaRelay(opts: SendOptions): Promise<boolean> {
 async function viaUpstream(opts: SendOptions): Promise<boolean> {
   const { loadConfig } = await import('../../config/load.ts');
   const { createLogger } = await import('../../core/logger.ts');
-  const path = (await import('node:path')).default;
   const cfg = loadConfig(opts.config ?? (existsSync('smarthost.yaml') ? 'smarthost.yaml' : undefined));
   const upstream = cfg.upstreams.find((u) => u.name === opts.upstream);
   if (!upstream) {
@@ -89,7 +88,8 @@ async function viaUpstream(opts: SendOptions): Promise<boolean> {
     throw new SmarthostError('SH_USAGE', `no upstream named "${opts.upstream}" in ${cfg.source} (known: ${cfg.upstreams.map((u) => u.name).join(', ') || 'none'})`);
   }
   const logger = createLogger({ level: 'warn', destination: process.stderr });
-  const configDir = cfg.source.startsWith('(') ? process.cwd() : path.dirname(cfg.source);
+  const { configDirOf } = await import('../../config/schema.ts');
+  const configDir = configDirOf(cfg);
   let transport;
   if (/^(smtp\+starttls|smtps|smtp):\/\//.test(upstream.url)) {
     const { createSmtpTransport } = await import('../../transports/smtp.ts');

@@ -8,11 +8,10 @@
 import type { Logger } from '../../core/logger.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Transport } from '../../core/types.ts';
-import type { Config } from '../../config/schema.ts';
+import { configDirOf, type Config } from '../../config/schema.ts';
 import type { UpstreamConfig } from '../../config/sections/upstreams.ts';
 import type { TokenProvider } from '../../m365/tokens.ts';
 import { effectiveLimits } from '../../m365/limits.ts';
-import path from 'node:path';
 
 export interface BuiltTransports {
   transports: Transport[];
@@ -24,10 +23,6 @@ function needsToken(u: UpstreamConfig): boolean {
   return u.url.startsWith('graph://') || u.auth === 'xoauth2';
 }
 
-/** Relative files in the config (ca, certificates, keys) resolve against the config file's folder. */
-export function configDirOf(config: Config): string {
-  return config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
-}
 
 /**
  * The upstreams with Microsoft 365's limits filled in where the config leaves them open (500
