@@ -98,16 +98,6 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/** fsync of a path opened read-only (works for folders on Linux and macOS). */
-export async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Writes data to a new file and fsyncs it. Fails if the file exists. */
 export async function writeFileSynced(file: string, data: Buffer | string): Promise<void> {
   const fh = await open(file, 'wx', 0o640);
@@ -150,17 +140,18 @@ export interface OpenWrite {
   close(): Promise<void>;
 }
 
-/** Writes `content` (Buffer or stream, one chunk in memory at a time) to a new file and keeps it open. */
-export async function writeOpen(file: string, content: Buffer | NodeJS.ReadableStream): Promise<OpenWrite> {
-  // All asynchronous: under fsync load even a create or rename can wait on the journal, and the
-  // event loop must keep serving SMTP sessions meanwhile.
+/**
+ * Writes a stream (one chunk in memory at a time) to a new file and keeps it open. For messages
+ * too big to hold in memory: their writes go to the thread pool, so the event loop keeps serving
+ * SMTP sessions while megabytes reach the disk. A message in memory uses writeOpenNow.
+ */
+export async function writeOpen(file: string, content: NodeJS.ReadableStream): Promise<OpenWrite> {
   const handle = await open(file, 'wx', 0o640);
   try {
     let size = 0;
     let crc = 0;
     let ascii = true;
-    const chunks: AsyncIterable<Buffer | string> = Buffer.isBuffer(content) ? [content] as unknown as AsyncIterable<Buffer> : content as AsyncIterable<Buffer | string>;
-    for await (const chunk of chunks) {
+    for await (const chunk of content as AsyncIterable<Buffer | string>) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       size += buf.length;
       crc = crc32(buf, crc);
