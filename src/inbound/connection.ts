@@ -86,6 +86,21 @@ export class SmarthostConnection extends SMTPConnection {
     return parser;
   }
 
+  /**
+   * As the library's close() (221 or 421 sent, FIN queued), then the socket is closed as soon as
+   * that reply has left, as Postfix's smtpd does, instead of waiting for the client's FIN. Many
+   * clients (smtp-source among them) end with a reset, which Node turns into an error object with
+   * a stack trace and a socket torn down by error: measured ~100 µs of the event loop per session.
+   * Bytes the client sends after QUIT were never going to be answered (the library stops parsing).
+   */
+  override close(): void {
+    const socket = this._socket;
+    super.close();
+    if (this._upgrading || socket.destroyed) return;
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
+  }
+
   override _onClose(): void {
     clearTimeout(this.deadlineTimer);
     super._onClose();
