@@ -10,6 +10,7 @@ import { makeConfig } from './setup.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 
 async function greet(port: number, localAddress?: string): Promise<RawClient> {
   const c = await RawClient.connect(port, { localAddress });
@@ -483,6 +484,27 @@ test('one session log line at close with client, helo, messages, queue ids and r
     assert.equal(l.recipients, 2);
     assert.equal(l.result, 'ok');
     assert.equal(typeof l.durationMs, 'number');
+  });
+});
+
+test('after QUIT the relay closes the connection itself: a client that keeps its side open gets 221 and the end, and the session is over', async () => {
+  await withRelay('', async (r) => {
+    // allowHalfOpen: this client never closes its side by itself (as some devices do)
+    const socket = net.connect({ port: r.port, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      let got = '';
+      socket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+      const ended = new Promise<void>((res) => socket.once('end', () => res()));
+      for (let i = 0; i < 200 && !got.includes('\r\n'); i++) await new Promise((res) => setTimeout(res, 10));
+      socket.write('QUIT\r\n');
+      await Promise.race([ended, new Promise((res) => setTimeout(res, 2000))]);
+      assert.match(got, /^220 .*\r\n221 /s);
+      for (let i = 0; i < 100 && !r.logs.some((l) => l.event === 'smtp-session'); i++) await new Promise((res) => setTimeout(res, 10));
+      assert.equal(r.logs.filter((l) => l.event === 'smtp-session').length, 1, 'the session is over and logged while the client still has its side open');
+      assert.equal(socket.readableEnded, true, 'end of stream reached the client');
+    } finally {
+      socket.destroy();
+    }
   });
 });
 
