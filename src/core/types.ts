@@ -104,7 +104,8 @@ export interface OutboundMessage {
   eightBit?: boolean;
 }
 
-export type MessageLocation = { buffer: Buffer } | { file: string };
+/** A message's bytes in memory, or its queue file, whose first `size` octets are the message. */
+export type MessageLocation = { buffer: Buffer } | { file: string; size: number };
 
 /** One upstream delivery mechanism; see src/transports/. Transports report; the queue decides. */
 export interface Transport {

@@ -34,8 +34,8 @@ export function badmailBaseName(originalName: string): string {
 export interface BadmailWrite {
   /** Base name (queue id, or the pickup file's name). */
   name: string;
-  /** Message content: a Buffer, or a file to copy (streamed, not read into memory). */
-  content: Buffer | { file: string };
+  /** Message content: a Buffer, or a file to copy (streamed, not read into memory), only its first `size` octets when given (a queue file). */
+  content: Buffer | { file: string; size?: number };
   /** When given, X-Sender / X-Receiver lines are written above the message. */
   envelope?: { mailFrom: string; recipients: string[] };
   /** The .BDR text (any line ends; written with CRLF). */
@@ -60,7 +60,7 @@ export async function writeBadmail(paths: SpoolPaths, syncer: DirectorySyncer, i
   async function* bytes() {
     if (head.length) yield head;
     if (Buffer.isBuffer(content)) yield content;
-    else for await (const chunk of createReadStream(content.file)) yield chunk as Buffer;
+    else if (content.size !== 0) for await (const chunk of createReadStream(content.file, content.size === undefined ? {} : { start: 0, end: content.size - 1 })) yield chunk as Buffer;
   }
   try {
     await Promise.all([streamToFileSynced(tmpBad, Readable.from(bytes())), writeFileSynced(tmpBdr, toCrlf(item.reason))]);

@@ -18,8 +18,8 @@
  *
  * On failure the error is passed to every waiter of that round; nothing is retried silently.
  */
-import { close as closeFd, closeSync, fdatasync, fsync, open as openFd, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { close as closeFd, closeSync, constants as fsConstants, fdatasync, fsync, open as openFd, openSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
 import { isAscii } from 'node:buffer';
 import { crc32 } from 'node:zlib';
 
@@ -140,25 +140,40 @@ export interface OpenWrite {
   close(): Promise<void>;
 }
 
+/** What is known of a message once written: its size, CRC-32 and whether every octet is 7-bit. */
+export interface ContentInfo {
+  size: number;
+  crc: number;
+  ascii: boolean;
+}
+
+/** Octets written after the content (the queue file's envelope trailer), computed from the content. */
+export type TrailerOf = (info: ContentInfo) => Buffer;
+
 /**
- * Writes a stream (one chunk in memory at a time) to a new file and keeps it open. For messages
- * too big to hold in memory: their writes go to the thread pool, so the event loop keeps serving
- * SMTP sessions while megabytes reach the disk. A message in memory uses writeOpenNow.
+ * Writes a stream (one chunk in memory at a time) to a new file, then `trailer` if given, and keeps
+ * the file open. For messages too big to hold in memory: their writes go to the thread pool, so the
+ * event loop keeps serving SMTP sessions while megabytes reach the disk. A message in memory uses
+ * writeOpenNow.
  */
-export async function writeOpen(file: string, content: NodeJS.ReadableStream): Promise<OpenWrite> {
+export async function writeOpen(file: string, content: NodeJS.ReadableStream, trailer?: TrailerOf): Promise<OpenWrite> {
   const handle = await open(file, 'wx', 0o640);
   try {
     let size = 0;
     let crc = 0;
     let ascii = true;
+    const writeAll = async (buf: Buffer) => {
+      let off = 0;
+      while (off < buf.length) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+    };
     for await (const chunk of content as AsyncIterable<Buffer | string>) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       size += buf.length;
       crc = crc32(buf, crc);
       ascii &&= isAscii(buf);
-      let off = 0;
-      while (off < buf.length) off += (await handle.write(buf, off, buf.length - off)).bytesWritten;
+      await writeAll(buf);
     }
+    if (trailer) await writeAll(trailer({ size, crc, ascii }));
     return { size, crc, ascii, datasync: () => handle.datasync(), close: () => handle.close() };
   } catch (e) {
     await handle.close().catch(() => undefined);
@@ -230,16 +245,16 @@ export interface OpenWriteAt extends OpenWrite {
 
 /**
  * writeOpen for content already in memory: written synchronously into a spare file when one is
- * ready (else into a new `file`); only datasync() waits for the disk, in the thread pool. The
- * caller renames `result.file` to its place.
+ * ready (else into a new `file`), followed by `trailer` if given; only datasync() waits for the disk,
+ * in the thread pool. The caller renames `result.file` to its place.
  */
-export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles): OpenWriteAt {
+export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles, trailer?: TrailerOf): OpenWriteAt {
+  const info: ContentInfo = { size: content.length, crc: crc32(content), ascii: isAscii(content) };
   const spare = spares?.take();
   const fd = spare ? spare.fd : openSync(file, 'wx', 0o640);
   const written = spare ? spare.file : file;
   try {
-    let off = 0;
-    while (off < content.length) off += writeSync(fd, content, off, content.length - off);
+    writeAllSync(fd, trailer ? [content, trailer(info)] : [content]);
   } catch (e) {
     closeQuietly(fd);
     unlinkQuietly(written);
@@ -248,9 +263,7 @@ export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles)
   let closed = false;
   return {
     file: written,
-    size: content.length,
-    crc: crc32(content),
-    ascii: isAscii(content),
+    ...info,
     datasync: () => syncFd(fd, true),
     close: async () => {
       if (closed) return;
@@ -260,19 +273,30 @@ export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles)
   };
 }
 
-/** Replaces `file` atomically with `data` (write beside it, fdatasync, rename over). The caller syncs the folder. */
-export async function replaceFileNow(file: string, data: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  let written: OpenWrite | undefined;
+/** Writes every buffer in order (one writev when the kernel takes it all, as it does for a regular file). */
+function writeAllSync(fd: number, parts: Buffer[]): void {
+  const total = parts.reduce((n, b) => n + b.length, 0);
+  const done = writevSync(fd, parts);
+  if (done === total) return;
+  const rest = Buffer.concat(parts).subarray(done);
+  for (let off = 0; off < rest.length; ) off += writeSync(fd, rest, off, rest.length - off);
+}
+
+/**
+ * Makes `target` (a new file) hold the first `prefix` octets of `source` followed by `tail`, fsynced.
+ * The copy is made in the kernel (copy_file_range; a reflink where the file system has them), so a
+ * 35 MB message is not read into memory. The caller renames `target` to its place.
+ */
+export async function copyPrefixSynced(source: string, target: string, prefix: number, tail: Buffer): Promise<void> {
+  await copyFile(source, target, fsConstants.COPYFILE_EXCL);
+  const fh = await open(target, 'r+');
   try {
-    written = writeOpenNow(tmp, Buffer.from(data));
-    await written.datasync();
-    renameSync(tmp, file);
-  } catch (e) {
-    unlinkQuietly(tmp);
-    throw e;
+    await fh.truncate(prefix);
+    let off = 0;
+    while (off < tail.length) off += (await fh.write(tail, off, tail.length - off, prefix + off)).bytesWritten;
+    await fh.datasync();
   } finally {
-    await written?.close().catch(() => undefined);
+    await fh.close();
   }
 }
 

@@ -4,17 +4,17 @@
  *   tmp/       files being written; never a committed message (dropped on start)
  *   incoming/  accepted and fsynced, due now
  *   active/    being delivered by this process (put back in line on start)
- *   deferred/  waiting for their next attempt (nextAttemptAt in the envelope file)
+ *   deferred/  waiting for their next attempt (nextAttemptAt in the envelope record)
  *   hold/      parked by an admin or because the upstream route is broken
  *   badmail/   <id>.BAD (the message, resubmittable through pickup/) + <id>.BDR (the reason, plain text)
  *   pickup/    message files dropped by applications (read by src/pickup)
  *
- * A message is two files with the same queue id: <id>.eml (the raw message) and <id>.json (envelope
- * and per-recipient state). The envelope file is the commit record: the folder holding <id>.json is the
- * message's state. Delivery claims a message by renaming its envelope file into active/ (the commit
- * point), then the message file follows. Other moves first lock the envelope file (<id>.json.locked,
- * so another process's claim fails harmlessly), move the message file, then rename the envelope file
- * into its new folder (the commit). Recovery unlocks and puts any message file beside its envelope.
+ * A message is one file, <id>.eml: the message exactly as it will be sent, followed by its envelope
+ * record (queue-file.ts). The folder holding it is the message's state. Delivery claims a message by
+ * renaming its file into active/. Other moves first lock the file where it is (<id>.eml.locked, so
+ * another process's claim fails harmlessly), write the new file (same message, new record) into tmp/,
+ * fsync it, rename it into its new folder (the commit), then remove the locked one. Recovery resolves
+ * moves cut half-way (queue-file.ts, recovery.ts).
  */
 import path from 'node:path';
 
@@ -26,17 +26,18 @@ export type QueueFolder = (typeof QUEUE_STATES)[number];
 export const SPOOL_FOLDERS = ['tmp', ...QUEUE_STATES, 'badmail', 'pickup'] as const;
 export type SpoolFolder = (typeof SPOOL_FOLDERS)[number];
 
-export const MESSAGE_EXT = '.eml';
-export const ENVELOPE_EXT = '.json';
-/** An envelope file being rewritten by one process (the relay or the CLI); others leave it alone. */
+export const QUEUE_FILE_EXT = '.eml';
+/** Before one file per message: the envelope beside the message (converted by recovery). */
+export const LEGACY_ENVELOPE_EXT = '.json';
+/** A queue file being moved by one process (the relay or the CLI); others leave it alone. */
 export const LOCKED_SUFFIX = '.locked';
 
 /** Builds every spool path from one mailroot. */
 export interface SpoolPaths {
   root: string;
   folder(name: SpoolFolder): string;
-  message(state: SpoolFolder, id: string): string;
-  envelope(state: SpoolFolder, id: string): string;
+  /** The queue file <id>.eml in a folder. */
+  queueFile(state: SpoolFolder, id: string): string;
   badmail(name: string, ext: '.BAD' | '.BDR'): string;
 }
 
@@ -46,8 +47,7 @@ export function spoolPaths(mailroot: string): SpoolPaths {
   return {
     root,
     folder,
-    message: (state, id) => path.join(folder(state), id + MESSAGE_EXT),
-    envelope: (state, id) => path.join(folder(state), id + ENVELOPE_EXT),
+    queueFile: (state, id) => path.join(folder(state), id + QUEUE_FILE_EXT),
     badmail: (name, ext) => path.join(folder('badmail'), name + ext),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The envelope file (<id>.json): the envelope as accepted plus each recipient's own state, the
- * retry bookkeeping and the last outcomes. It is the message's commit record; see paths.ts.
+ * The envelope record: the envelope as accepted plus each recipient's own state, the retry
+ * bookkeeping and the last outcomes. It follows the message in its queue file (queue-file.ts).
  * Parsing checks the shape and throws SH_SPOOL_CORRUPT with the file name when it is wrong.
  */
 import { SmarthostError } from '../core/errors.ts';
@@ -21,7 +21,7 @@ export interface QueueRecord {
   id: QueueId;
   envelope: Envelope;
   recipients: RecipientRecord[];
-  /** CRC-32 of the message file as written (recovery checks messages in incoming/ against it). */
+  /** CRC-32 of the message as written (recovery checks messages in incoming/ against it). */
   crc32?: number;
   /** Attempts that ended in a deferral (drives the retry ladder). */
   attempts: number;
@@ -60,7 +60,7 @@ export function serializeRecord(rec: QueueRecord): string {
   return JSON.stringify(rec);
 }
 
-/** Parses an envelope file; throws SH_SPOOL_CORRUPT naming the file when it is not one. */
+/** Parses an envelope record; throws SH_SPOOL_CORRUPT naming the file when it is not one. */
 export function parseRecord(text: string, file: string): QueueRecord {
   let data: QueueRecord;
   try {
@@ -70,7 +70,7 @@ export function parseRecord(text: string, file: string): QueueRecord {
   }
   const ok = data && data.version === 1 && typeof data.id === 'string' && data.envelope && Array.isArray(data.recipients)
     && typeof data.envelope.mailFrom === 'string' && data.recipients.every((r) => typeof r.address === 'string');
-  if (!ok) throw new SmarthostError('SH_SPOOL_CORRUPT', `${file}: not a smarthost envelope file`);
+  if (!ok) throw new SmarthostError('SH_SPOOL_CORRUPT', `${file}: not a smarthost envelope record`);
   return data;
 }
 

@@ -1,139 +1,114 @@
 /**
  * Crash recovery, run once when the relay opens its spool, before anything else touches it.
  *
- * - tmp/: half-received messages (the client never heard 250) → deleted.
- * - incoming/: a message whose envelope file does not parse, or whose message file does not have the
- *   recorded size and CRC-32, was cut before its syncs finished (no 250 was given) → deleted.
- * - *.tmp beside envelope files: interrupted in-place rewrites → deleted (the old file is intact).
- * - *.json.locked: a move cut half-way → unlocked where it is (its message file is re-united below).
- * - a message file whose envelope file sits in another folder (a state change cut between its two
- *   renames) → moved beside its envelope file.
- * - a message file with no envelope file anywhere: in incoming/ it is an enqueue cut before its commit
- *   (no 250 was given) → deleted; elsewhere → badmail with the reason, never dropped silently.
- * - an envelope file with no message file: in incoming/ an enqueue cut before its syncs finished (no
- *   250) → deleted; elsewhere the content is lost → the envelope goes to badmail so the admin sees
- *   who lost what.
+ * - tmp/: half-received messages (the client never heard 250) and half-written moves → deleted.
+ * - <id>.eml.locked: a move cut half-way. If the message's new file made it into a folder the move
+ *   was committed → the locked (old) file is deleted; otherwise → unlocked where it is.
+ * - incoming/: a queue file whose envelope (queue-file.ts) or message CRC-32 does not check out was
+ *   cut before its syncs finished (no 250 was given) → deleted.
+ * - elsewhere, a queue file whose envelope does not check out is damaged → badmail with the reason,
+ *   never dropped silently.
  * - active/: messages being delivered when the relay stopped → back to incoming/ (due now), marked
  *   possibleDuplicate because the upstream may have taken them already.
+ * - A spool from before one file per message (<id>.eml + <id>.json) is converted (convertLegacy).
  * Every folder touched is fsynced before the relay starts.
  */
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, rename } from 'node:fs/promises';
-import { crc32 } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import type { Logger } from '../core/logger.ts';
-import { QUEUE_STATES, ENVELOPE_EXT, MESSAGE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { replaceFileNow, unlinkIfExists, type DirectorySyncer } from './durable.ts';
-import { parseRecord, serializeRecord } from './record.ts';
+import { QUEUE_STATES, QUEUE_FILE_EXT, LEGACY_ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { copyPrefixSynced, unlinkIfExists, type DirectorySyncer } from './durable.ts';
+import { parseRecord, type QueueRecord } from './record.ts';
+import { crc32OfPrefix, encodeTrailer, readQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
 
 export interface RecoveryReport {
   droppedPartial: number;
   requeuedActive: number;
+  /** Moves cut half-way, finished or undone. */
   movedStragglers: number;
   toBadmail: number;
+  /** Messages converted from the two-file layout. */
+  converted: number;
 }
 
-/** The envelope file parses and the message file has the recorded size and CRC-32. */
-async function committedWhole(paths: SpoolPaths, id: string): Promise<boolean> {
-  try {
-    const rec = parseRecord(await readFile(paths.envelope('incoming', id), 'utf8'), id);
-    if (rec.crc32 === undefined) return true;
-    let size = 0;
-    let crc = 0;
-    for await (const chunk of createReadStream(paths.message('incoming', id))) {
-      size += (chunk as Buffer).length;
-      crc = crc32(chunk as Buffer, crc);
-    }
-    return size === rec.envelope.size && crc === rec.crc32;
-  } catch {
-    return false;
-  }
-}
+const ext = (name: string, suffix: string) => (name.endsWith(suffix) ? name.slice(0, -suffix.length) : undefined);
 
 export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
-  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, movedStragglers: 0, toBadmail: 0 };
+  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, movedStragglers: 0, toBadmail: 0, converted: 0 };
   for (const name of await readdir(paths.folder('tmp'))) {
     if (await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) report.droppedPartial++;
   }
 
-  const envelopes = new Map<string, QueueFolder>();
-  const messages = new Map<string, QueueFolder[]>();
+  const files = new Map<string, QueueFolder[]>();
+  const locks: Array<{ state: QueueFolder; id: string }> = [];
+  const legacy: Array<{ state: QueueFolder; id: string }> = [];
   for (const state of QUEUE_STATES) {
-    for (let name of await readdir(paths.folder(state))) {
-      if (name.endsWith(LOCKED_SUFFIX)) {
-        // a move cut half-way: the envelope file is whole (rewritten atomically); unlock it where it is
-        const plain = name.slice(0, -LOCKED_SUFFIX.length);
-        await rename(`${paths.folder(state)}/${name}`, `${paths.folder(state)}/${plain}`);
-        name = plain;
-      }
-      if (name.endsWith('.tmp')) await unlinkIfExists(`${paths.folder(state)}/${name}`);
-      else if (name.endsWith(ENVELOPE_EXT)) envelopes.set(name.slice(0, -ENVELOPE_EXT.length), state);
-      else if (name.endsWith(MESSAGE_EXT)) {
-        const id = name.slice(0, -MESSAGE_EXT.length);
-        messages.set(id, [...(messages.get(id) ?? []), state]);
-      }
+    for (const name of await readdir(paths.folder(state))) {
+      const file = `${paths.folder(state)}/${name}`;
+      let id: string | undefined;
+      if ((id = ext(name, QUEUE_FILE_EXT + LOCKED_SUFFIX))) locks.push({ state, id });
+      else if ((id = ext(name, QUEUE_FILE_EXT))) files.set(id, [...(files.get(id) ?? []), state]);
+      else if ((id = ext(name, LEGACY_ENVELOPE_EXT + LOCKED_SUFFIX))) {
+        await rename(file, `${paths.folder(state)}/${id}${LEGACY_ENVELOPE_EXT}`);
+        legacy.push({ state, id });
+      } else if ((id = ext(name, LEGACY_ENVELOPE_EXT))) legacy.push({ state, id });
+      else if (name.endsWith('.tmp')) await unlinkIfExists(file);
     }
   }
 
-  for (const [id, states] of messages) {
-    const home = envelopes.get(id);
+  for (const { state, id } of locks) {
+    const locked = paths.queueFile(state, id) + LOCKED_SUFFIX;
+    if (files.has(id)) await unlinkIfExists(locked);
+    else {
+      await rename(locked, paths.queueFile(state, id));
+      files.set(id, [state]);
+    }
+    report.movedStragglers++;
+  }
+
+  for (const item of legacy) await convertLegacy(paths, syncer, files, item, report);
+
+  const records = new Map<string, { state: QueueFolder; record: QueueRecord }>();
+  for (const [id, states] of files) {
     for (const state of states) {
-      if (state === home) continue;
-      if (home && !states.includes(home)) {
-        await rename(paths.message(state, id), paths.message(home, id));
-        report.movedStragglers++;
-        states.push(home);
-      } else if (home) {
-        await unlinkIfExists(paths.message(state, id));
-      } else if (state === 'incoming') {
-        await unlinkIfExists(paths.message(state, id));
-        report.droppedPartial++;
-      } else {
-        await writeBadmail(paths, syncer, { name: id, content: { file: paths.message(state, id) }, reason: 'Recovered at start: this message file had no envelope file, so its sender and recipients are unknown.\nCopy it into pickup/ after adding X-Sender: and X-Receiver: lines at the top to send it again.' });
-        await unlinkIfExists(paths.message(state, id));
+      const file = paths.queueFile(state, id);
+      try {
+        const { record } = await readQueueFile(file, id);
+        if (state === 'incoming' && record.crc32 !== undefined && (await crc32OfPrefix(file, record.envelope.size)) !== record.crc32) {
+          throw new Error('the message does not match its checksum');
+        }
+        const seen = records.get(id);
+        if (seen) {
+          // not made by any move (a move locks the old file); keep the one written last
+          const newer = (await stat(file)).mtimeMs >= (await stat(paths.queueFile(seen.state, id))).mtimeMs;
+          const dropped = newer ? seen.state : state;
+          logger.warn({ id, kept: newer ? state : seen.state, dropped }, 'a message was in two folders; the older copy is removed');
+          await unlinkIfExists(paths.queueFile(dropped, id));
+          if (!newer) continue;
+        }
+        records.set(id, { state, record });
+      } catch (e) {
+        if (state === 'incoming') {
+          // renamed in before its syncs finished: no 250 was given for it
+          await unlinkIfExists(file);
+          report.droppedPartial++;
+          continue;
+        }
+        await writeBadmail(paths, syncer, { name: id, content: { file }, reason: `Recovered at start: the queue file of ${id} in ${state}/ is damaged (${(e as Error).message}).\nIts sender and recipients may be unreadable; the .BAD file is the whole queue file as found.\nTo send it again, keep only the message, add X-Sender: and X-Receiver: lines at the top, and copy it into pickup/.` });
+        await unlinkIfExists(file);
         report.toBadmail++;
       }
     }
   }
 
-  for (const [id, state] of envelopes) {
-    if (messages.get(id)?.length) continue;
-    const file = paths.envelope(state, id);
-    if (state === 'incoming') {
-      // an enqueue cut before its syncs finished (both files are renamed in side by side): no 250 was given
-      await unlinkIfExists(file);
-      envelopes.delete(id);
-      report.droppedPartial++;
-      continue;
-    }
-    const text = await readFile(file, 'utf8');
-    await writeBadmail(paths, syncer, { name: id, content: Buffer.from(text), reason: `Recovered at start: the message file of ${id} is missing; only its envelope (the .BAD file here) survived. The message cannot be sent again.` });
-    await unlinkIfExists(file);
-    envelopes.delete(id);
-    report.toBadmail++;
-  }
-
-  // incoming/: the last enqueues before a crash may have been renamed in before their syncs finished
-  // (no 250 was given for those); keep only messages whose envelope parses and whose content is whole.
-  for (const [id, state] of envelopes) {
-    if (state !== 'incoming') continue;
-    if (await committedWhole(paths, id)) continue;
-    await unlinkIfExists(paths.envelope('incoming', id));
-    await unlinkIfExists(paths.message('incoming', id));
-    envelopes.delete(id);
-    report.droppedPartial++;
-  }
-
-  for (const [id, state] of envelopes) {
+  for (const [id, { state, record }] of records) {
     if (state !== 'active') continue;
-    const file = paths.envelope('active', id);
     try {
-      const rec = parseRecord(await readFile(file, 'utf8'), file);
-      rec.possibleDuplicate = true;
-      rec.nextAttemptAt = 0;
-      await replaceFileNow(file, serializeRecord(rec));
-      await rename(file, paths.envelope('incoming', id));
-      await rename(paths.message('active', id), paths.message('incoming', id));
+      record.possibleDuplicate = true;
+      record.nextAttemptAt = 0;
+      await rewrite(paths, paths.queueFile('active', id), 'incoming', record);
+      await unlinkIfExists(paths.queueFile('active', id));
       report.requeuedActive++;
     } catch (e) {
       logger.error({ err: e, id }, 'could not put an interrupted delivery back in line');
@@ -141,8 +116,64 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   }
 
   for (const state of QUEUE_STATES) await syncer.sync(paths.folder(state));
-  if (report.droppedPartial || report.requeuedActive || report.movedStragglers || report.toBadmail) {
+  if (report.droppedPartial || report.requeuedActive || report.movedStragglers || report.toBadmail || report.converted) {
     logger.warn(report, 'spool recovered after an unclean stop');
   }
   return report;
+}
+
+/** Writes `from`'s message with `record` as a new queue file in `to` (through tmp/, fsynced). */
+async function rewrite(paths: SpoolPaths, from: string, to: QueueFolder, record: QueueRecord): Promise<void> {
+  const next = `${paths.folder('tmp')}/${record.id}.${randomBytes(4).toString('hex')}.move`;
+  try {
+    await copyPrefixSynced(from, next, record.envelope.size, encodeTrailer(record));
+    await rename(next, paths.queueFile(to, record.id));
+  } finally {
+    await unlinkIfExists(next);
+  }
+}
+
+/**
+ * A message in the earlier two-file layout (<id>.json beside <id>.eml) becomes one queue file. Safe to
+ * repeat after a crash: a .eml that already checks out as a queue file only loses its .json.
+ */
+async function convertLegacy(paths: SpoolPaths, syncer: DirectorySyncer, files: Map<string, QueueFolder[]>, { state, id }: { state: QueueFolder; id: string }, report: RecoveryReport): Promise<void> {
+  const json = `${paths.folder(state)}/${id}${LEGACY_ENVELOPE_EXT}`;
+  const message = paths.queueFile(state, id);
+  const where = files.get(id) ?? [];
+  if (where.length && !where.includes(state)) {
+    // a state change cut between its two renames: the message file is elsewhere
+    await rename(paths.queueFile(where[0], id), message);
+    files.set(id, [state]);
+  }
+  if (!files.has(id)) {
+    if (state === 'incoming') report.droppedPartial++;
+    else {
+      await writeBadmail(paths, syncer, { name: id, content: Buffer.from(await readFile(json, 'utf8')), reason: `Recovered at start: the message file of ${id} is missing; only its envelope (the .BAD file here) survived. The message cannot be sent again.` });
+      report.toBadmail++;
+    }
+    await unlinkIfExists(json);
+    return;
+  }
+  if (await readQueueFile(message, id).then(() => true, () => false)) {
+    await unlinkIfExists(json);
+    return;
+  }
+  try {
+    const record = parseRecord(await readFile(json, 'utf8'), json);
+    const { size } = await stat(message);
+    if (size !== record.envelope.size || (record.crc32 !== undefined && (await crc32OfPrefix(message, size)) !== record.crc32)) {
+      throw new Error('the message file does not have the size and checksum its envelope records');
+    }
+    await rewrite(paths, message, state, record);
+    report.converted++;
+  } catch (e) {
+    if (state !== 'incoming') {
+      await writeBadmail(paths, syncer, { name: id, content: { file: message }, reason: `Recovered at start: ${id} could not be converted to the current queue format (${(e as Error).message}). The .BAD file is the message; add X-Sender: and X-Receiver: lines at the top and copy it into pickup/ to send it again.` });
+      report.toBadmail++;
+    } else report.droppedPartial++;
+    await unlinkIfExists(message);
+    files.delete(id);
+  }
+  await unlinkIfExists(json);
 }

@@ -2,12 +2,11 @@
  * The spool: the only writer of queue files (Postfix's cleanup + queue manager's file side).
  *
  * Guarantees:
- * - enqueue() resolves only when the message file and the envelope file are fsynced and their names
- *   are fsynced in incoming/ — only then may the client hear 250. Concurrent enqueues share one
- *   directory fsync (group commit, durable.ts), and the file syncs run beside it (one round).
- * - The envelope file's folder is the state (paths.ts). A claim renames the envelope file into
- *   active/ (the commit point), then the message file; other moves lock the envelope file first so
- *   the CLI and a running relay never act on the same message at once.
+ * - enqueue() resolves only when the queue file (the message and its envelope, queue-file.ts) is
+ *   fsynced and its name is fsynced in incoming/ — only then may the client hear 250. Concurrent
+ *   enqueues share one directory fsync (group commit, durable.ts), and the file's sync runs beside it.
+ * - The queue file's folder is the state (paths.ts). A claim renames it into active/; other moves
+ *   lock it first so the CLI and a running relay never act on the same message at once.
  * - On open (unless `recover: false`, for the CLI beside a running relay), recovery runs first
  *   (recovery.ts): half-written files dropped, messages caught in active/ put back in line and marked
  *   as possible duplicates.
@@ -20,6 +19,7 @@
  * reason; the message is then not queued and the caller must not answer 250.
  */
 import { createReadStream, renameSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
@@ -27,9 +27,10 @@ import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
-import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, SpareFiles, writeOpen, writeOpenNow, replaceFileNow, unlinkIfExists, unlinkQuietly, type OpenWrite } from './durable.ts';
-import { newRecord, parseRecord, serializeRecord, pendingRecipients, type QueueRecord } from './record.ts';
+import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { DirectorySyncer, SpareFiles, copyPrefixSynced, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWriteAt, type TrailerOf } from './durable.ts';
+import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
+import { encodeTrailer, readQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
 
@@ -177,36 +178,38 @@ class FolderSpool implements Spool {
     if (givenId !== undefined && (!isQueueId(givenId) || this.index.has(givenId) || this.busy.has(givenId))) {
       throw new SmarthostError('SH_SPOOL_WRITE', `queue id ${JSON.stringify(givenId)} is malformed or already in use`, { responseCode: 451, enhanced: '4.3.0' });
     }
-    const tmpMessage = this.paths.message('tmp', id);
-    const tmpEnvelope = this.paths.envelope('tmp', id);
-    let record: QueueRecord;
-    const open: Array<OpenWrite & { file: string }> = [];
+    const tmpFile = this.paths.queueFile('tmp', id);
+    const committed = this.paths.queueFile('incoming', id);
+    let record: QueueRecord | undefined;
+    // the envelope record follows the message in the same file; it holds what is learnt while
+    // writing the message (size, CRC-32, 8-bit content)
+    const trailer: TrailerOf = (info) => {
+      record = newRecord(id, { ...envelope, size: info.size, ...(info.ascii ? {} : { eightBit: true }) });
+      record.crc32 = info.crc;
+      return encodeTrailer(record);
+    };
+    let written: OpenWriteAt | undefined;
     // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
     this.busy.add(id);
     try {
-      // the message first (size, CRC-32 and 8-bit content are learnt while writing it), then its
-      // envelope; a message in memory is written synchronously (durable.ts says why)
-      const message = Buffer.isBuffer(content) ? writeOpenNow(tmpMessage, content, this.spares) : { ...(await writeOpen(tmpMessage, content)), file: tmpMessage };
-      open.push(message);
-      record = newRecord(id, { ...envelope, size: message.size, ...(message.ascii ? {} : { eightBit: true }) });
-      record.crc32 = message.crc;
-      open.push(writeOpenNow(tmpEnvelope, Buffer.from(serializeRecord(record)), this.spares));
-      // Renames first, then the file and folder syncs all at once: one fsync round per message
-      // instead of two. Until every sync has finished the client has no 250; recovery drops from
-      // incoming/ any message whose two files are not both there, whole (size and CRC-32).
-      renameSync(open[0].file, this.paths.message('incoming', id));
-      renameSync(open[1].file, this.paths.envelope('incoming', id));
-      await Promise.all([...open.map((w) => w.datasync()), this.syncer.sync(this.paths.folder('incoming'))]);
+      // a message in memory is written synchronously (durable.ts says why)
+      written = Buffer.isBuffer(content) ? writeOpenNow(tmpFile, content, this.spares, trailer) : { ...(await writeOpen(tmpFile, content, trailer)), file: tmpFile };
+      // The rename first, then the file's and the folder's syncs at once: one fsync round per message.
+      // Until both have finished the client has no 250; recovery drops from incoming/ a file whose
+      // envelope or message does not check out (queue-file.ts, recovery.ts).
+      renameSync(written.file, committed);
+      await Promise.all([written.datasync(), this.syncer.sync(this.paths.folder('incoming'))]);
       // durable now; closing need not delay the 250
-      for (const w of open.splice(0)) w.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
+      written.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
-      await Promise.all(open.map((w) => w.close().catch(() => undefined)));
+      await written?.close().catch(() => undefined);
       // the write error is the one to report
-      for (const f of [...open.map((w) => w.file), this.paths.envelope('incoming', id), this.paths.message('incoming', id)]) unlinkQuietly(f);
+      for (const f of [tmpFile, written?.file, committed]) if (f) unlinkQuietly(f);
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
     } finally {
       this.busy.delete(id);
     }
+    if (!record) throw new SmarthostError('SH_INTERNAL', `message ${id}: written without its envelope`);
     this.index.set(id, { state: 'incoming', record, touched: ++this.ops });
     if (Buffer.isBuffer(content)) this.keepFresh(id, content);
     this.ready.add(id);
@@ -239,7 +242,7 @@ class FolderSpool implements Spool {
     const state = entry?.state ?? 'active';
     return writeBadmail(this.paths, this.syncer, {
       name: record.id,
-      content: { file: this.paths.message(state, record.id) },
+      content: { file: this.paths.queueFile(state, record.id), size: record.envelope.size },
       envelope: { mailFrom: record.envelope.mailFrom, recipients },
       reason: bdrText,
     });
@@ -256,8 +259,8 @@ class FolderSpool implements Spool {
         continue;
       }
       for (const n of names) {
-        if (n.endsWith(ENVELOPE_EXT)) seen.set(n.slice(0, -ENVELOPE_EXT.length), state);
-        else if (n.endsWith(LOCKED_SUFFIX) && this.deps.recover !== false) await this.unlockIfStale(state, n);
+        if (n.endsWith(QUEUE_FILE_EXT)) seen.set(n.slice(0, -QUEUE_FILE_EXT.length), state);
+        else if (n.endsWith(QUEUE_FILE_EXT + LOCKED_SUFFIX) && this.deps.recover !== false) await this.unlockIfStale(state, n);
       }
     }
     for (const [id, entry] of this.index) {
@@ -271,24 +274,30 @@ class FolderSpool implements Spool {
       const entry = this.index.get(id);
       if (this.removals.has(id) || this.beingRemoved.has(id) || this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
       try {
-        const record = parseRecord(await readFile(this.paths.envelope(state, id), 'utf8'), this.paths.envelope(state, id));
+        const { record } = await readQueueFile(this.paths.queueFile(state, id), id);
         if ((this.index.get(id)?.touched ?? 0) > startedAt) continue;
         const entry: IndexEntry = { state, record, touched: startedAt };
         this.index.set(id, entry);
         this.note(entry);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.logger.error({ err: e, id }, 'unreadable envelope file');
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.logger.error({ err: e, id }, 'unreadable queue file');
       }
     }
   }
 
-  /** A lock left by a process that died mid-move (a minute old) is undone by the relay. */
+  /**
+   * A lock left by a process that died mid-move (a minute old) is undone by the relay: removed when
+   * the move was committed (the message's file is in a folder), else renamed back.
+   */
   private async unlockIfStale(state: QueueFolder, name: string): Promise<void> {
     const file = `${this.paths.folder(state)}/${name}`;
+    const id = name.slice(0, -(QUEUE_FILE_EXT + LOCKED_SUFFIX).length);
     try {
       const st = await stat(file);
       if (Date.now() - st.ctimeMs < STALE_LOCK_MS) return;
-      await rename(file, file.slice(0, -LOCKED_SUFFIX.length));
+      const moved = await Promise.all(QUEUE_STATES.map((s) => stat(this.paths.queueFile(s, id)).then(() => true, () => false)));
+      if (moved.some(Boolean)) await unlinkIfExists(file);
+      else await rename(file, file.slice(0, -LOCKED_SUFFIX.length));
       this.deps.logger.warn({ file }, 'stale lock on a queued message undone');
     } catch {
       /* gone meanwhile: its owner finished */
@@ -315,10 +324,10 @@ class FolderSpool implements Spool {
   async show(id: QueueId): Promise<MessageDetails> {
     const entry = await this.find(id);
     let headerPreview = '';
-    const fh = await open(this.paths.message(entry.state, id), 'r').catch(() => undefined);
+    const fh = await open(this.paths.queueFile(entry.state, id), 'r').catch(() => undefined);
     if (fh) {
       try {
-        const buf = Buffer.alloc(65536);
+        const buf = Buffer.alloc(Math.min(65536, entry.record.envelope.size));
         const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
         const text = buf.subarray(0, bytesRead).toString('utf8');
         const end = text.search(/\r?\n\r?\n/);
@@ -332,7 +341,7 @@ class FolderSpool implements Spool {
 
   async readMessage(id: QueueId): Promise<Buffer> {
     const entry = await this.find(id);
-    return readFile(this.paths.message(entry.state, id));
+    return (await readFile(this.paths.queueFile(entry.state, id))).subarray(0, entry.record.envelope.size);
   }
 
   openMessage(id: QueueId): Readable {
@@ -340,14 +349,15 @@ class FolderSpool implements Spool {
     if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
     const content = this.fresh.get(id);
     if (content) return oneChunk(content);
-    return createReadStream(this.paths.message(entry.state, id));
+    const size = entry.record.envelope.size;
+    return size === 0 ? oneChunk(Buffer.alloc(0)) : createReadStream(this.paths.queueFile(entry.state, id), { start: 0, end: size - 1 });
   }
 
   locateMessage(id: QueueId): MessageLocation {
     const entry = this.index.get(id);
     if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
     const content = this.fresh.get(id);
-    return content ? { buffer: content } : { file: this.paths.message(entry.state, id) };
+    return content ? { buffer: content } : { file: this.paths.queueFile(entry.state, id), size: entry.record.envelope.size };
   }
 
   /** Runs fn with the id marked busy; refuses when another operation has it. */
@@ -362,14 +372,14 @@ class FolderSpool implements Spool {
   }
 
   /**
-   * Takes the envelope file for this process: renamed to <id>.json.locked in its folder, which no
-   * other process reads (the relay's claim of the same message then fails harmlessly). Throws when
-   * the file is gone: the relay is delivering or moving that message right now.
+   * Takes the queue file for this process: renamed to <id>.eml.locked in its folder, which no other
+   * process reads (the relay's claim of the same message then fails harmlessly). Throws when the file
+   * is gone: the relay is delivering or moving that message right now.
    */
   private async lock(state: QueueFolder, id: QueueId): Promise<string> {
-    const locked = this.paths.envelope(state, id) + LOCKED_SUFFIX;
+    const locked = this.paths.queueFile(state, id) + LOCKED_SUFFIX;
     try {
-      renameSync(this.paths.envelope(state, id), locked);
+      renameSync(this.paths.queueFile(state, id), locked);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         this.index.delete(id);
@@ -381,23 +391,26 @@ class FolderSpool implements Spool {
   }
 
   /**
-   * Moves a message to `to` with its updated record: lock the envelope file, rewrite it, move the
-   * message file, then rename the envelope file into place (the commit). Recovery unlocks and
-   * re-unites files left half-way by a crash.
+   * Moves a message to `to` with its updated record: lock its file, write the same message with the
+   * new record into tmp/ (fsynced), rename that into `to` (the commit), fsync `to`, then remove the
+   * locked file. The file is never patched in place, so a crash leaves either the old file (locked:
+   * recovery unlocks it) or the new one (recovery removes the leftover lock).
    */
-  private async move(entry: IndexEntry, to: QueueFolder, sync: boolean): Promise<void> {
+  private async move(entry: IndexEntry, to: QueueFolder): Promise<void> {
     const id = entry.record.id;
     const from = entry.state;
     const locked = await this.lock(from, id);
+    const next = `${this.paths.folder('tmp')}/${id}.${randomBytes(4).toString('hex')}.move`;
     try {
-      await replaceFileNow(locked, serializeRecord(entry.record));
-      if (from !== to) renameSync(this.paths.message(from, id), this.paths.message(to, id));
-      renameSync(locked, this.paths.envelope(to, id));
+      await copyPrefixSynced(locked, next, entry.record.envelope.size, encodeTrailer(entry.record));
+      renameSync(next, this.paths.queueFile(to, id));
     } catch (e) {
-      await rename(locked, this.paths.envelope(from, id)).catch(() => undefined);
+      unlinkQuietly(next);
+      await rename(locked, this.paths.queueFile(from, id)).catch(() => undefined);
       throw e;
     }
-    if (sync) await this.syncer.sync(this.paths.folder(to));
+    await this.syncer.sync(this.paths.folder(to));
+    await unlinkIfExists(locked).catch((err) => this.deps.logger.warn({ err, id, file: locked }, 'could not remove a moved message\'s old file (recovery will)'));
     this.forgetFresh(id);
     entry.state = to;
     entry.touched = ++this.ops;
@@ -410,7 +423,7 @@ class FolderSpool implements Spool {
     await this.exclusive(id, async () => {
       entry.record.nextAttemptAt = 0;
       entry.record.holdReason = undefined;
-      await this.move(entry, 'incoming', true);
+      await this.move(entry, 'incoming');
     });
     this.stateEvent(id, 'queued', 'retry requested');
     for (const l of this.listeners) l(id);
@@ -436,7 +449,7 @@ class FolderSpool implements Spool {
     if (entry.state === 'active') throw new SmarthostError('SH_INTERNAL', `message ${id} is being delivered right now; try again in a moment`);
     await this.exclusive(id, async () => {
       entry.record.holdReason = reason;
-      await this.move(entry, 'hold', true);
+      await this.move(entry, 'hold');
     });
     this.stateEvent(id, 'parked', reason);
   }
@@ -453,7 +466,6 @@ class FolderSpool implements Spool {
     await this.exclusive(id, async () => {
       const locked = await this.lock(entry.state, id);
       await unlinkIfExists(locked);
-      await unlinkIfExists(this.paths.message(entry.state, id));
       await this.syncer.sync(this.paths.folder(entry.state));
       this.index.delete(id);
       this.forgetFresh(id);
@@ -511,8 +523,7 @@ class FolderSpool implements Spool {
     this.busy.add(id);
     try {
       // no fsync: after a crash the message is either where it was or in active/, both due again
-      renameSync(this.paths.envelope(entry.state, id), this.paths.envelope('active', id));
-      renameSync(this.paths.message(entry.state, id), this.paths.message('active', id));
+      renameSync(this.paths.queueFile(entry.state, id), this.paths.queueFile('active', id));
       entry.state = 'active';
       entry.touched = ++this.ops;
       return entry.record;
@@ -535,10 +546,10 @@ class FolderSpool implements Spool {
       if (to === 'done') {
         // No folder fsync (Postfix does none either): if the unlink is lost in a crash, the message
         // comes back from active/ as a possible duplicate and is delivered again: at least once.
-        this.removeLater(record.id, [this.paths.envelope(entry.state, record.id), this.paths.message(entry.state, record.id)]);
+        this.removeLater(record.id, [this.paths.queueFile(entry.state, record.id)]);
         this.index.delete(record.id);
       } else {
-        await this.move(entry, to, true);
+        await this.move(entry, to);
         this.index.set(record.id, entry);
       }
     } finally {
@@ -586,7 +597,7 @@ class FolderSpool implements Spool {
   }
 }
 
-/** A stream of one in-memory message, read like the message file (a byte stream, not object mode). */
+/** A stream of one in-memory message, read like its queue file (a byte stream, not object mode). */
 function oneChunk(content: Buffer): Readable {
   const stream = new Readable({ read() {} });
   stream.push(content);

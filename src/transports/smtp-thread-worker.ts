@@ -25,7 +25,7 @@ export interface ThreadSetup {
   logLevel: string;
 }
 
-/** A message as it crosses to the thread: its bytes (transferred, not copied) or its spool file. */
+/** A message as it crosses to the thread: its bytes (transferred, not copied) or its spool file (message in the first `size` octets). */
 export interface WireMessage {
   id: string;
   mailFrom: string;
@@ -67,8 +67,9 @@ function fromWire(m: WireMessage): OutboundMessage {
     size: m.size,
     smtputf8: m.smtputf8,
     eightBit: m.eightBit,
-    open: () => (buffer ? Readable.from([buffer], { objectMode: false }) : createReadStream(m.file!)),
-    read: async () => buffer ?? readFile(m.file!),
+    // a spool file holds the message in its first m.size octets (its envelope follows)
+    open: () => (buffer ? Readable.from([buffer], { objectMode: false }) : m.size === 0 ? Readable.from([], { objectMode: false }) : createReadStream(m.file!, { start: 0, end: m.size - 1 })),
+    read: async () => buffer ?? (await readFile(m.file!)).subarray(0, m.size),
   };
 }
 

@@ -1,11 +1,12 @@
 /**
  * The spool hands a just-accepted message to its first delivery from memory (no read-back of the
  * file), and only until the message is first settled; streamed messages are always read from disk.
- * Each check overwrites the message file so that memory and disk can be told apart.
+ * Each check rewrites the message in its queue file (same length, upper case) so that memory and disk
+ * can be told apart.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,13 @@ import { silentLogger } from '../../src/core/logger.ts';
 import type { Envelope } from '../../src/core/types.ts';
 
 const env = (): Envelope => ({ mailFrom: 'printer@example.com', recipients: ['a@example.org'], client: { address: '127.0.0.1', source: 'smtp' }, receivedAt: new Date().toISOString(), size: 0 });
+
+/** Upper-cases the message part (its first `size` octets) of a queue file, leaving its envelope as it is. */
+async function shoutOnDisk(file: string, size: number): Promise<void> {
+  const raw = await readFile(file);
+  Buffer.from(raw.subarray(0, size).toString('latin1').toUpperCase(), 'latin1').copy(raw);
+  await writeFile(file, raw);
+}
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -29,7 +37,7 @@ test('a message enqueued whole is delivered from memory until it is first settle
   t.after(() => spool.close());
   const original = 'Subject: hi\r\n\r\nfrom the client\r\n';
   const id = await spool.enqueue(env(), Buffer.from(original));
-  await writeFile(path.join(root, 'incoming', `${id}.eml`), 'Subject: hi\r\n\r\nfrom the disk\r\n');
+  await shoutOnDisk(path.join(root, 'incoming', `${id}.eml`), original.length);
   const record = await spool.claim(id);
   assert.ok(record);
   const first = spool.openMessage(id);
@@ -39,8 +47,9 @@ test('a message enqueued whole is delivered from memory until it is first settle
   const where = spool.locateMessage(id);
   assert.ok('buffer' in where && where.buffer.toString() === original, 'located in memory for a delivery thread');
   await spool.settle(record, 'deferred');
-  assert.deepEqual(spool.locateMessage(id), { file: path.join(root, 'deferred', `${id}.eml`) }, 'then located as its file');
-  assert.equal(await readAll(spool.openMessage(id)), 'Subject: hi\r\n\r\nfrom the disk\r\n', 'after the first settle, the file is read');
+  assert.deepEqual(spool.locateMessage(id), { file: path.join(root, 'deferred', `${id}.eml`), size: original.length }, 'then located as its file (the message is its first `size` octets)');
+  assert.equal(await readAll(spool.openMessage(id)), original.toUpperCase(), 'after the first settle, the file is read, and only the message part');
+  assert.equal((await spool.readMessage(id)).toString(), original.toUpperCase());
 });
 
 test('a streamed message is read from its file', { timeout: 30_000 }, async (t) => {
@@ -49,6 +58,6 @@ test('a streamed message is read from its file', { timeout: 30_000 }, async (t) 
   const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
   t.after(() => spool.close());
   const id = await spool.enqueue(env(), Readable.from([Buffer.from('Subject: big\r\n\r\n'), Buffer.from('streamed\r\n')]));
-  await writeFile(path.join(root, 'incoming', `${id}.eml`), 'Subject: big\r\n\r\nfrom the disk\r\n');
-  assert.equal(await readAll(spool.openMessage(id)), 'Subject: big\r\n\r\nfrom the disk\r\n');
+  await shoutOnDisk(path.join(root, 'incoming', `${id}.eml`), 26);
+  assert.equal(await readAll(spool.openMessage(id)), 'SUBJECT: BIG\r\n\r\nSTREAMED\r\n');
 });

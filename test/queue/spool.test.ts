@@ -6,6 +6,9 @@ import { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { openSpool } from '../../src/queue/spool.ts';
+import { readQueueFile, encodeTrailer } from '../../src/queue/queue-file.ts';
+import { newRecord } from '../../src/queue/record.ts';
+import { crc32 } from 'node:zlib';
 import { newQueueId } from '../../src/core/ids.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { silentLogger } from '../../src/core/logger.ts';
@@ -14,20 +17,30 @@ import type { Envelope, QueueEvent } from '../../src/core/types.ts';
 const NODE = process.execPath;
 const env = (rcpts = ['a@example.org']): Envelope => ({ mailFrom: 'printer@example.com', recipients: rcpts, client: { address: '127.0.0.1', source: 'smtp' }, receivedAt: new Date().toISOString(), size: 0 });
 
+/** The record and message of a queue file, read the way the spool reads them. */
+async function queued(root: string, state: string, id: string): Promise<{ record: Awaited<ReturnType<typeof readQueueFile>>['record']; message: string }> {
+  const file = path.join(root, state, `${id}.eml`);
+  const { record, messageSize } = await readQueueFile(file, id);
+  return { record, message: (await readFile(file)).subarray(0, messageSize).toString() };
+}
+
 async function tmpRoot(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-spool-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
-test('enqueue writes message and envelope into incoming/ and resolves with an id', { timeout: 30_000 }, async (t) => {
+test('enqueue writes one queue file (message, then envelope) into incoming/ and resolves with an id', { timeout: 30_000 }, async (t) => {
   const root = await tmpRoot(t);
   const events: QueueEvent[] = [];
   const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger(), events: (e) => events.push(e) });
   const id = await spool.enqueue(env(['a@x.org', 'b@x.org']), Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
   const files = (await readdir(path.join(root, 'incoming'))).sort();
-  assert.deepEqual(files, [`${id}.eml`, `${id}.json`]);
-  const rec = JSON.parse(await readFile(path.join(root, 'incoming', `${id}.json`), 'utf8'));
+  assert.deepEqual(files, [`${id}.eml`]);
+  const raw = (await readFile(path.join(root, 'incoming', `${id}.eml`))).toString();
+  assert.match(raw, /^Subject: hi\r\n\r\nhello\r\n\{"version":1,"id":".*\}\n#smarthost-envelope \d{10} [0-9a-f]{8}\n$/, 'the message as sent, then one line of envelope and the footer');
+  const { record: rec, message } = await queued(root, 'incoming', id);
+  assert.equal(message, 'Subject: hi\r\n\r\nhello\r\n');
   assert.equal(rec.envelope.size, 22);
   assert.deepEqual(rec.recipients.map((r: { address: string; state: string }) => [r.address, r.state]), [['a@x.org', 'pending'], ['b@x.org', 'pending']]);
   assert.deepEqual((await readdir(path.join(root, 'tmp'))).filter((n) => !n.startsWith('spare-')), [], 'tmp/ holds nothing but spare files');
@@ -48,9 +61,10 @@ test('spare files: created ahead in tmp/, used by the next messages, removed on 
   assert.equal(ready.length, 16, 'sixteen spares made after the first take');
   const id = await spool.enqueue(env(), Buffer.from('Subject: 2\r\n\r\ntwo\r\n'));
   const left = await spares();
-  assert.equal(ready.filter((n) => !left.includes(n)).length, 2, 'the message and its envelope were written into two of them');
-  assert.equal((await readFile(path.join(root, 'incoming', `${id}.eml`))).toString(), 'Subject: 2\r\n\r\ntwo\r\n');
-  assert.equal(JSON.parse(await readFile(path.join(root, 'incoming', `${id}.json`), 'utf8')).id, id);
+  assert.equal(ready.filter((n) => !left.includes(n)).length, 1, 'the queue file was written into one of them');
+  const written = await queued(root, 'incoming', id);
+  assert.equal(written.message, 'Subject: 2\r\n\r\ntwo\r\n');
+  assert.equal(written.record.id, id);
   await spool.close();
   assert.deepEqual(await spares(), [], 'close removes them');
   // a crash leaves spares behind: recovery empties tmp/ and keeps both messages
@@ -79,8 +93,8 @@ test('group commit: 100 parallel enqueues are all durable and share directory fs
   const ids = await Promise.all(Array.from({ length: 100 }, (_, i) => spool.enqueue(env(), Buffer.from(`Subject: ${i}\r\n\r\nx\r\n`))));
   assert.equal(new Set(ids).size, 100);
   const names = await readdir(path.join(root, 'incoming'));
-  assert.equal(names.filter((n) => n.endsWith('.json')).length, 100);
   assert.equal(names.filter((n) => n.endsWith('.eml')).length, 100);
+  assert.equal(names.length, 100);
   const syncs = spool.syncer.syncCount - before;
   assert.ok(syncs < 100, `expected fewer directory fsyncs than messages, got ${syncs}`);
   // a fresh spool (as after a restart) sees every message with its own content
@@ -112,48 +126,88 @@ test('SIGKILL after enqueue resolved: every acknowledged message survives', { ti
   for (const id of acked) assert.ok(ids.includes(id), `acknowledged message ${id} lost`);
 });
 
-test('recovery: tmp files dropped, active requeued as possible duplicates, stragglers rejoined', { timeout: 30_000 }, async (t) => {
+test('recovery: tmp dropped, torn enqueues dropped, active requeued as possible duplicates, cut moves resolved, damage to badmail', { timeout: 30_000 }, async (t) => {
   const root = await tmpRoot(t);
   const first = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
   const a = await first.enqueue(env(), Buffer.from('Subject: a\r\n\r\na\r\n'));
-  const b = await first.enqueue(env(), Buffer.from('Subject: b\r\n\r\nb\r\n'));
   const claimed = await first.claim(a);
   assert.ok(claimed);
-  assert.ok((await readdir(path.join(root, 'active'))).includes(`${a}.json`));
-  // a half-received message and an enqueue cut before its commit
+  assert.deepEqual(await readdir(path.join(root, 'active')), [`${a}.eml`]);
+  // a half-received message, and a file renamed into incoming/ with no envelope (cut before its sync)
   await writeFile(path.join(root, 'tmp', 'half.eml'), 'Subject: half\r\n');
   await writeFile(path.join(root, 'incoming', '20261125T120000Z-aaaaaaaaaa-0001.eml'), 'Subject: uncommitted\r\n');
-  // b's envelope moved to deferred but its message file was left in incoming (cut between renames)
-  // c's content never reached the disk (renamed in, crash before its syncs): size/CRC differ → dropped
+  const incoming = (id: string) => path.join(root, 'incoming', `${id}.eml`);
+  // c: right size, but its message octets never reached the disk (zeros): CRC-32 differs → dropped
   const c = await first.enqueue(env(), Buffer.from('Subject: c\r\n\r\nc\r\n'));
-  await writeFile(path.join(root, 'incoming', `${c}.eml`), '');
-  // d's envelope file is torn
+  const cRaw = await readFile(incoming(c));
+  cRaw.fill(0, 0, 10);
+  await writeFile(incoming(c), cRaw);
+  // d: cut inside its envelope → dropped
   const d = await first.enqueue(env(), Buffer.from('Subject: d\r\n\r\nd\r\n'));
-  await writeFile(path.join(root, 'incoming', `${d}.json`), '{"version":1,"id":');
-  await rename(path.join(root, 'incoming', `${b}.json`), path.join(root, 'deferred', `${b}.json`));
-
-  // f: its message file never reached incoming/ (cut between the two renames)
-  const f = await first.enqueue(env(), Buffer.from('Subject: f\r\n\r\nf\r\n'));
-  await rm(path.join(root, 'incoming', `${f}.eml`));
-  // e: a move cut half-way (envelope locked in hold/, message file already in incoming/)
+  const dRaw = await readFile(incoming(d));
+  await writeFile(incoming(d), dRaw.subarray(0, dRaw.length - 30));
+  // b: moved to deferred/, crash before the old (locked) file was removed → the move stands
+  const b = await first.enqueue(env(), Buffer.from('Subject: b\r\n\r\nb\r\n'));
+  await writeFile(path.join(root, 'deferred', `${b}.eml`), await readFile(incoming(b)));
+  await rename(incoming(b), `${incoming(b)}.locked`);
+  // e: locked for a move to hold/, crash before the new file was committed → unlocked where it was
   const e = await first.enqueue(env(), Buffer.from('Subject: e\r\n\r\ne\r\n'));
-  await rename(path.join(root, 'incoming', `${e}.json`), path.join(root, 'hold', `${e}.json.locked`));
+  await rename(incoming(e), `${incoming(e)}.locked`);
+  // g: a damaged file in deferred/ (acknowledged long ago) → badmail with the reason, never dropped
+  const g = newQueueId();
+  await writeFile(path.join(root, 'deferred', `${g}.eml`), 'Subject: g\r\n\r\nthe envelope is gone\r\n');
+  // h: an envelope naming another message (an attempt to forge one) is not taken
+  const h = newQueueId();
+  const forged = newRecord('20261125T120000Z-bbbbbbbbbb-0002', { ...env(['victim@example.net']), size: 12 });
+  await writeFile(path.join(root, 'hold', `${h}.eml`), Buffer.concat([Buffer.from('Subject: h\r\n'), encodeTrailer(forged)]));
 
   const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
   assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
-  assert.deepEqual((await readdir(path.join(root, 'hold'))).sort(), [`${e}.eml`, `${e}.json`]);
   assert.deepEqual(await readdir(path.join(root, 'active')), []);
+  assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${a}.eml`, `${e}.eml`].sort());
+  assert.deepEqual(await readdir(path.join(root, 'deferred')), [`${b}.eml`]);
+  assert.deepEqual(await readdir(path.join(root, 'hold')), []);
   const list = await spool.list();
-  const ea = list.find((e) => e.record.id === a)!;
+  assert.deepEqual(list.map((x) => x.record.id).sort(), [a, b, e].sort());
+  const ea = list.find((x) => x.record.id === a)!;
   assert.equal(ea.state, 'incoming');
   assert.equal(ea.record.possibleDuplicate, true);
-  const eb = list.find((e) => e.record.id === b)!;
-  assert.equal(eb.state, 'deferred');
-  assert.equal((await spool.readMessage(b)).toString(), 'Subject: b\r\n\r\nb\r\n');
-  assert.equal(list.length, 3);
-  assert.ok(!list.some((x) => x.record.id === f));
-  assert.deepEqual(await readdir(path.join(root, 'badmail')), [], 'unacknowledged leftovers are dropped, not badmailed');
-  assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${a}.eml`, `${a}.json`]);
+  assert.equal((await spool.readMessage(a)).toString(), 'Subject: a\r\n\r\na\r\n');
+  assert.equal(list.find((x) => x.record.id === b)!.state, 'deferred');
+  assert.equal((await spool.readMessage(e)).toString(), 'Subject: e\r\n\r\ne\r\n');
+  const bad = (await readdir(path.join(root, 'badmail'))).sort();
+  assert.deepEqual(bad, [`${g}.BAD`, `${g}.BDR`, `${h}.BAD`, `${h}.BDR`].sort(), 'damaged files of acknowledged messages go to badmail; unacknowledged ones are dropped');
+  assert.match(await readFile(path.join(root, 'badmail', `${g}.BDR`), 'utf8'), /queue file of .* in deferred\/ is damaged \(.*no envelope at the end/);
+  assert.match(await readFile(path.join(root, 'badmail', `${h}.BDR`), 'utf8'), /belongs to 20261125T120000Z-bbbbbbbbbb-0002/);
+  assert.equal(await readFile(path.join(root, 'badmail', `${g}.BAD`), 'utf8'), 'Subject: g\r\n\r\nthe envelope is gone\r\n');
+});
+
+test('recovery converts a spool from the two-file layout (<id>.eml + <id>.json)', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  for (const f of ['tmp', 'incoming', 'active', 'deferred', 'hold', 'badmail', 'pickup']) await mkdir(path.join(root, f), { recursive: true });
+  const legacy = async (state: string, body: string, patch: (r: ReturnType<typeof newRecord>) => void = () => undefined) => {
+    const id = newQueueId();
+    const content = Buffer.from(body);
+    const rec = newRecord(id, { ...env(['x@example.org']), size: content.length });
+    rec.crc32 = crc32(content);
+    patch(rec);
+    await writeFile(path.join(root, state, `${id}.eml`), content);
+    await writeFile(path.join(root, state, `${id}.json`), JSON.stringify(rec));
+    return id;
+  };
+  const deferred = await legacy('deferred', 'Subject: old\r\n\r\nwaiting\r\n', (r) => { r.attempts = 3; r.nextAttemptAt = 42; });
+  const active = await legacy('active', 'Subject: old\r\n\r\nbeing sent\r\n');
+  const torn = await legacy('incoming', 'Subject: old\r\n\r\ntorn\r\n');
+  await writeFile(path.join(root, 'incoming', `${torn}.json`), '{"version":1,');
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const list = await spool.list();
+  assert.deepEqual(list.map((x) => [x.record.id, x.state]).sort(), [[active, 'incoming'], [deferred, 'deferred']].sort());
+  const d = await queued(root, 'deferred', deferred);
+  assert.equal(d.message, 'Subject: old\r\n\r\nwaiting\r\n');
+  assert.deepEqual([d.record.attempts, d.record.nextAttemptAt], [3, 42], 'the record is carried over');
+  assert.equal((await queued(root, 'incoming', active)).record.possibleDuplicate, true);
+  for (const state of ['incoming', 'deferred', 'active']) assert.deepEqual((await readdir(path.join(root, state))).filter((n) => !n.endsWith('.eml')), [], `no .json left in ${state}/`);
 });
 
 test('retry, hold, release, flush and delete move files between folders', { timeout: 30_000 }, async (t) => {
@@ -169,17 +223,19 @@ test('retry, hold, release, flush and delete move files between folders', { time
   await spool.retry(id);
   assert.equal(spool.due(clock.now(), 10)[0].id, id);
   await spool.hold(id, 'testing');
-  assert.ok((await readdir(path.join(root, 'hold'))).includes(`${id}.json`));
+  assert.deepEqual(await readdir(path.join(root, 'hold')), [`${id}.eml`]);
+  assert.equal((await queued(root, 'hold', id)).record.holdReason, 'testing', 'the new record is in the moved file');
+  assert.equal((await queued(root, 'hold', id)).message, 'Subject: x\r\n\r\nx\r\n');
   assert.deepEqual(spool.due(clock.now(), 10), []);
   await spool.release(id);
   assert.equal((await spool.list({ state: 'incoming' })).length, 1);
   // another process (the CLI) sees and changes the same folders
   const cli = await openSpool({ mailrootPath: root }, { clock, logger: silentLogger(), recover: false });
   // while the CLI holds a message's lock, the relay's claim of it fails harmlessly
-  await rename(path.join(root, 'incoming', `${id}.json`), path.join(root, 'incoming', `${id}.json.locked`));
+  await rename(path.join(root, 'incoming', `${id}.eml`), path.join(root, 'incoming', `${id}.eml.locked`));
   assert.equal(await spool.claim(id), undefined);
   await assert.rejects(cli.hold(id), /being delivered or moved right now/);
-  await rename(path.join(root, 'incoming', `${id}.json.locked`), path.join(root, 'incoming', `${id}.json`));
+  await rename(path.join(root, 'incoming', `${id}.eml.locked`), path.join(root, 'incoming', `${id}.eml`));
   await spool.rescan();
   await cli.hold(id);
   await spool.rescan();
@@ -268,7 +324,7 @@ test('a caller-made queue id is kept (the Received header names it); a malformed
   t.after(() => spool.close());
   const made = newQueueId();
   assert.equal(await spool.enqueue(env(), Buffer.from('Subject: named\r\n\r\nx\r\n'), made), made);
-  assert.deepEqual((await readdir(path.join(root, 'incoming'))).sort(), [`${made}.eml`, `${made}.json`]);
+  assert.deepEqual(await readdir(path.join(root, 'incoming')), [`${made}.eml`]);
   for (const bad of [made, '../../etc/passwd', 'x']) {
     await assert.rejects(spool.enqueue(env(), Buffer.from('Subject: again\r\n\r\nx\r\n'), bad),
       (e: Error & { responseCode?: number }) => e.responseCode === 451 && /malformed or already in use/.test(e.message), bad);
@@ -287,5 +343,6 @@ test('the spool marks 8-bit content (for BODY=8BITMIME upstream), in memory or s
   assert.equal(byId.get(plain)!.eightBit, undefined);
   assert.equal(byId.get(umlaut)!.eightBit, true);
   assert.equal(byId.get(streamed)!.eightBit, true);
-  assert.equal(JSON.parse(await readFile(path.join(root, 'incoming', `${umlaut}.json`), 'utf8')).envelope.eightBit, true, 'kept in the envelope file');
+  assert.equal((await queued(root, 'incoming', umlaut)).record.envelope.eightBit, true, 'kept in the queue file');
+  assert.equal((await queued(root, 'incoming', streamed)).message, 'Subject: c\r\n\r\nGrüße\r\n', 'a streamed message is followed by its envelope too');
 });

@@ -39,17 +39,17 @@ test('threaded: per-recipient fates and the bytes on the wire are those of the m
   assert.equal(up.received[0].from, 'printer@example.com');
 });
 
-test('threaded: a message not in memory is read by the thread from its file', T, async (t) => {
+test('threaded: a message not in memory is read by the thread from its queue file (the message part only)', T, async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-thread-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'Q1.eml');
   const raw = Buffer.from(`Subject: from disk\r\n\r\n${'x'.repeat(76).concat('\r\n').repeat(4000)}`);
-  await writeFile(file, raw);
+  await writeFile(file, Buffer.concat([raw, Buffer.from('{"envelope":"after the message"}\n#smarthost-envelope 0000000031 00000000\n')]));
   const up = await startUpstream();
   t.after(() => up.close());
   const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
   t.after(() => tr.close());
-  const out = await tr.send(message(Buffer.from('not these bytes'), ['a@x.org'], { file }));
+  const out = await tr.send(message(Buffer.from('not these bytes'), ['a@x.org'], { file, size: raw.length }));
   assert.equal(out[0].action, 'delivered', out[0].diagnostic);
   assert.equal(up.received[0].data.toString(), raw.toString());
 });

@@ -46,11 +46,11 @@ test('queue list / show / retry / flush / delete on the spool folders', { timeou
 
   const flush = await cli(['queue', 'flush', '--config', cfg]);
   assert.match(flush.stdout, /1 deferred message\(s\) due now/);
-  assert.ok((await readdir(path.join(dir, 'spool', 'incoming'))).includes(`${a}.json`));
+  assert.ok((await readdir(path.join(dir, 'spool', 'incoming'))).includes(`${a}.eml`));
 
   const del = await cli(['queue', 'delete', b, '--config', cfg]);
   assert.match(del.stdout, /deleted/);
-  assert.ok(!(await readdir(path.join(dir, 'spool', 'incoming'))).includes(`${b}.json`));
+  assert.ok(!(await readdir(path.join(dir, 'spool', 'incoming'))).includes(`${b}.eml`));
 
   const missing = await cli(['queue', 'show', '20991231T000000Z-0000000000-0000', '--config', cfg]);
   assert.equal(missing.code, 1);
