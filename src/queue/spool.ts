@@ -28,7 +28,7 @@ import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, SpareFiles, copyPrefixSynced, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWriteAt, type TrailerOf } from './durable.ts';
+import { DirectorySyncer, SpareFiles, closeQuietly, copyPrefixSynced, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
 import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { encodeTrailer, readQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
@@ -112,9 +112,16 @@ export async function openSpool(config: { mailrootPath: string }, deps: SpoolDep
  */
 const FRESH_CONTENT_LIMIT = 32 * 1024 * 1024;
 
-/** Delivered messages' files are unlinked in batches of this many, or after this long (removeLater). */
+/** Delivered messages' files leave the queue folders in batches of this many, or after this long (removeLater). */
 const REMOVAL_BATCH = 64;
 const REMOVAL_DELAY_MS = 100;
+
+/**
+ * Queue files of messages not yet settled kept open (written whole, from memory), so that once
+ * delivered the file is given back to the spares instead of deleted (durable.ts, SpareFiles). Beyond
+ * this many (a backlog), files are closed after their 250 as before.
+ */
+const OPEN_FILES_LIMIT = 256;
 
 /** A lock this old belongs to a process that died (moves take milliseconds). */
 const STALE_LOCK_MS = 60_000;
@@ -143,8 +150,10 @@ class FolderSpool implements Spool {
   private freshBytes = 0;
   /** Files created ahead in tmp/ for the next messages (durable.ts). */
   private spares: SpareFiles;
-  /** Files of delivered messages waiting for the next batch of unlinks (see removeLater). */
-  private removals = new Map<QueueId, string[]>();
+  /** Queue files kept open (see OPEN_FILES_LIMIT): descriptor and size in octets. */
+  private openFiles = new Map<QueueId, { fd: number; size: number }>();
+  /** Files of delivered messages waiting for the next batch (see removeLater). */
+  private removals = new Map<QueueId, string>();
   /** Ids whose batch of unlinks is running. */
   private beingRemoved = new Set<QueueId>();
   private removalTimer: NodeJS.Timeout | undefined;
@@ -188,7 +197,7 @@ class FolderSpool implements Spool {
       record.crc32 = info.crc;
       return encodeTrailer(record);
     };
-    let written: OpenWriteAt | undefined;
+    let written: (OpenWrite & { file: string; fd?: number; fileSize?: number }) | undefined;
     // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
     this.busy.add(id);
     try {
@@ -200,7 +209,8 @@ class FolderSpool implements Spool {
       renameSync(written.file, committed);
       await Promise.all([written.datasync(), this.syncer.sync(this.paths.folder('incoming'))]);
       // durable now; closing need not delay the 250
-      written.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
+      if (written.fd !== undefined && written.fileSize !== undefined && this.openFiles.size < OPEN_FILES_LIMIT) this.openFiles.set(id, { fd: written.fd, size: written.fileSize });
+      else written.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
       await written?.close().catch(() => undefined);
       // the write error is the one to report
@@ -268,6 +278,7 @@ class FolderSpool implements Spool {
       if (!seen.has(id)) {
         this.index.delete(id);
         this.forgetFresh(id);
+        this.closeFile(id);
       }
     }
     for (const [id, state] of seen) {
@@ -411,6 +422,7 @@ class FolderSpool implements Spool {
     }
     await this.syncer.sync(this.paths.folder(to));
     await unlinkIfExists(locked).catch((err) => this.deps.logger.warn({ err, id, file: locked }, 'could not remove a moved message\'s old file (recovery will)'));
+    this.closeFile(id);
     this.forgetFresh(id);
     entry.state = to;
     entry.touched = ++this.ops;
@@ -469,6 +481,7 @@ class FolderSpool implements Spool {
       await this.syncer.sync(this.paths.folder(entry.state));
       this.index.delete(id);
       this.forgetFresh(id);
+      this.closeFile(id);
     });
     this.deps.logger.info({ id, reason, from: entry.record.envelope.mailFrom, to: pendingRecipients(entry.record) }, 'message deleted from the queue');
     this.stateEvent(id, 'deleted', reason);
@@ -532,6 +545,7 @@ class FolderSpool implements Spool {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         this.index.delete(id);
         this.forgetFresh(id);
+        this.closeFile(id);
         return undefined;
       }
       throw e;
@@ -544,9 +558,9 @@ class FolderSpool implements Spool {
     this.forgetFresh(record.id);
     try {
       if (to === 'done') {
-        // No folder fsync (Postfix does none either): if the unlink is lost in a crash, the message
+        // No folder fsync (Postfix does none either): if the removal is lost in a crash, the message
         // comes back from active/ as a possible duplicate and is delivered again: at least once.
-        this.removeLater(record.id, [this.paths.queueFile(entry.state, record.id)]);
+        this.removeLater(record.id, this.paths.queueFile(entry.state, record.id));
         this.index.delete(record.id);
       } else {
         await this.move(entry, to);
@@ -558,15 +572,25 @@ class FolderSpool implements Spool {
     if (to === 'incoming') for (const l of this.listeners) l(record.id);
   }
 
+  /** Closes a queue file kept open (the message is moved, deleted or gone). */
+  private closeFile(id: QueueId): void {
+    const open = this.openFiles.get(id);
+    if (!open) return;
+    this.openFiles.delete(id);
+    closeQuietly(open.fd);
+  }
+
   /**
-   * A delivered message's files are unlinked in batches, every REMOVAL_DELAY_MS or REMOVAL_BATCH
-   * messages. Unlinks stay in the thread pool (an unlink frees blocks and waits on the journal behind
-   * the fsyncs: ~130 µs blocked per message when synchronous), and a batch wakes a pool thread once
-   * instead of twice per message. Meanwhile rescan() ignores them; a crash before the batch brings
-   * them back from active/ as possible duplicates, as a lost unlink always could (no folder fsync).
+   * A delivered message's file leaves its folder in a batch, every REMOVAL_DELAY_MS or REMOVAL_BATCH
+   * messages: renamed into tmp/ as a spare when it is still open (SpareFiles: the next message is
+   * written over it, no file deleted or created), else deleted. Both run in the thread pool (they wait
+   * on the journal behind the fsyncs: ~130 µs blocked per message when synchronous), and a batch wakes
+   * the pool once instead of per message. Meanwhile rescan() ignores them; a crash before the batch
+   * brings them back from active/ as possible duplicates, as a lost removal always could (no folder
+   * fsync).
    */
-  private removeLater(id: QueueId, files: string[]): void {
-    this.removals.set(id, files);
+  private removeLater(id: QueueId, file: string): void {
+    this.removals.set(id, file);
     if (this.removals.size >= REMOVAL_BATCH) void this.flushRemovals();
     else this.removalTimer ??= setTimeout(() => void this.flushRemovals(), REMOVAL_DELAY_MS).unref();
   }
@@ -578,9 +602,22 @@ class FolderSpool implements Spool {
     if (batch.length === 0) return this.removing;
     this.removals.clear();
     for (const [id] of batch) this.beingRemoved.add(id);
-    const run = Promise.all(batch.flatMap(([id, files]) => files.map((f) => unlinkIfExists(f).catch((err) => {
-      this.deps.logger.error({ err, id, file: f }, 'could not remove a delivered message from the spool');
-    })))).then(() => {
+    const run = Promise.all(batch.map(async ([id, file]) => {
+      const open = this.openFiles.get(id);
+      this.openFiles.delete(id);
+      try {
+        if (open) {
+          const spare = this.spares.newName();
+          await rename(file, spare);
+          if (this.spares.giveBack({ fd: open.fd, file: spare, size: open.size })) return;
+          closeQuietly(open.fd);
+          await unlinkIfExists(spare);
+        } else await unlinkIfExists(file);
+      } catch (err) {
+        if (open) closeQuietly(open.fd);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.logger.error({ err, id, file }, 'could not remove a delivered message from the spool');
+      }
+    })).then(() => {
       for (const [id] of batch) this.beingRemoved.delete(id);
     });
     this.removing = this.removing.then(() => run);
@@ -590,6 +627,7 @@ class FolderSpool implements Spool {
   async close(): Promise<void> {
     await this.flushRemovals();
     this.spares.close();
+    for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];
     this.fresh.clear();
     this.freshBytes = 0;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, readdir, writeFile, readFile, mkdir, rename } from 'node:fs/promises';
+import { mkdtemp, rm, readdir, writeFile, readFile, mkdir, rename, stat } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import os from 'node:os';
@@ -345,4 +345,38 @@ test('the spool marks 8-bit content (for BODY=8BITMIME upstream), in memory or s
   assert.equal(byId.get(streamed)!.eightBit, true);
   assert.equal((await queued(root, 'incoming', umlaut)).record.envelope.eightBit, true, 'kept in the queue file');
   assert.equal((await queued(root, 'incoming', streamed)).message, 'Subject: c\r\n\r\nGrüße\r\n', 'a streamed message is followed by its envelope too');
+});
+
+test('a delivered message\'s file is reused for a later message (same inode), cut or grown to the new length', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const long = `Subject: long\r\n\r\n${'x'.repeat(5000)}\r\n`;
+  const first = await spool.enqueue(env(), Buffer.from(long));
+  const inode = (await stat(path.join(root, 'incoming', `${first}.eml`))).ino;
+  const rec = (await spool.claim(first))!;
+  await spool.settle(rec, 'done');
+  // the removal batch renames it into tmp/ as a spare, still open
+  let spare: string | undefined;
+  for (let i = 0; i < 100 && !spare; i++) {
+    for (const n of await readdir(path.join(root, 'tmp'))) if ((await stat(path.join(root, 'tmp', n))).ino === inode) spare = n;
+    if (!spare) await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(spare, 'the delivered file waits in tmp/ as a spare');
+  assert.deepEqual(await readdir(path.join(root, 'active')), []);
+  // the next message is written over it: shorter, so the old tail is cut off
+  const short = await spool.enqueue(env(), Buffer.from('Subject: short\r\n\r\nhi\r\n'));
+  assert.equal((await stat(path.join(root, 'incoming', `${short}.eml`))).ino, inode, 'same file, no new one created');
+  const got = await queued(root, 'incoming', short);
+  assert.equal(got.message, 'Subject: short\r\n\r\nhi\r\n');
+  assert.equal(got.record.id, short);
+  // after a restart (no memory of it), the file reads back the same
+  const again = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger(), recover: false });
+  assert.equal((await again.readMessage(short)).toString(), 'Subject: short\r\n\r\nhi\r\n');
+  // and a longer one after a shorter one grows the file
+  const r2 = (await spool.claim(short))!;
+  await spool.settle(r2, 'done');
+  for (let i = 0; i < 100 && (await readdir(path.join(root, 'active'))).length; i++) await new Promise((r) => setTimeout(r, 10));
+  const grown = await spool.enqueue(env(), Buffer.from(long));
+  assert.equal((await queued(root, 'incoming', grown)).message, long);
 });
