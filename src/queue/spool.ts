@@ -18,7 +18,7 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream, renameSync } from 'node:fs';
+import { createReadStream, fstatSync, renameSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
@@ -284,6 +284,8 @@ class FolderSpool implements Spool {
     for (const [id, state] of seen) {
       const entry = this.index.get(id);
       if (this.removals.has(id) || this.beingRemoved.has(id) || this.busy.has(id) || (entry && (entry.touched > startedAt || entry.state === state))) continue;
+      // moved by another process: its file was written anew, the one kept open is not it any more
+      this.closeFile(id);
       try {
         const { record } = await readQueueFile(this.paths.queueFile(state, id), id);
         if ((this.index.get(id)?.touched ?? 0) > startedAt) continue;
@@ -603,8 +605,13 @@ class FolderSpool implements Spool {
     this.removals.clear();
     for (const [id] of batch) this.beingRemoved.add(id);
     const run = Promise.all(batch.map(async ([id, file]) => {
-      const open = this.openFiles.get(id);
+      let open = this.openFiles.get(id);
       this.openFiles.delete(id);
+      // only the very file this descriptor wrote: another process (the CLI) may have replaced it
+      if (open && !sameFile(open.fd, file)) {
+        closeQuietly(open.fd);
+        open = undefined;
+      }
       try {
         if (open) {
           const spare = this.spares.newName();
@@ -632,6 +639,17 @@ class FolderSpool implements Spool {
     this.fresh.clear();
     this.freshBytes = 0;
     await this.syncer.close();
+  }
+}
+
+/** The descriptor is open on the file now at `file` (same device and inode). */
+function sameFile(fd: number, file: string): boolean {
+  try {
+    const a = fstatSync(fd);
+    const b = statSync(file);
+    return a.ino === b.ino && a.dev === b.dev;
+  } catch {
+    return false;
   }
 }
 

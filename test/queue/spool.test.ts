@@ -380,3 +380,25 @@ test('a delivered message\'s file is reused for a later message (same inode), cu
   const grown = await spool.enqueue(env(), Buffer.from(long));
   assert.equal((await queued(root, 'incoming', grown)).message, long);
 });
+
+test('a kept-open file replaced by another process is not reused: the next message is still written whole under its own id', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  const id = await spool.enqueue(env(), Buffer.from('Subject: first\r\n\r\nfirst\r\n'));
+  const rec = (await spool.claim(id))!;
+  // the file in active/ is now another inode than the one the spool wrote (as a move by the CLI makes it)
+  const file = path.join(root, 'active', `${id}.eml`);
+  await writeFile(path.join(root, 'other'), await readFile(file));
+  await rename(path.join(root, 'other'), file);
+  const replacement = (await stat(file)).ino;
+  await spool.settle(rec, 'done');
+  for (let i = 0; i < 100 && (await readdir(path.join(root, 'active'))).length; i++) await new Promise((r) => setTimeout(r, 10));
+  for (const n of await readdir(path.join(root, 'tmp'))) assert.notEqual((await stat(path.join(root, 'tmp', n))).ino, replacement, 'the replaced file is deleted, not kept as a spare');
+  const ids = [];
+  for (let i = 0; i < 20; i++) ids.push(await spool.enqueue(env(), Buffer.from(`Subject: next ${i}\r\n\r\nbody\r\n`)));
+  for (const [i, next] of ids.entries()) {
+    const got = await queued(root, 'incoming', next);
+    assert.equal(got.message, `Subject: next ${i}\r\n\r\nbody\r\n`);
+  }
+});
