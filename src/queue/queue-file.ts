@@ -21,10 +21,12 @@
  * A record is accepted only when the footer, the JSON's length and CRC, its queue id (the file's name:
  * 40 random bits, so a message cannot carry a forged envelope for itself) and the message size agree.
  */
-import { open } from 'node:fs/promises';
+import { rename, open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { SmarthostError } from '../core/errors.ts';
+import { randomHex } from '../core/ids.ts';
 import { parseRecord, serializeRecord, type QueueRecord } from './record.ts';
+import { copyPrefixSynced, unlinkIfExists } from './durable.ts';
 
 const FOOTER_TAG = '\n#smarthost-envelope ';
 /** "\n#smarthost-envelope " + 10 digits + " " + 8 hex digits + "\n". */
@@ -92,5 +94,21 @@ export async function crc32OfPrefix(file: string, size: number): Promise<number>
     return crc;
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Writes the message of queue file `from` with `record` as queue file `to`: copied into `tmpDir`,
+ * fsynced there, then renamed to `to` (the commit). On failure nothing is left in `tmpDir` and `to`
+ * is untouched. The caller fsyncs `to`'s folder and removes `from`.
+ */
+export async function rewriteQueueFile(from: string, to: string, tmpDir: string, record: QueueRecord): Promise<void> {
+  const next = `${tmpDir}/${record.id}.${randomHex(4)}.move`;
+  try {
+    await copyPrefixSynced(from, next, record.envelope.size, encodeTrailer(record));
+    await rename(next, to);
+  } catch (e) {
+    await unlinkIfExists(next).catch(() => undefined);
+    throw e;
   }
 }

@@ -13,13 +13,12 @@
  * - A spool from before one file per message (<id>.eml + <id>.json) is converted (convertLegacy).
  * Every folder touched is fsynced before the relay starts.
  */
-import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import type { Logger } from '../core/logger.ts';
 import { QUEUE_STATES, QUEUE_FILE_EXT, LEGACY_ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { copyPrefixSynced, unlinkIfExists, type DirectorySyncer } from './durable.ts';
+import { unlinkIfExists, type DirectorySyncer } from './durable.ts';
 import { parseRecord, type QueueRecord } from './record.ts';
-import { crc32OfPrefix, encodeTrailer, readQueueFile } from './queue-file.ts';
+import { crc32OfPrefix, readQueueFile, rewriteQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
 
 export interface RecoveryReport {
@@ -123,14 +122,8 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
 }
 
 /** Writes `from`'s message with `record` as a new queue file in `to` (through tmp/, fsynced). */
-async function rewrite(paths: SpoolPaths, from: string, to: QueueFolder, record: QueueRecord): Promise<void> {
-  const next = `${paths.folder('tmp')}/${record.id}.${randomBytes(4).toString('hex')}.move`;
-  try {
-    await copyPrefixSynced(from, next, record.envelope.size, encodeTrailer(record));
-    await rename(next, paths.queueFile(to, record.id));
-  } finally {
-    await unlinkIfExists(next);
-  }
+function rewrite(paths: SpoolPaths, from: string, to: QueueFolder, record: QueueRecord): Promise<void> {
+  return rewriteQueueFile(from, paths.queueFile(to, record.id), paths.folder('tmp'), record);
 }
 
 /**

@@ -19,7 +19,6 @@
  * reason; the message is then not queued and the caller must not answer 250.
  */
 import { createReadStream, fstatSync, renameSync, statSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
@@ -28,9 +27,9 @@ import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { DirectorySyncer, SpareFiles, closeQuietly, copyPrefixSynced, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
+import { DirectorySyncer, SpareFiles, closeQuietly, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
 import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
-import { encodeTrailer, readQueueFile } from './queue-file.ts';
+import { encodeTrailer, readQueueFile, rewriteQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
 
@@ -413,12 +412,9 @@ class FolderSpool implements Spool {
     const id = entry.record.id;
     const from = entry.state;
     const locked = await this.lock(from, id);
-    const next = `${this.paths.folder('tmp')}/${id}.${randomBytes(4).toString('hex')}.move`;
     try {
-      await copyPrefixSynced(locked, next, entry.record.envelope.size, encodeTrailer(entry.record));
-      renameSync(next, this.paths.queueFile(to, id));
+      await rewriteQueueFile(locked, this.paths.queueFile(to, id), this.paths.folder('tmp'), entry.record);
     } catch (e) {
-      unlinkQuietly(next);
       await rename(locked, this.paths.queueFile(from, id)).catch(() => undefined);
       throw e;
     }
