@@ -13,7 +13,7 @@
  *    a time (slowloris) resets the idle timeout but not these. While the relay itself is busy
  *    (a hook not answered yet, or the message being written to the spool) the deadline waits.
  *  - PROXY protocol only from listed peers, which may be CIDR ranges (the library matches exact
- *    addresses only).
+ *    addresses only), in version 1 or 2 (the library reads version 1 only).
  * On deadline the client gets "421 4.4.2" and the connection is closed.
  */
 import type net from 'node:net';
@@ -24,6 +24,9 @@ import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { LineLimitedStream } from './command-stream.ts';
 import { inRanges, type Range } from '../core/cidr.ts';
 import { randomHex } from '../core/ids.ts';
+import { looksLikeProxyV2, parseProxyV2 } from './proxy-v2.ts';
+
+type ProxyCallback = Parameters<SMTPServer['_handleProxy']>[1];
 
 export interface Deadlines {
   /** Longest wait, in ms, from a reply to the next complete command. */
@@ -142,11 +145,51 @@ export class SmarthostServer extends SMTPServer {
    * Without a PROXY header to read, the library still waits a turn of the event loop (setImmediate)
    * and draws its session id from the CSPRNG with a system call: together ~40 µs per connection on
    * the bench machine, where a printer opens one connection per message. Same id format, drawn from
-   * a pool (core/ids.ts).
+   * a pool (core/ids.ts). From a listed load balancer, a version 2 header (binary) is read here
+   * (proxy-v2.ts); a version 1 line goes to the library, which reads only that one.
    */
-  override _handleProxy(socket: net.Socket, callback: Parameters<SMTPServer['_handleProxy']>[1]): void {
-    if (this._expectsProxyHeader(socket)) return super._handleProxy(socket, callback);
-    callback(null, { id: BigInt(`0x${randomHex(10)}`).toString(32).padStart(16, '0') });
+  override _handleProxy(socket: net.Socket, callback: ProxyCallback): void {
+    const id = BigInt(`0x${randomHex(10)}`).toString(32).padStart(16, '0');
+    if (!this._expectsProxyHeader(socket)) return callback(null, { id });
+    let buffered = Buffer.alloc(0);
+    let finished = false;
+    /** Stops reading here; what was read beyond the header goes back to the socket. */
+    const detach = (rest: Buffer) => {
+      finished = true;
+      socket.removeListener('readable', onReadable);
+      socket.removeListener('close', onGone);
+      socket.removeListener('end', onGone);
+      socket.removeListener('error', onGone);
+      if (rest.length) socket.unshift(rest);
+    };
+    const finish = (err: Error | null, options?: { id: string; remoteAddress?: string; remotePort?: number }, rest = Buffer.alloc(0)) => {
+      if (finished) return;
+      detach(rest);
+      if (err) {
+        socket.on('error', () => undefined);
+        socket.destroy();
+      }
+      callback(err, options);
+    };
+    const onGone = () => finish(new Error('connection closed before its PROXY header'));
+    const onReadable = () => {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered = Buffer.concat([buffered, chunk]);
+      if (!looksLikeProxyV2(buffered)) {
+        // version 1 (or not a PROXY header at all, which the library refuses): give it the bytes back
+        detach(buffered);
+        return super._handleProxy(socket, callback);
+      }
+      const header = parseProxyV2(buffered);
+      if (header.kind === 'incomplete') return;
+      if (header.kind === 'invalid') return finish(new Error(`invalid PROXY header: ${header.reason}`));
+      const rest = buffered.subarray(header.length);
+      if (header.kind === 'local') return finish(null, { id }, rest);
+      finish(null, { id, remoteAddress: header.address, remotePort: header.port }, rest);
+    };
+    socket.on('readable', onReadable);
+    socket.on('close', onGone);
+    socket.on('end', onGone);
+    socket.on('error', onGone);
   }
 
   /** The library compares exact addresses only; the config allows CIDR ranges too. */

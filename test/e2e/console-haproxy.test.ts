@@ -1,5 +1,5 @@
 // Scale-out as docs/deployment.md shows it, on loopback: real HAProxy (Debian's package) in front
-// of two `smarthost serve` relays, PROXY protocol (v1), each relay with its own spool, both writing
+// of two `smarthost serve` relays, PROXY protocol (v1 to one, v2 to the other), each relay with its own spool, both writing
 // history to one real PostgreSQL server. One relay is killed (SIGKILL) in the middle of the load and
 // started again; every message a client got 250 for must reach the upstream, and the shared
 // history must know every one of them, whichever relay took it.
@@ -104,7 +104,8 @@ before(async () => {
     'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 30s', '  timeout server 30s', '  retries 2', '  option redispatch',
     'frontend smtp', `  bind 127.0.0.1:${front}`, '  default_backend relays',
     'backend relays', '  balance roundrobin',
-    ...relays.map((r, i) => `  server relay${i} 127.0.0.1:${r.port} send-proxy check check-send-proxy inter 300 fall 1 rise 1`),
+    // relay A hears PROXY v1 (text), relay B v2 (binary, as cloud load balancers send it)
+    ...relays.map((r, i) => `  server relay${i} 127.0.0.1:${r.port} ${i === 0 ? 'send-proxy' : 'send-proxy-v2'} check check-send-proxy inter 300 fall 1 rise 1`),
     '',
   ].join('\n'));
   haproxy = spawn(HAPROXY!, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });

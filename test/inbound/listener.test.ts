@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRelay, type TestRelay } from './setup.ts';
 import { RawClient } from './raw-client.ts';
+import { proxyV2, tcp4 } from './proxy-header.ts';
 import { IN_MEMORY_LIMIT } from '../../src/inbound/intake.ts';
 import { isQueueId } from '../../src/core/ids.ts';
 import { generateCert } from '../helpers/upstream.ts';
@@ -458,6 +459,48 @@ test('PROXY protocol: honoured from a listed address (the proxied client is poli
     assert.ok(clients.includes('127.0.0.44'));
     assert.ok(clients.includes('127.0.0.2'));
     assert.ok(!clients.includes('127.0.0.77'));
+  });
+});
+
+test('PROXY protocol v2 (binary) from a listed balancer: the client it names is policed; split headers, LOCAL checks, bad headers', async () => {
+  const yaml = 'listen:\n  - address: 127.0.0.1\n    port: 1\n    proxyProtocol: [127.0.0.1/32]\naccess:\n  connection:\n    mode: only\n    list: [127.0.0.0/8]\n';
+  await withRelay(yaml, async (r) => {
+    const outside = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    outside.write(proxyV2(1, 0x11, tcp4('192.0.2.10', '127.0.0.1', 40000, 25)));
+    assert.equal((await outside.reply()).code, 554, 'the proxied address 192.0.2.10 is outside the connection list');
+    // header in three pieces, the client's first command right behind it in the last one
+    const inside = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    const header = proxyV2(1, 0x11, tcp4('127.0.0.45', '127.0.0.1', 40001, 25), Buffer.from([0x05, 0x00, 0x02, 0x69, 0x64]));
+    inside.write(header.subarray(0, 5));
+    await new Promise((res) => setTimeout(res, 30));
+    inside.write(header.subarray(5, 20));
+    await new Promise((res) => setTimeout(res, 30));
+    inside.write(Buffer.concat([header.subarray(20), Buffer.from('EHLO lb.test\r\n')]));
+    assert.equal((await inside.reply()).code, 220);
+    assert.equal((await inside.reply()).code, 250, 'the EHLO sent with the header is answered');
+    inside.close();
+    // the balancer's own health check (LOCAL): the connection's address counts
+    const check = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    check.write(proxyV2(0, 0x00, Buffer.alloc(0)));
+    assert.equal((await check.reply()).code, 220);
+    check.close();
+    // a broken v2 header closes the connection without a greeting
+    const broken = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    broken.write(proxyV2(1, 0x12, tcp4('127.0.0.46', '127.0.0.1', 1, 25)));
+    await broken.waitClosed(2000);
+    assert.ok(broken.closed, 'closed');
+    await assert.rejects(broken.reply(100));
+    // from an address not listed, the same bytes are not a header: the socket's address counts
+    const unlisted = await RawClient.connect(r.port, { localAddress: '127.0.0.3' });
+    assert.equal((await unlisted.reply()).code, 220);
+    unlisted.close();
+    await new Promise((res) => setTimeout(res, 150));
+    const clients = r.logs.filter((l) => l.event === 'smtp-session').map((l) => l.client);
+    assert.ok(clients.includes('192.0.2.10'));
+    assert.ok(clients.includes('127.0.0.45'));
+    assert.ok(clients.includes('127.0.0.1'), 'the health check is the balancer itself');
+    assert.ok(clients.includes('127.0.0.3'));
+    assert.ok(!clients.includes('127.0.0.46'));
   });
 });
 

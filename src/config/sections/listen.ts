@@ -7,7 +7,7 @@ export const listenerSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).default(2525).describe('TCP port; 25 needs root or CAP_NET_BIND_SERVICE'),
   tls: z.enum(['starttls', 'implicit', 'none']).default('starttls').describe('starttls: offer STARTTLS; implicit: TLS from the first byte (port 465 style); none: plain only'),
   requireTls: z.boolean().default(false).describe('refuse MAIL FROM until the client has used STARTTLS (IIS "Require TLS encryption")'),
-  proxyProtocol: z.array(z.string().refine(isRange, { message: 'expected an IP address or CIDR range' })).default([]).describe('accept a PROXY protocol header only from these load-balancer addresses/CIDRs; empty = off'),
+  proxyProtocol: z.array(z.string().refine(isRange, { message: 'expected an IP address or CIDR range' })).default([]).describe('accept a PROXY protocol header (v1 or v2) only from these load-balancer addresses/CIDRs; empty = off'),
 });
 
 export const tlsSchema = z.strictObject({
