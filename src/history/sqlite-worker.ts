@@ -2,26 +2,25 @@
  * The history worker thread: owns the SQLite database so that its writes (batched transactions,
  * index updates, WAL checkpoints) and the console's searches never run on the relay's event loop.
  *
- * Protocol (see sqlite.ts): the parent posts { id, op, args } and gets back { id, ok, value } or
- * { id, ok: false, error }. Requests are handled one at a time in arrival order, so a query sent
+ * Protocol (core/worker-calls.ts): the parent posts { seq, op, args } and gets back
+ * { seq, ok, value } or { seq, ok: false, error }. Requests are handled one at a time in arrival order, so a query sent
  * after a write sees it. Event batches are planned into rows here too ('writeEvents'), so the
  * parent only hands over the events. A failing request answers with its error and the worker goes
  * on; the database stays open.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { QueueEvent } from '../core/types.ts';
+import type { WorkerReply } from '../core/worker-calls.ts';
 import { planBatch, type BatchPlan } from './plan.ts';
 import { SqliteHistoryDb } from './sqlite-db.ts';
 
 export type WorkerRequest =
-  | { id: number; op: 'init' }
-  | { id: number; op: 'write'; plan: BatchPlan }
-  | { id: number; op: 'writeEvents'; events: QueueEvent[] }
-  | { id: number; op: 'query'; sql: string; params: unknown[] }
-  | { id: number; op: 'run'; sql: string; params: unknown[] }
-  | { id: number; op: 'close' };
-
-export type WorkerReply = { id: number; ok: true; value?: unknown } | { id: number; ok: false; error: string; code?: string };
+  | { seq: number; op: 'init' }
+  | { seq: number; op: 'write'; plan: BatchPlan }
+  | { seq: number; op: 'writeEvents'; events: QueueEvent[] }
+  | { seq: number; op: 'query'; sql: string; params: unknown[] }
+  | { seq: number; op: 'run'; sql: string; params: unknown[] }
+  | { seq: number; op: 'close' };
 
 const db = new SqliteHistoryDb((workerData as { file: string }).file);
 
@@ -39,10 +38,10 @@ function handle(req: WorkerRequest): unknown {
 parentPort!.on('message', (req: WorkerRequest) => {
   let reply: WorkerReply;
   try {
-    reply = { id: req.id, ok: true, value: handle(req) };
+    reply = { seq: req.seq, ok: true, value: handle(req) };
   } catch (err) {
     const e = err as Error & { code?: string };
-    reply = { id: req.id, ok: false, error: e.message ?? String(err), code: e.code };
+    reply = { seq: req.seq, ok: false, error: e.message ?? String(err), code: e.code };
   }
   parentPort!.postMessage(reply);
 });

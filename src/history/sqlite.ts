@@ -15,59 +15,32 @@ import { Worker } from 'node:worker_threads';
 import type { QueueEvent } from '../core/types.ts';
 import type { BatchPlan } from './plan.ts';
 import type { HistoryBackend } from './sql.ts';
-import type { WorkerReply, WorkerRequest } from './sqlite-worker.ts';
+import type { WorkerRequest } from './sqlite-worker.ts';
+import { WorkerCalls } from '../core/worker-calls.ts';
 
-type Request = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(err: Error): void;
-}
+type Request = WorkerRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
 
 export function openSqliteBackend(file: string): HistoryBackend {
   let worker: Worker | undefined;
   let opened = false;
-  let nextId = 1;
-  const pending = new Map<number, Pending>();
-
-  function failAll(reason: string): void {
-    const waiting = [...pending.values()];
-    pending.clear();
-    for (const p of waiting) p.reject(new Error(reason));
-  }
+  const calls = new WorkerCalls();
 
   function start(): Worker {
     const w = new Worker(new URL('./sqlite-worker.ts', import.meta.url), { workerData: { file } });
-    w.on('message', (reply: WorkerReply) => {
-      const p = pending.get(reply.id);
-      if (!p) return;
-      pending.delete(reply.id);
-      if (pending.size === 0) w.unref();
-      if (reply.ok) p.resolve(reply.value);
-      else p.reject(Object.assign(new Error(reply.error), reply.code ? { code: reply.code } : {}));
-    });
-    w.on('error', (err) => {
+    w.on('message', (reply: unknown) => calls.settle(w, reply));
+    const gone = (reason: string) => {
       if (worker === w) worker = undefined;
       opened = false;
-      failAll(`the history worker failed: ${err.message}`);
-    });
-    w.on('exit', (code) => {
-      if (worker === w) worker = undefined;
-      opened = false;
-      failAll(`the history worker stopped (exit code ${code})`);
-    });
+      calls.failAll(reason);
+    };
+    w.on('error', (err) => gone(`the history worker failed: ${err.message}`));
+    w.on('exit', (code) => gone(`the history worker stopped (exit code ${code})`));
     return w;
   }
 
   function call<T>(req: Request): Promise<T> {
     worker ??= start();
-    const id = nextId++;
-    const w = worker;
-    if (pending.size === 0) w.ref();
-    return new Promise<T>((resolve, reject) => {
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      w.postMessage({ ...req, id });
-    });
+    return calls.call<T>(worker, req);
   }
 
   return {

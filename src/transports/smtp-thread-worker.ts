@@ -2,8 +2,8 @@
  * The delivery thread of smtp-thread.ts: one SMTP transport (smtp.ts, nodemailer's pool) for one
  * upstream, driven by messages from the relay's main thread.
  *
- * Protocol: the parent posts { seq, op: 'send' | 'verify' | 'close' } and gets back
- * { seq, ok: true, value } or { seq, ok: false, error }. Sends run concurrently, as they do on the
+ * Protocol (core/worker-calls.ts): the parent posts { seq, op: 'send' | 'verify' | 'close' } and
+ * gets back { seq, ok: true, value } or { seq, ok: false, error }. Sends run concurrently, as they do on the
  * main thread (nodemailer's pool queues them). Log lines, already redacted here, are posted as
  * { op: 'log', line } for the parent's logger. On start the thread answers { op: 'ready' }, or
  * { op: 'failed', code, error } when the upstream's settings are refused (URL, secret, CA file).
@@ -15,6 +15,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { REDACT_PATHS } from '../core/logger.ts';
 import type { OutboundMessage, Transport } from '../core/types.ts';
+import type { WorkerReply } from '../core/worker-calls.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { createSmtpTransport } from './smtp.ts';
 
@@ -43,8 +44,7 @@ export type ThreadRequest =
   | { seq: number; op: 'close' };
 
 export type ThreadReply =
-  | { seq: number; ok: true; value: unknown }
-  | { seq: number; ok: false; error: string }
+  | WorkerReply
   | { op: 'log'; line: string }
   | { op: 'ready' }
   | { op: 'failed'; code?: string; error: string };

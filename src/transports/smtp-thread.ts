@@ -21,6 +21,7 @@ import { SmarthostError, sanitizeText, type ErrorCode } from '../core/errors.ts'
 import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import type { ThreadReply, ThreadRequest, ThreadSetup, WireMessage } from './smtp-thread-worker.ts';
+import { WorkerCalls } from '../core/worker-calls.ts';
 
 export interface ThreadedSmtpOptions {
   logger: Logger;
@@ -31,11 +32,6 @@ export interface ThreadedSmtpOptions {
 }
 
 type Request = ThreadRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(err: Error): void;
-}
 
 export interface ThreadedTransport extends Transport {
   /**
@@ -48,8 +44,7 @@ export interface ThreadedTransport extends Transport {
 /** Resolves once the thread's transport is built; throws the transport's own configuration error. */
 export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts: ThreadedSmtpOptions): Promise<ThreadedTransport> {
   const setup: ThreadSetup = { upstream, hostname: opts.hostname, configDir: opts.configDir, logLevel: opts.logger.level };
-  const pending = new Map<number, Pending>();
-  let nextSeq = 1;
+  const calls = new WorkerCalls();
   let worker: Worker | undefined;
   let ready: Promise<Worker> | undefined;
   let closed = false;
@@ -64,36 +59,21 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
     }
   }
 
-  function failAll(reason: string): void {
-    const waiting = [...pending.values()];
-    pending.clear();
-    for (const p of waiting) p.reject(new Error(reason));
-  }
-
   function start(): Promise<Worker> {
     const w = new Worker(new URL('./smtp-thread-worker.ts', import.meta.url), { workerData: setup });
     worker = w;
     return new Promise<Worker>((resolve, reject) => {
-      w.on('message', (reply: ThreadReply) => {
-        if ('op' in reply) {
-          if (reply.op === 'log') relayLog(reply.line);
-          else if (reply.op === 'ready') {
-            // idle threads do not keep the process alive; a pending request refs it (call())
-            if (pending.size === 0) w.unref();
-            resolve(w);
-          }
-          else if (reply.op === 'failed') {
-            reject(new SmarthostError((reply.code ?? 'SH_CONFIG_INVALID') as ErrorCode, reply.error));
-            void w.terminate();
-          }
-          return;
+      w.on('message', (message: ThreadReply) => {
+        if (calls.settle(w, message) || !('op' in message)) return;
+        if (message.op === 'log') relayLog(message.line);
+        else if (message.op === 'ready') {
+          // idle threads do not keep the process alive; a pending request refs it (WorkerCalls)
+          if (calls.size === 0) w.unref();
+          resolve(w);
+        } else if (message.op === 'failed') {
+          reject(new SmarthostError((message.code ?? 'SH_CONFIG_INVALID') as ErrorCode, message.error));
+          void w.terminate();
         }
-        const p = pending.get(reply.seq);
-        if (!p) return;
-        pending.delete(reply.seq);
-        if (pending.size === 0) w.unref();
-        if (reply.ok) p.resolve(reply.value);
-        else p.reject(new Error(reply.error));
       });
       const gone = (reason: string) => {
         if (worker === w) {
@@ -101,7 +81,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
           ready = undefined;
         }
         reject(new SmarthostError('SH_INTERNAL', reason));
-        failAll(reason);
+        calls.failAll(reason);
       };
       w.on('error', (err) => gone(`the SMTP delivery thread of ${upstream.name} failed: ${err.message}`));
       w.on('exit', (code) => gone(`the SMTP delivery thread of ${upstream.name} stopped (exit code ${code})`));
@@ -112,14 +92,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
   async function call<T>(req: Request, transfer?: ArrayBuffer[], onPosted?: () => void): Promise<T> {
     if (closed) throw new SmarthostError('SH_INTERNAL', `upstream ${upstream.name}: the transport is closed`);
     ready ??= start();
-    const w = await ready;
-    const seq = nextSeq++;
-    if (pending.size === 0) w.ref();
-    return new Promise<T>((resolve, reject) => {
-      pending.set(seq, { resolve: resolve as (v: unknown) => void, reject });
-      w.postMessage({ ...req, seq }, transfer);
-      onPosted?.();
-    });
+    return calls.call<T>(await ready, req, transfer, onPosted);
   }
 
   async function toWire(message: OutboundMessage): Promise<{ wire: WireMessage; transfer: ArrayBuffer[] }> {
