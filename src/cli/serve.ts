@@ -7,7 +7,8 @@
  *   every step ──QueueEvent──▶ event bus ──▶ history, metrics, console live view
  *
  * SIGHUP (or the console) reloads the config file: listeners get the new policies and limits for
- * new commands and connections, nothing is dropped, queued mail stays where it is.
+ * new commands and connections, nothing is dropped, queued mail stays where it is. Sections read
+ * only at start (RESTART_ONLY) are reported, not applied.
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -31,8 +32,22 @@ export interface RunningRelay {
   config(): Config;
   smtp: Array<{ address: string; port: number; tls: string }>;
   webUrl?: string;
-  reload(): Promise<void>;
+  /** Applies the config file; lists the changed sections that only a restart applies. */
+  reload(): Promise<ReloadResult>;
   stop(): Promise<void>;
+}
+
+export interface ReloadResult {
+  /** Changed config sections read only at start (listen addresses, mailroot, …): not applied yet. */
+  restartNeeded: string[];
+}
+
+/** Config sections read only at start: a reload leaves them as they were. */
+const RESTART_ONLY = ['listen', 'mailroot', 'pickup', 'log', 'web', 'history'] as const;
+
+/** Sections of `next` that differ from what the relay started with and that only a restart applies. */
+export function restartOnlyChanges(started: Config, next: Config): string[] {
+  return RESTART_ONLY.filter((key) => JSON.stringify(started[key]) !== JSON.stringify(next[key]));
 }
 
 /** Days until the listener's certificate expires (configured or self-signed), for the console and /metrics. */
@@ -106,9 +121,10 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   if (config.pickup.enabled) await pickup.start();
   delivery.start();
 
-  // SIGHUP / console: a config that fails validation changes nothing. Listen addresses, the
-  // mailroot and the pickup folder need a restart; everything else (TLS certificate included) applies now.
-  const reload = async () => {
+  // SIGHUP / console: a config that fails validation changes nothing. The sections in RESTART_ONLY
+  // need a restart (the admin is told which); everything else (TLS certificate included) applies now.
+  const started = config;
+  const reload = async (): Promise<ReloadResult> => {
     const next = loadConfig(config.source === '(defaults)' ? undefined : config.source);
     await listener.reload(next);
     senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
@@ -119,7 +135,10 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       ({ manager: delivery, transports, tokens } = await startDelivery(next));
       delivery.start();
     }
+    const restartNeeded = restartOnlyChanges(started, next);
     logger.info({ config: next.source, outboundRestarted: outboundChanged }, 'configuration reloaded');
+    if (restartNeeded.length) logger.warn({ config: next.source, restartNeeded }, `changes to ${restartNeeded.join(', ')} apply only when smarthost is restarted`);
+    return { restartNeeded };
   };
 
   let webUrl: string | undefined;

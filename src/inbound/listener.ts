@@ -150,10 +150,15 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     });
   }
 
-  function serverOptions(listener: ListenerConfig, cert: Certificate | undefined): SMTPServerOptions {
+  /** Commands a listener does not offer: AUTH when off (or without TLS unless allowed), STARTTLS without it. */
+  function disabledCommands(listener: ListenerConfig, c: Config): string[] {
     const disabled: string[] = [];
-    if (!config.auth.enabled || (listener.tls === 'none' && !config.auth.allowInsecure)) disabled.push('AUTH');
+    if (!c.auth.enabled || (listener.tls === 'none' && !c.auth.allowInsecure)) disabled.push('AUTH');
     if (listener.tls !== 'starttls') disabled.push('STARTTLS');
+    return disabled;
+  }
+
+  function serverOptions(listener: ListenerConfig, cert: Certificate | undefined): SMTPServerOptions {
     return {
       name: config.hostnameResolved,
       banner: 'smarthost ready',
@@ -161,7 +166,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       key: cert?.key,
       cert: cert?.cert,
       hideSTARTTLS: listener.tls !== 'starttls',
-      disabledCommands: disabled,
+      disabledCommands: disabledCommands(listener, config),
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
       allowInsecureAuth: config.auth.allowInsecure,
@@ -244,6 +249,9 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     guard.update(users, next.auth);
     for (const server of servers) {
       Object.assign(server.options, {
+        // read per connection and per command by smtp-server, so new sessions see them
+        name: next.hostnameResolved,
+        disabledCommands: disabledCommands(listenerOf.get(server)!, next),
         size: next.limits.maxMessageSize,
         maxRecipients: next.limits.maxRecipients,
         maxCommandLength: next.limits.maxCommandLength,

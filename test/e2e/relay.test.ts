@@ -299,3 +299,22 @@ test('SIGHUP reloads the config: an open session goes on, new upstream and relay
   assert.equal(again.code, 0, again.out);
   await b.waitFor(2);
 });
+
+test('SIGHUP with a changed listen address: the relay says it needs a restart for that, and keeps serving where it was', async () => {
+  const relay = await relayWith('limits: { maxRecipients: 100 }');
+  const moved = await freePort();
+  const text = readFileSync(relay.configFile, 'utf8');
+  writeFileSync(relay.configFile, text.replace(`port: ${relay.port}`, `port: ${moved}`).replace('maxRecipients: 100', 'maxRecipients: 1'));
+  relay.child.kill('SIGHUP');
+  await waitUntil('reload logged', () => /configuration reloaded/.test(relay.output()));
+  await waitUntil('restart warning', () => /changes to listen apply only when smarthost is restarted/.test(relay.output()));
+  // the old address still serves, with the new limits; nothing listens on the new one yet
+  const c = await RawClient.connect(relay.port);
+  await c.reply();
+  await c.cmd('EHLO after-reload');
+  await c.cmd('MAIL FROM:<a@contoso.com>');
+  assert.equal((await c.cmd('RCPT TO:<b@contoso.com>')).code, 250);
+  assert.equal((await c.cmd('RCPT TO:<c@contoso.com>')).code, 452, 'the new recipient limit applies');
+  c.close();
+  await assert.rejects(RawClient.connect(moved));
+});

@@ -701,6 +701,25 @@ test('graceful stop: no new connections, a message already in DATA still gets it
   }
 });
 
+test('reload applies the host name (banner, EHLO) and turning client AUTH on to new sessions', async () => {
+  await withRelay('listen:\n  - address: 127.0.0.1\n    port: 1\n    tls: none\n', async (r) => {
+    const before = await RawClient.connect(r.port);
+    assert.doesNotMatch((await before.reply()).text, /new\.relay\.test/);
+    assert.doesNotMatch((await before.cmd('EHLO client.test')).lines.join('\n'), /AUTH/);
+    before.close();
+    const users = path.join(r.dir, 'users.txt');
+    writeFileSync(users, '');
+    const next = makeConfig(`listen:\n  - address: 127.0.0.1\n    port: 1\n    tls: none\nauth:\n  enabled: true\n  allowInsecure: true\n  usersFile: ${users}\n`, r.dir);
+    await r.listener.reload({ ...next, hostnameResolved: 'new.relay.test' });
+    const after = await RawClient.connect(r.port);
+    assert.match((await after.reply()).text, /new\.relay\.test/);
+    const ehlo = await after.cmd('EHLO client.test');
+    assert.match(ehlo.lines[0], /new\.relay\.test/);
+    assert.match(ehlo.lines.join('\n'), /AUTH PLAIN LOGIN/);
+    after.close();
+  });
+});
+
 test('reload serves a renewed TLS certificate to new sessions; a key that does not match is refused and the old one stays', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'smarthost-tls-reload-'));
   const [first, renewed, other] = await Promise.all([generateCert('first.relay.test'), generateCert('renewed.relay.test'), generateCert('other.relay.test')]);

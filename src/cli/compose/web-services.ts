@@ -31,7 +31,7 @@ export interface WebServiceDeps {
   tokens: () => Map<string, TokenProvider>;
   logger: Logger;
   /** Re-reads and applies the config file (what SIGHUP does). */
-  reload: () => Promise<void>;
+  reload: () => Promise<{ restartNeeded: string[] }>;
   tlsCertificateDaysLeft?: () => number | undefined;
   diagnostics?: WebServices['diagnostics'];
 }
@@ -186,8 +186,8 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         const tmp = `${src}.new`;
         await writeFile(tmp, text, { mode: 0o600 });
         await rename(tmp, src);
-        await deps.reload();
-        return { ok: true, message: 'configuration saved and reloaded' };
+        const { restartNeeded } = await deps.reload();
+        return { ok: true, message: restartNeeded.length ? `configuration saved and reloaded; restart smarthost to apply the changes to ${restartNeeded.join(', ')}` : 'configuration saved and reloaded' };
       },
     },
     diagnostics: deps.diagnostics,
