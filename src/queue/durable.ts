@@ -182,6 +182,9 @@ export async function writeOpen(file: string, content: NodeJS.ReadableStream, tr
   }
 }
 
+/** Names of spare files in tmp/ start with this (recovery deletes them without counting them as lost writes). */
+export const SPARE_PREFIX = 'spare-';
+
 /** An open file in tmp/ ready to take a message: new and empty, or a delivered message's (size octets). */
 export interface Spare {
   fd: number;
@@ -233,7 +236,7 @@ export class SpareFiles {
 
   /** A new name in the folder, for a file given back. */
   newName(): string {
-    return `${this.dir}/spare-${process.pid}-${++this.serial}`;
+    return `${this.dir}/${SPARE_PREFIX}${process.pid}-${++this.serial}`;
   }
 
   /**

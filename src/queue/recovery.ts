@@ -16,7 +16,7 @@
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import type { Logger } from '../core/logger.ts';
 import { QUEUE_STATES, QUEUE_FILE_EXT, LEGACY_ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
-import { unlinkIfExists, type DirectorySyncer } from './durable.ts';
+import { SPARE_PREFIX, unlinkIfExists, type DirectorySyncer } from './durable.ts';
 import { parseRecord, type QueueRecord } from './record.ts';
 import { crc32OfPrefix, readQueueFile, rewriteQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
@@ -36,7 +36,8 @@ const ext = (name: string, suffix: string) => (name.endsWith(suffix) ? name.slic
 export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, movedStragglers: 0, toBadmail: 0, converted: 0 };
   for (const name of await readdir(paths.folder('tmp'))) {
-    if (await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) report.droppedPartial++;
+    // spares (made ahead, or delivered files kept for reuse) are no lost message
+    if ((await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) && !name.startsWith(SPARE_PREFIX)) report.droppedPartial++;
   }
 
   const files = new Map<string, QueueFolder[]>();

@@ -402,3 +402,18 @@ test('a kept-open file replaced by another process is not reused: the next messa
     assert.equal(got.message, `Subject: next ${i}\r\n\r\nbody\r\n`);
   }
 });
+
+test('recovery deletes spare files left by a crash without counting them as half-received messages', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const { recoverSpool } = await import('../../src/queue/recovery.ts');
+  const { spoolPaths, SPOOL_FOLDERS } = await import('../../src/queue/paths.ts');
+  const { DirectorySyncer } = await import('../../src/queue/durable.ts');
+  const paths = spoolPaths(root);
+  for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true });
+  await writeFile(path.join(root, 'tmp', 'spare-999-1'), '');
+  await writeFile(path.join(root, 'tmp', 'spare-999-2'), 'a delivered message kept for reuse');
+  await writeFile(path.join(root, 'tmp', 'half.eml'), 'Subject: half\r\n');
+  const report = await recoverSpool(paths, new DirectorySyncer(), silentLogger());
+  assert.equal(report.droppedPartial, 1);
+  assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
+});
