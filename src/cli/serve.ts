@@ -190,9 +190,10 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 /** Runs until a signal: SIGTERM/SIGINT stop gracefully, SIGHUP reloads. */
-export async function serve(configFile: string | undefined): Promise<void> {
+export async function serve(configFile: string | undefined, opts: { triedConfigs?: string[] } = {}): Promise<void> {
   const config = loadConfig(configFile);
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
+  if (opts.triedConfigs) logger.warn({ tried: opts.triedConfigs, mailroot: config.mailrootPath }, 'no config file found: running on the embedded defaults, spool in the current folder');
   const relay = await startRelay(config, { logger });
   (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
   let stopping = false;

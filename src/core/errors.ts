@@ -7,6 +7,7 @@
 export const ERROR_CODES = {
   SH_CONFIG_INVALID: 'The configuration file has an error',
   SH_CONFIG_READ: 'The configuration file could not be read',
+  SH_CONFIG_NOT_FOUND: 'No configuration file was found',
   SH_SECRET_MISSING: 'A secret named in the configuration could not be read',
   SH_SPOOL_WRITE: 'The message could not be written durably to the spool',
   SH_SPOOL_CORRUPT: 'A spool file could not be read',
@@ -71,7 +72,7 @@ export class SmarthostError extends Error {
 /** CLI exit codes: 0 ok, 1 problems found / operation failed, 2 usage or config error, 3 could not check. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof SmarthostError) {
-    if (err.code === 'SH_CONFIG_INVALID' || err.code === 'SH_CONFIG_READ' || err.code === 'SH_USAGE' || err.code === 'SH_SECRET_MISSING') return 2;
+    if (err.code === 'SH_CONFIG_INVALID' || err.code === 'SH_CONFIG_READ' || err.code === 'SH_CONFIG_NOT_FOUND' || err.code === 'SH_USAGE' || err.code === 'SH_SECRET_MISSING') return 2;
     if (err.code === 'SH_DNS') return 3;
     return 1;
   }

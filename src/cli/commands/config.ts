@@ -5,11 +5,12 @@ export function register(program: Command): void {
   const config = program.command('config').description('check or show a configuration file');
   config
     .command('check')
-    .argument('[file]', 'YAML config file', 'smarthost.yaml')
+    .argument('[file]', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)')
     .description('validate a config file; errors name the file, line and what is expected')
-    .action(async (file: string) => {
+    .action(async (file?: string) => {
       const { loadConfig } = await import('../../config/load.ts');
-      const cfg = loadConfig(file);
+      const { requireConfig } = await import('../../config/locate.ts');
+      const cfg = loadConfig(requireConfig(file));
       process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
     });
   config
@@ -21,10 +22,15 @@ export function register(program: Command): void {
     });
   config
     .command('show')
-    .argument('[file]', 'YAML config file (omit for the embedded defaults)')
+    .argument('[file]', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml; none: the embedded defaults)')
     .description('print the effective configuration with every default filled in (secrets masked)')
     .action(async (file?: string) => {
       const { loadConfig } = await import('../../config/load.ts');
+      const { findConfig } = await import('../../config/locate.ts');
+      const found = findConfig(file);
+      // Which file is shown matters as much as its content: say it, on stderr (stdout stays YAML).
+      process.stderr.write(found.file ? `# ${found.file}\n` : `# no config file found (looked for ${found.tried.slice(1).join(', ')}): the embedded defaults\n`);
+      file = found.file;
       const { maskSecrets } = await import('../../config/mask.ts');
       const YAML = await import('yaml');
       process.stdout.write(YAML.stringify(maskSecrets(loadConfig(file))));

@@ -273,7 +273,7 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('check a configuration against the world: SPF for the sending path, TLS certificate, upstream reachability and auth, clock')
-    .option('--config <file>', 'YAML config file (default ./smarthost.yaml when present)')
+    .option('--config <file>', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)')
     .option('--public-ip <ip>', 'the relay\'s public address, for connector/direct delivery SPF checks')
     .option('--resolver <host[:port]>', 'DNS server to ask (repeatable); default: the system\'s', (v: string, prev: string[] = []) => [...prev, v])
     .option('--timeout <ms>', 'timeout for each DNS query, connection and HTTP request', (v: string) => Number(v), 10_000)
@@ -287,8 +287,8 @@ export function register(program: Command): void {
       if (o.publicIp && !net.isIP(o.publicIp)) throw new SmarthostError('SH_USAGE', `--public-ip "${o.publicIp}" is not an IP address`);
       const { loadConfig } = await import('../../config/load.ts');
       const { createDnsClient, parseServer } = await import('../../diagnostics/dns/client.ts');
-      const file = o.config ?? (existsSync('smarthost.yaml') ? 'smarthost.yaml' : undefined);
-      const config = loadConfig(file);
+      const { requireConfig } = await import('../../config/locate.ts');
+      const config = loadConfig(requireConfig(o.config));
       let servers;
       try {
         servers = o.resolver?.map(parseServer);

@@ -9,12 +9,13 @@
  */
 import type { Command } from 'commander';
 
-interface UpstreamOptions { config: string; upstream?: string }
+interface UpstreamOptions { config?: string; upstream?: string }
 
 async function pickUpstream(opts: UpstreamOptions) {
   const { loadConfig } = await import('../../config/load.ts');
   const { SmarthostError } = await import('../../core/errors.ts');
-  const cfg = loadConfig(opts.config);
+  const { requireConfig } = await import('../../config/locate.ts');
+  const cfg = loadConfig(requireConfig(opts.config));
   const upstream = opts.upstream ? cfg.upstreams.find((u) => u.name === opts.upstream) : cfg.upstreams.find((u) => u.oauth);
   if (!upstream) {
     const names = cfg.upstreams.map((u) => u.name).join(', ') || '(none)';
@@ -31,7 +32,7 @@ export function register(program: Command): void {
   m365
     .command('login')
     .description('sign in once with a device code for an upstream with oauth mode delegated; stores the refresh token owner-only')
-    .option('-c, --config <file>', 'YAML config file', 'smarthost.yaml')
+    .option('-c, --config <file>', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)')
     .option('-u, --upstream <name>', 'upstream to sign in for (default: the first with oauth)')
     .action(async (opts: UpstreamOptions) => {
       const { cfg, upstream, configDir } = await pickUpstream(opts);
@@ -43,7 +44,7 @@ export function register(program: Command): void {
   m365
     .command('token')
     .description('get a token for an upstream as the relay would, and show what it grants (never the token)')
-    .option('-c, --config <file>', 'YAML config file', 'smarthost.yaml')
+    .option('-c, --config <file>', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)')
     .option('-u, --upstream <name>', 'upstream to test (default: the first with oauth)')
     .action(async (opts: UpstreamOptions) => {
       const { cfg, upstream, configDir } = await pickUpstream(opts);

@@ -6,7 +6,7 @@
  * `serve`. Exit code 1 when the queue id is unknown.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 
 interface QueueOptions {
   config?: string;
@@ -18,8 +18,13 @@ async function open(opts: QueueOptions) {
   const { openSpool } = await import('../../queue/spool.ts');
   const { systemClock } = await import('../../core/clock.ts');
   const { createLogger } = await import('../../core/logger.ts');
-  const file = opts.config ?? (existsSync('smarthost.yaml') ? 'smarthost.yaml' : undefined);
-  const config = loadConfig(file);
+  const { findConfig, noConfigError } = await import('../../config/locate.ts');
+  const found = findConfig(opts.config);
+  // Without a config file the only spool that can be meant is ./mailroot left by `serve` run on
+  // the embedded defaults in this folder; never create one here.
+  if (!found.file && !(existsSync('mailroot') && statSync('mailroot').isDirectory())) throw noConfigError(found);
+  if (!found.file) process.stderr.write(`smarthost: no config file found (looked for ${found.tried.slice(1).join(', ')}); using the embedded defaults and the spool in ./mailroot\n`);
+  const config = loadConfig(found.file);
   return openSpool(config, { clock: systemClock, logger: createLogger({ level: 'warn', destination: process.stderr }), recover: false });
 }
 
@@ -41,7 +46,7 @@ function table(rows: string[][]): string {
 
 export function register(program: Command): void {
   const queue = program.command('queue').description('look at and act on the queued messages (spool folders)');
-  const withCommon = (c: Command) => c.option('-c, --config <file>', 'YAML config file (default: ./smarthost.yaml when it exists, else the embedded defaults)').option('--json', 'machine-readable output');
+  const withCommon = (c: Command) => c.option('-c, --config <file>', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)').option('--json', 'machine-readable output');
 
   withCommon(queue.command('list').description('list queued messages: id, state, age, size, sender, recipients, next attempt, last error'))
     .option('--state <state>', 'only incoming, active, deferred or hold')

@@ -7,7 +7,6 @@
  * Exit code 0 when every recipient was accepted, 1 otherwise.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 
 interface SendOptions {
   from: string;
@@ -45,7 +44,11 @@ async function viaRelay(opts: SendOptions): Promise<boolean> {
   let target: { host: string; port: number; implicit: boolean };
   if (opts.server) target = { ...parseServer(opts.server), implicit: false };
   else {
-    const cfg = loadConfig(opts.config ?? (existsSync('smarthost.yaml') ? 'smarthost.yaml' : undefined));
+    const { findConfig } = await import('../../config/locate.ts');
+    const found = findConfig(opts.config);
+    // No config: the relay can only be one on the embedded defaults; sending touches no spool.
+    if (!found.file) process.stderr.write(`smarthost: no config file found (looked for ${found.tried.slice(1).join(', ')}); sending to the embedded defaults' listener\n`);
+    const cfg = loadConfig(found.file);
     const l = cfg.listen[0];
     target = { host: l.address === '0.0.0.0' || l.address === '::' ? '127.0.0.1' : l.address, port: l.port, implicit: l.tls === 'implicit' };
   }
@@ -81,7 +84,8 @@ async function viaRelay(opts: SendOptions): Promise<boolean> {
 async function viaUpstream(opts: SendOptions): Promise<boolean> {
   const { loadConfig } = await import('../../config/load.ts');
   const { createLogger } = await import('../../core/logger.ts');
-  const cfg = loadConfig(opts.config ?? (existsSync('smarthost.yaml') ? 'smarthost.yaml' : undefined));
+  const { requireConfig } = await import('../../config/locate.ts');
+  const cfg = loadConfig(requireConfig(opts.config));
   const upstream = cfg.upstreams.find((u) => u.name === opts.upstream);
   if (!upstream) {
     const { SmarthostError } = await import('../../core/errors.ts');
@@ -135,7 +139,7 @@ export function register(program: Command): void {
     .option('--user <name>', 'authenticate to the relay as this user (with --server)')
     .option('--password <password>', 'password for --user')
     .option('--verify-certificate', 'verify the relay\'s TLS certificate (off by default: it is often self-signed)')
-    .option('-c, --config <file>', 'YAML config file (default: ./smarthost.yaml when it exists, else the embedded defaults)')
+    .option('-c, --config <file>', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)')
     .option('--trace', 'print the whole SMTP dialogue (passwords masked)')
     .action(async (opts: SendOptions) => {
       if (opts.server && opts.upstream) {
