@@ -1,7 +1,14 @@
 /**
- * Logging: one structured line per SMTP session and per delivery attempt (pino JSON), shown as
- * readable text when stdout is a terminal. Secrets are redacted by key wherever they appear.
+ * Logging: one structured line per SMTP session and per delivery attempt. Formats:
+ *   pretty  coloured, for a terminal (the default there);
+ *   text    one plain line per event, `2026-12-07T18:10:19.123Z INFO message {"fields":…}`, the
+ *           default when stdout is not a terminal (a service manager's log, a file); under systemd's
+ *           journal each line starts with its syslog priority (`<6>`), which journald turns into
+ *           the entry's priority (`journalctl -p warning` works);
+ *   json    pino's JSON lines, for log shippers.
+ * Secrets are redacted by key wherever they appear.
  */
+import { fstatSync } from 'node:fs';
 import pino from 'pino';
 
 export type Logger = pino.Logger;
@@ -15,8 +22,8 @@ export const REDACT_PATHS = [
 
 export interface LoggerOptions {
   level?: string;
-  /** 'pretty' for people, 'json' for machines; 'auto' picks pretty on a terminal. */
-  format?: 'auto' | 'pretty' | 'json';
+  /** 'pretty' and 'text' for people, 'json' for machines; 'auto' picks pretty on a terminal, text otherwise. */
+  format?: 'auto' | 'pretty' | 'text' | 'json';
   /** Write here instead of stdout (tests). */
   destination?: NodeJS.WritableStream;
 }
@@ -29,7 +36,45 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   if (pretty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname', singleLine: true } } });
   }
-  return opts.destination ? pino(base, opts.destination) : pino(base);
+  const out = opts.destination ?? pino.destination({ dest: 1, sync: true });
+  if (format === 'json') return pino(base, out);
+  const journal = !opts.destination && stdoutIsJournal();
+  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, { write: (line: string) => out.write(textLine(line, journal)) });
+}
+
+/** RFC 5424 severities for pino's levels, as journald reads them from a `<N>` line prefix (sd-daemon(3)). */
+const SYSLOG_PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+
+/** One pino JSON line as `TIME LEVEL message {other fields}`, still one line (newlines in the message become spaces). */
+export function textLine(json: string, journal = false): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.endsWith('\n') ? json : `${json}\n`;
+  }
+  const { level, time, msg, ...rest } = rec;
+  const n = typeof level === 'number' ? level : 30;
+  const name = (pino.levels.labels[n] ?? String(level)).toUpperCase();
+  const text = String(msg ?? '').replace(/\s*[\r\n]+\s*/g, ' ');
+  const fields = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
+  return `${journal ? `<${SYSLOG_PRIORITY[n] ?? 6}>` : ''}${String(time ?? new Date().toISOString())} ${name.padEnd(5)} ${text}${fields}\n`;
+}
+
+/**
+ * True when stdout is connected to systemd's journal: systemd sets JOURNAL_STREAM to the
+ * "device:inode" of that stream, and it only counts while stdout is still that stream
+ * (systemd.exec(5), "$JOURNAL_STREAM").
+ */
+export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env, fd = 1): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]) && st.ino === BigInt(m[2]);
+  } catch {
+    return false;
+  }
 }
 
 /** A logger that drops everything (tests, library use). */

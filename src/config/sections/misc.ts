@@ -11,7 +11,7 @@ export const pickupSchema = z.strictObject({
 
 export const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('least severe level written'),
-  format: z.enum(['auto', 'pretty', 'json']).default('auto').describe('pretty on a terminal, JSON otherwise'),
+  format: z.enum(['auto', 'pretty', 'text', 'json']).default('auto').describe('auto: pretty on a terminal, else text (one line per event: ISO time, level, message; journald priorities under systemd); json for log shippers'),
 });
 
 export const webSchema = z.strictObject({
