@@ -1,9 +1,16 @@
 #!/usr/bin/env node
-// The smarthost CLI. Sources are TypeScript run directly by Node.js >= 22.18 (type stripping);
-// `npm install` brings Node.js 24 into node_modules/.bin, which npm scripts and npx put first on PATH.
+// The smarthost CLI. In the checkout it runs the TypeScript in src/ directly (Node.js type
+// stripping; `npm start`, `npm test` and `npx smarthost` use the Node.js 24 that `npm install` put in
+// node_modules/.bin). The npm package ships no src/ but dist/, the same code compiled by
+// `npm run build`, because Node.js does not strip types under node_modules.
+import { existsSync } from 'node:fs';
+
+const checkout = existsSync(new URL('../src/cli/main.ts', import.meta.url));
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {
-  console.error(`smarthost needs Node.js 22.18 or newer (this is ${process.version}). Run it with "npx smarthost" or "npm start" inside the project, which use the Node.js 24 that npm installed.`);
+  console.error(checkout
+    ? `smarthost needs Node.js 22.18 or newer (this is ${process.version}). Inside the project, "npm start" and "npx smarthost" use the Node.js 24 that "npm install" put in node_modules/.bin.`
+    : `smarthost needs Node.js 22.18 or newer (this is ${process.version} at ${process.execPath}). Install a current Node.js LTS (https://nodejs.org/) and run smarthost again; docs/install.md has the details.`);
   process.exit(2);
 }
 // `serve` is a long-running process: V8's default young generation lets the heap of a busy relay
@@ -22,4 +29,4 @@ const tuned = process.env.SMARTHOST_NODE_TUNED || /--max-semi-space-size/.test(`
 if (process.argv[2] === 'serve' && !tuned && typeof process.execve === 'function') {
   process.execve(process.execPath, [process.execPath, '--max-semi-space-size=8', '--initial-old-space-size=64', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, SMARTHOST_NODE_TUNED: '1' });
 }
-await import('../src/cli/main.ts');
+await import(checkout ? '../src/cli/main.ts' : '../dist/cli/main.js');

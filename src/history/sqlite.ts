@@ -25,8 +25,9 @@ export function openSqliteBackend(file: string): HistoryBackend {
   let opened = false;
   const calls = new WorkerCalls();
 
+  // The checkout runs this file as .ts; the npm package runs it compiled to .js (dist/).
   function start(): Worker {
-    const w = new Worker(new URL('./sqlite-worker.ts', import.meta.url), { workerData: { file } });
+    const w = new Worker(new URL(`./sqlite-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: { file } });
     w.on('message', (reply: unknown) => calls.settle(w, reply));
     const gone = (reason: string) => {
       if (worker === w) worker = undefined;

@@ -59,8 +59,9 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
     }
   }
 
+  // The checkout runs this file as .ts; the npm package runs it compiled to .js (dist/).
   function start(): Promise<Worker> {
-    const w = new Worker(new URL('./smtp-thread-worker.ts', import.meta.url), { workerData: setup });
+    const w = new Worker(new URL(`./smtp-thread-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: setup });
     worker = w;
     return new Promise<Worker>((resolve, reject) => {
       w.on('message', (message: ThreadReply) => {
