@@ -15,6 +15,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v nsd >/dev/null || need+=(nsd)
 command -v openssl >/dev/null || need+=(openssl)
+command -v ip >/dev/null || need+=(iproute2)
 [ -d /usr/share/doc/python3-spf ] || need+=(python3-spf)
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
 if [ ${#need[@]} -gt 0 ]; then

@@ -99,3 +99,32 @@ test('queue list uses ./mailroot left by a serve on the embedded defaults in thi
   assert.match(r.stderr, /using the embedded defaults and the spool in \.\/mailroot/);
   assert.match(r.stdout, /The queue is empty/);
 });
+
+test('serve with no config anywhere runs on the embedded defaults and logs where it looked and where its spool is', async (t) => {
+  if (existsSync('/etc/smarthost/smarthost.yaml')) return t.skip('this machine has /etc/smarthost/smarthost.yaml');
+  // The defaults listen on 127.0.0.1:2525 and :8025: a network namespace of its own keeps them free
+  // of any other relay on this machine (root only).
+  if (process.getuid?.() !== 0) return t.skip('needs root for a network namespace');
+  const dir = mkdtempSync(path.join(tmpdir(), 'sh-lookup-'));
+  const base = { ...process.env };
+  delete base.SMARTHOST_CONFIG;
+  delete base.SMARTHOST_LOG_FORMAT;
+  const child = spawn('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, CLI, 'serve'], { cwd: dir, env: base, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr.on('data', (d) => { out += d; });
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/smarthost is running/.test(out)) child.kill('SIGTERM');
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  assert.match(out, /smarthost is running/, out);
+  assert.equal(code, 0, out);
+  const warn = out.split('\n').find((l) => l.includes('no config file found'));
+  assert.ok(warn, out);
+  assert.match(warn, / WARN  no config file found: running on the embedded defaults/);
+  assert.ok(warn.includes('/etc/smarthost/smarthost.yaml') && warn.includes(path.join(dir, 'smarthost.yaml')) && warn.includes(`"mailroot":"${path.join(dir, 'mailroot')}"`), warn);
+  assert.ok(existsSync(path.join(dir, 'mailroot')), 'the spool is in the folder serve was started from');
+});
