@@ -116,9 +116,27 @@ function fail(ctx: Ctx, p: MetabaseProperty, why: string): never {
   throw new SmarthostError('SH_CONFIG_INVALID', `${p.name} of ${where}: ${why}`, { file: ctx.file, line: p.line });
 }
 
-/** A DWORD as IIS writes it: decimal (possibly negative in WMI exports) or 0x-hex. */
-function dword(ctx: Ctx, p: MetabaseProperty): number {
+/**
+ * Flag names MetaBase.xml writes instead of numbers for properties whose schema defines flags,
+ * e.g. AuthFlags="AuthAnonymous | AuthBasic" (AuthFlags and AccessSSLFlags metabase properties).
+ */
+const FLAG_NAMES: Record<string, number> = {
+  authanonymous: 1, authbasic: 2, authntlm: 4, authmd5: 16, authpassport: 64,
+  accessssl: 8, accessssl128: 256, accesssslnegotiatecert: 32, accesssslrequirecert: 64, accesssslmapcert: 128,
+};
+
+/** A DWORD as IIS writes it: decimal (negative in WMI exports), 0x-hex, or "Flag | Flag" names. */
+function dword(ctx: Ctx, p: MetabaseProperty, flags = false): number {
   const t = p.value.trim();
+  if (flags && /^[A-Za-z][\w\s|]*$/.test(t)) {
+    let n = 0;
+    for (const name of t.split('|').map((x) => x.trim()).filter(Boolean)) {
+      const v = FLAG_NAMES[name.toLowerCase()];
+      if (v === undefined) fail(ctx, p, `"${name}" is not a flag import-iis knows (expected a number or names such as AuthAnonymous | AuthBasic)`);
+      n |= v;
+    }
+    return n;
+  }
   const n = /^0x[0-9a-f]+$/i.test(t) ? Number.parseInt(t, 16) : /^-?\d+$/.test(t) ? Number(t) : Number.NaN;
   if (!Number.isFinite(n)) fail(ctx, p, `expected a number, got "${show(p.value)}"`);
   return n;
@@ -264,7 +282,7 @@ function mapAccess(ctx: Ctx): void {
 function mapAuth(ctx: Ctx): void {
   const p = prop(ctx, 'AuthFlags');
   // MD_AUTH_ANONYMOUS 1, MD_AUTH_BASIC 2, MD_AUTH_NT 4 (AuthFlags metabase property).
-  const flags = p ? dword(ctx, p) : 1;
+  const flags = p ? dword(ctx, p, true) : 1;
   const anonymous = (flags & 1) !== 0;
   const basic = (flags & 2) !== 0;
   const ntlm = (flags & 4) !== 0;
@@ -273,9 +291,9 @@ function mapAuth(ctx: Ctx): void {
   if (!anonymous) set(ctx, ['auth', 'required'], true, 'IIS: Anonymous access not allowed');
   const words = [anonymous && 'anonymous', basic && 'Basic', ntlm && 'Integrated Windows (NTLM)'].filter(Boolean).join(' + ') || 'nothing';
   if (basic) {
-    report(ctx, p ?? 'AuthFlags', 'admin', `${words}: IIS checked Windows accounts, which cannot be carried over. Create the SMTP users in users.yaml (smarthost users add users.yaml NAME); smarthost offers AUTH only after STARTTLS unless auth.allowInsecure`, 'auth', String(flags));
+    report(ctx, p ?? 'AuthFlags', 'admin', `${words}: IIS checked Windows accounts, which cannot be carried over. Create the SMTP users in users.yaml (smarthost users add users.yaml NAME); smarthost offers AUTH only after STARTTLS unless auth.allowInsecure`, 'auth', p ? undefined : '(not set: anonymous)');
   } else {
-    report(ctx, p ?? 'AuthFlags', ntlm ? 'admin' : 'mapped', ntlm ? `${words}: smarthost has no Integrated Windows authentication; clients that used it must use Basic (AUTH PLAIN/LOGIN) with users in auth.usersFile` : `${words}: no AUTH offered, as in IIS`, 'auth', String(flags));
+    report(ctx, p ?? 'AuthFlags', ntlm ? 'admin' : 'mapped', ntlm ? `${words}: smarthost has no Integrated Windows authentication; clients that used it must use Basic (AUTH PLAIN/LOGIN) with users in auth.usersFile` : `${words}: no AUTH offered, as in IIS`, 'auth', p ? undefined : '(not set: anonymous)');
   }
 }
 
@@ -474,7 +492,7 @@ function mapFolders(ctx: Ctx): void {
   if (dd) report(ctx, dd, 'no-equivalent', 'IIS\'s local domain (mail to it went to the Drop folder); smarthost delivers nothing locally: mail to it is relayed like any other (access.localDomains lets any client send to a domain without relay rights)');
   const ssl = prop(ctx, 'AccessSSLFlags');
   if (ssl) {
-    const v = dword(ctx, ssl);
+    const v = dword(ctx, ssl, true);
     // MD_ACCESS_SSL 0x8: "Require secure channel (TLS)" (AccessSSLFlags metabase property).
     if (v & 0x8) report(ctx, ssl, 'admin', 'IIS required TLS from clients: set requireTls: true on the listeners and tls.cert / tls.key (IIS\'s certificate exported as PEM); smarthost otherwise uses a self-signed certificate', 'listen[].requireTls');
     else report(ctx, ssl, 'not-needed', 'TLS not required from clients, as smarthost\'s default');

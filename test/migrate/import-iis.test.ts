@@ -176,7 +176,7 @@ test('two virtual servers: without --server a clear error lists them; --server p
   assert.deepEqual(two.config.auth, { enabled: true, usersFile: 'users.yaml' });
   assert.equal(two.config.limits.maxMessageSize, '10MB');
   assert.match(report, /^ADMIN +RelayIpList = \(empty\).*\n.*OPEN RELAY\. smarthost does not copy that/m);
-  assert.match(report, /^ADMIN +AuthFlags = 3/m);
+  assert.match(report, /^ADMIN +AuthFlags = AuthAnonymous \| AuthBasic .*\n.*anonymous \+ Basic: IIS checked Windows accounts/m);
 });
 
 test('damaged or odd files: errors name the file, the line and the property', async () => {
@@ -200,6 +200,8 @@ test('damaged or odd files: errors name the file, the line and the property', as
   assert.match(missing.stderr, /cannot read .*nope\.xml/);
   const badNumber = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { ServerBindings: ':25:', MaxRecipients: 'lots' })]);
   assert.throws(() => importIis(badNumber, 'x.xml'), (e: Error) => /^x\.xml:\d+: MaxRecipients of \/LM\/SmtpSvc\/1: expected a number, got "lots"$/.test(String(e)));
+  const badFlag = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { AuthFlags: 'AuthAnonymous | AuthKerberos' })]);
+  assert.throws(() => importIis(badFlag, 'x.xml'), /AuthFlags .*"AuthKerberos" is not a flag/);
   const badRetry = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { SmtpRemoteProgressiveRetry: '15,soon' })]);
   assert.throws(() => importIis(badRetry, 'x.xml'), /SmtpRemoteProgressiveRetry .*expected minutes separated by commas/);
   const badBinding = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { ServerBindings: '10.0.0.1:99999:' })]);
