@@ -189,6 +189,7 @@ function mapServer(ctx: Ctx): void {
   mapUpstream(ctx);
   mapDelivery(ctx);
   mapFolders(ctx);
+  mapDomains(ctx);
 
   for (const p of s.properties.values()) {
     if (ctx.handled.has(p.name.toLowerCase())) continue;
@@ -496,6 +497,16 @@ function mapFolders(ctx: Ctx): void {
     // MD_ACCESS_SSL 0x8: "Require secure channel (TLS)" (AccessSSLFlags metabase property).
     if (v & 0x8) report(ctx, ssl, 'admin', 'IIS required TLS from clients: set requireTls: true on the listeners and tls.cert / tls.key (IIS\'s certificate exported as PEM); smarthost otherwise uses a self-signed certificate', 'listen[].requireTls');
     else report(ctx, ssl, 'not-needed', 'TLS not required from clients, as smarthost\'s default');
+  }
+}
+
+function mapDomains(ctx: Ctx): void {
+  for (const d of ctx.server.domains) {
+    const ra = Number(d.routeAction ?? 0);
+    const p: MetabaseProperty = { name: `Domain ${d.name}`, value: d.routeAction ? `RouteAction ${d.routeAction}` : '', from: 'server', line: d.line };
+    // SMTP_SMARTHOST 0x2: this remote domain is forwarded to a smart host of its own.
+    if (Number.isFinite(ra) && (ra & 0x2)) report(ctx, p, 'admin', `remote domain ${d.name} is sent to its own smart host${d.smartHost ? ` (${d.smartHost})` : ''}; import-iis does not read domains: add an upstream and a sender rule, or check whether it is still needed`);
+    else report(ctx, p, 'no-equivalent', `IIS domain entry ${d.name} (local or remote domain settings); import-iis does not read domains: check it in IIS Manager → Domains if it did more than the default`);
   }
 }
 

@@ -26,6 +26,8 @@ export interface SmtpVirtualServer {
   line?: number;
   /** Effective properties (own + inherited), in file order, own first. */
   properties: Map<string, MetabaseProperty>;
+  /** IIsSmtpDomain entries under /LM/SmtpSvc/N/Domain/ (remote and local domains). */
+  domains: Array<{ name: string; routeAction?: string; smartHost?: string; line?: number }>;
 }
 
 type Node = Record<string, unknown> & { ':@'?: Record<string, string> };
@@ -73,8 +75,13 @@ export function readSmtpServers(text: string, file: string): SmtpVirtualServer[]
     };
     add(s.attrs, 'server', location);
     if (service) add(service.attrs, 'service', service.attrs.Location.trim());
+    const prefix = `${norm(location)}/domain/`;
+    const domains = elements
+      .filter((e) => e.tag.toLowerCase() === 'iissmtpdomain' && norm(e.attrs.Location).startsWith(prefix))
+      .map((e) => ({ name: e.attrs.Location.trim().slice(prefix.length), routeAction: e.attrs.RouteAction, smartHost: e.attrs.SmartHost ?? e.attrs.RouteActionString, line: lineOf(text, e.attrs.Location.trim()) }));
     return {
       id: m[1],
+      domains,
       location,
       name: s.attrs.ServerComment ?? '',
       bindings: (props.get('ServerBindings')?.value ?? '').trim().split(/\s+/).join(' '),

@@ -233,6 +233,15 @@ test('conservative mappings: no relay list, IIS\'s 0.0.0.0 stand-in, domain-name
   r = importIis(metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { ...base, SmartHost: 'h.example', SmartHostType: '2', RouteAction: '128', FrobnicateLevel: '3' })]), 'x.xml');
   assert.ok(r.items.some((i) => i.verdict === 'admin' && i.property === 'RouteAction' && /cannot do NTLM/.test(i.note)));
   assert.ok(r.items.some((i) => i.verdict === 'unknown' && i.property === 'FrobnicateLevel'));
+  // Domains (IIS Manager → Domains) are listed; one routed to a smart host of its own needs the admin.
+  r = importIis(metabase([
+    element('IIsSmtpServer', '/LM/SmtpSvc/1', { ...base, SmartHost: 'h.example', SmartHostType: '2' }),
+    element('IIsSmtpDomain', '/LM/SmtpSvc/1/Domain/relay.contoso.local', { RouteAction: '16' }),
+    element('IIsSmtpDomain', '/LM/SmtpSvc/1/Domain/partner.example', { RouteAction: '2', RouteActionString: 'mx.partner.example' }),
+    element('IIsSmtpDomain', '/LM/SmtpSvc/2/Domain/other.example', { RouteAction: '2' }),
+  ]), 'x.xml');
+  assert.deepEqual(r.items.filter((i) => i.property.startsWith('Domain ')).map((i) => `${i.verdict} ${i.property}`).sort(), ['admin Domain partner.example', 'no-equivalent Domain relay.contoso.local']);
+  r = importIis(metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { ...base, SmartHost: 'h.example', SmartHostType: '2', RouteAction: '128', FrobnicateLevel: '3' })]), 'x.xml');
   // Every property of the element appears in the report exactly once.
   const props = ['ServerBindings', 'SmartHost', 'SmartHostType', 'RouteAction', 'FrobnicateLevel'];
   for (const p of props) assert.equal(r.items.filter((i) => i.property === p).length, 1, p);
