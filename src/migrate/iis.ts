@@ -47,10 +47,11 @@ const UNLIMITED = new Set([0, 4294967295, 2000000000, -1]);
 const NOT_NEEDED: Array<[RegExp, string]> = [
   [/^ServerComment$/i, 'the virtual server\'s display name (shown at the top of this report)'],
   [/^(ServerAutoStart|ServerState|ServerSize|ServerListenBacklog|ServerListenTimeout|MaxEndpointConnections|KeyType|AdminACL|AdminACLBin|Win32Error|ClusterEnabled|ShutdownLatency)$/i, 'IIS service bookkeeping; smarthost runs as its own service'],
-  [/^(Log\w*|DoMasquerade)$/i, 'IIS logging; smarthost logs every session and delivery attempt (log:) and keeps the message history (history:)'],
+  [/^Log\w*$/i, 'IIS logging; smarthost logs every session and delivery attempt (log:) and keeps the message history (history:)'],
   [/^(EnableReverseDnsLookup|SmtpUseTcpDns|SmtpDnsServers?|NameResolutionType|SmtpAdvQueueDll|SmtpLocalDomains|SmtpInboundCommandSupportOptions|SmtpOutboundCommandSupportOptions|SmtpClearTextProvider|SmtpAuthTimeout|SmtpBdatTimeout|SmtpConnectTimeout|SmtpMailFromTimeout|SmtpRcptToTimeout|SmtpDataTimeout|SmtpHeloTimeout|SmtpTurnTimeout|SmtpRsetTimeout|SmtpSaslTimeout|SmtpIpRestrictionFlag|SmtpEventlogLevel|SmtpDomainValidationFlags|SmtpSSLRequireTrustedCA|SmtpSSLCertHostnameValidation|SmtpDSNOptions|SmtpDSNLanguageID|SmtpRemoteRetryThreshold|SmtpDisableRelay|SmtpRoutingTableType|SmtpDirectoryType|SmtpRouteAction\w*|SmtpServiceVersion|SmtpAllowExpnCommand|AllowVerify|AllowExpand|LimitRemoteConnections|ShouldDeliver|ShouldPickupMail|ShouldPipelineIn|ShouldPipelineOut|SendBadmailTo|AlwaysUseTls|EtrnDays|EtrnSubdomains|DisableSocketPooling|FlushMailFile|SaslLogonDomain|RoutingSources|RoutingDll|RouteActionString|PostmasterName|PostmasterEmail|UpdatedDefaultDomain|UpdatedFQDN|ConnectResponse|InboundCommandSupportOptions|OutboundCommandSupportOptions|EtrnInterval|LocalDelayExpireMinutes|LocalNDRExpireMinutes)$/i, 'an IIS SMTP internal or a protocol detail smarthost handles itself'],
   [/^(SmtpLocalDelayExpireMinutes|SmtpLocalNDRExpireMinutes|LocalRetryInterval|LocalRetryAttempts|SmtpLocalRetryMinutes|SmtpLocalRetryAttempts)$/i, 'local delivery (the Drop folder); smarthost relays only, it delivers nothing locally'],
   [/^(RemoteRetryInterval|RemoteRetryAttempts|SmtpRemoteRetryMinutes|SmtpRemoteRetryAttempts)$/i, 'documented as reserved for Exchange; the Delivery tab\'s retry intervals are SmtpRemoteProgressiveRetry'],
+  [/^DoMasquerade$/i, 'IIS\'s on/off switch for masquerading; smarthost masquerades when delivery.masqueradeDomain is set'],
   [/^RemoteSmtpSecurePort$/i, 'IIS\'s port for SSL connections to remote servers; smarthost takes the port from the upstream URL'],
   [/^(SecureBindings)$/i, 'no separate secure binding was set'],
 ];
@@ -218,7 +219,10 @@ function mapBindings(ctx: Ctx): void {
     if (!listen.some((l) => l.address === address && l.port === port)) listen.push({ address, port });
   }
   set(ctx, ['listen'], listen, 'IIS: General → IP address / Advanced (ServerBindings); smarthost also offers STARTTLS with a self-signed certificate (tls:)');
-  report(ctx, p, 'mapped', listen.map((l) => `${l.address}:${l.port}`).join(', ') + (listen.some((l) => l.port < 1024) ? ' (a port below 1024 needs root or CAP_NET_BIND_SERVICE on Linux)' : ''), 'listen');
+  const notes = [listen.map((l) => `${l.address}:${l.port}`).join(', ')];
+  if (listen.some((l) => l.address !== '0.0.0.0')) notes.push('the new machine must have this address (or change it to 0.0.0.0, and keep access lists)');
+  if (listen.some((l) => l.port < 1024)) notes.push('a port below 1024 needs root or CAP_NET_BIND_SERVICE on Linux');
+  report(ctx, p, 'mapped', notes.join('; '), 'listen');
 }
 
 function decodeList(ctx: Ctx, p: MetabaseProperty): IpSecList {

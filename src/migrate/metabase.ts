@@ -43,12 +43,21 @@ export function readSmtpServers(text: string, file: string): SmtpVirtualServer[]
   const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', preserveOrder: true, parseAttributeValue: false, trimValues: false, processEntities: true });
   const tree = parser.parse(text) as Node[];
   const elements: Array<{ tag: string; attrs: Record<string, string> }> = [];
-  const walk = (nodes: Node[]) => {
+  const walk = (nodes: Node[], parent?: Record<string, string>) => {
     for (const n of nodes) {
       const tag = Object.keys(n).find((k) => k !== ':@');
       if (!tag) continue;
-      if (n[':@']?.Location !== undefined) elements.push({ tag, attrs: n[':@'] });
-      if (Array.isArray(n[tag])) walk(n[tag] as Node[]);
+      const attrs = n[':@'];
+      let here = parent;
+      if (attrs?.Location !== undefined) {
+        here = { ...attrs };
+        elements.push({ tag, attrs: here });
+      } else if (parent && tag.toLowerCase() === 'custom' && attrs?.Name) {
+        // A property the schema does not name is written as <Custom Name=… Value=…> inside its
+        // location element; it counts like an attribute (the attribute wins when both exist).
+        parent[attrs.Name] ??= attrs.Value ?? '';
+      }
+      if (Array.isArray(n[tag])) walk(n[tag] as Node[], here);
     }
   };
   walk(tree);

@@ -233,6 +233,10 @@ test('conservative mappings: no relay list, IIS\'s 0.0.0.0 stand-in, domain-name
   r = importIis(metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { ...base, SmartHost: 'h.example', SmartHostType: '2', RouteAction: '128', FrobnicateLevel: '3' })]), 'x.xml');
   assert.ok(r.items.some((i) => i.verdict === 'admin' && i.property === 'RouteAction' && /cannot do NTLM/.test(i.note)));
   assert.ok(r.items.some((i) => i.verdict === 'unknown' && i.property === 'FrobnicateLevel'));
+  // A property written as <Custom Name=… Value=…> inside the element counts like an attribute.
+  const custom = element('IIsSmtpServer', '/LM/SmtpSvc/1', { ...base, SmartHost: 'h.example' })
+    .replace('\t>\n', `\t>\n<Custom Name="RelayIpList" ID="36970" Value="${hex(encodeIpSecList({ grant: [['10.9.8.7', ONE]] }))}" Type="BINARY" UserType="IIS_MD_UT_FILE" Attributes="INHERIT"/>\n`);
+  assert.deepEqual(YAML.parse(importIis(metabase([custom]), 'x.xml').yaml).access.relay, { mode: 'only', list: ['10.9.8.7'] });
   // Domains (IIS Manager → Domains) are listed; one routed to a smart host of its own needs the admin.
   r = importIis(metabase([
     element('IIsSmtpServer', '/LM/SmtpSvc/1', { ...base, SmartHost: 'h.example', SmartHostType: '2' }),
