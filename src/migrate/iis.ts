@@ -23,7 +23,8 @@ export interface ReportItem {
   property: string;
   /** The value as shown in the report (secrets and long binary values abbreviated). */
   value: string;
-  from: 'server' | 'service' | 'absent';
+  /** absent: the property is not set; derived: a finding drawn from several properties. */
+  from: 'server' | 'service' | 'absent' | 'derived';
   line?: number;
   verdict: Verdict;
   /** smarthost key it went to, for mapped (and some admin) items. */
@@ -104,7 +105,9 @@ function report(ctx: Ctx, p: MetabaseProperty | string, verdict: Verdict, note: 
   const mp = typeof p === 'string' ? undefined : p;
   const name = typeof p === 'string' ? p : p.name;
   ctx.handled.add(name.toLowerCase());
-  ctx.items.push({ property: name, value: shown ?? (mp ? show(mp.value) : '(not set)'), from: mp ? mp.from : 'absent', line: mp?.line, verdict, key, note });
+  // Findings such as "Outbound TLS" or "IPSecurity (domain names)" are not metabase properties.
+  const derived = !mp && name.includes(' ');
+  ctx.items.push({ property: name, value: shown ?? (mp ? show(mp.value) : '(not set)'), from: mp ? mp.from : derived ? 'derived' : 'absent', line: mp?.line, verdict, key, note });
 }
 
 function show(v: string): string {
@@ -398,7 +401,7 @@ function mapUpstream(ctx: Ctx): void {
     const env = `SMARTHOST_${name.toUpperCase()}_PASSWORD`;
     set(ctx, ['upstreams', 0, 'username'], username, 'IIS: Outbound Security → Basic authentication → User name');
     set(ctx, ['upstreams', 0, 'password'], { env }, 'the metabase keeps this password encrypted: set the variable (or use { file: /etc/smarthost/password })');
-    report(ctx, user!, cleartext ? 'mapped' : 'admin', cleartext ? 'the account used to log in to the smart host' : 'a user name is set but RouteAction does not select Basic authentication (0x100): written anyway; check Delivery → Outbound Security', 'upstreams[0].username');
+    report(ctx, user!, cleartext ? 'mapped' : 'admin', cleartext ? `the account used to log in to the smart host${o365 ? '. Microsoft 365 accepts only From addresses this mailbox may send as (otherwise Microsoft refuses with 5.7.60 or 5.2.252 SendAsDenied; the seed post met it as 550 5.7.1): list the others in upstreams[0].sendAs, or use sender rules (docs/microsoft-365.md)' : ''}` : 'a user name is set but RouteAction does not select Basic authentication (0x100): written anyway; check Delivery → Outbound Security', 'upstreams[0].username');
     report(ctx, pass ?? 'RoutePassword', 'admin', `the metabase does not give the password back (it is stored encrypted). Put it in the environment variable ${env} (or change password: to { file: PATH } naming a file that holds it)${o365 ? '. Microsoft is switching Basic auth for SMTP AUTH off; docs/microsoft-365.md shows the same upstream with OAuth2' : ''}`, 'upstreams[0].password', pass ? '(encrypted)' : '(not set)');
   } else {
     if (pass) report(ctx, pass, 'not-needed', 'no user name is set, so IIS did not log in', undefined, '(encrypted)');
@@ -554,7 +557,7 @@ export function formatReport(r: ImportResult, file: string): string {
   const s = r.server;
   const lines = [`import-iis: ${file}, SMTP virtual server ${s.id} ${s.name} (${s.location})`, ''];
   for (const i of r.items) {
-    const where = i.from === 'absent' ? 'not set' : i.from === 'service' ? `inherited from /LM/SmtpSvc${i.line ? `, line ${i.line}` : ''}` : `line ${i.line ?? '?'}`;
+    const where = i.from === 'absent' ? 'not set' : i.from === 'derived' ? 'from the properties above' : i.from === 'service' ? `inherited from /LM/SmtpSvc${i.line ? `, line ${i.line}` : ''}` : `line ${i.line ?? '?'}`;
     lines.push(`${LABEL[i.verdict].padEnd(14)} ${i.property} = ${i.value}  (${where})${i.key ? `  → ${i.key}` : ''}`);
     lines.push(`${' '.repeat(15)}${i.note}`);
   }
