@@ -86,3 +86,25 @@ test('damaged values are refused with the reason, never half-read', () => {
   assert.throws(() => parseHex('180'), /odd number/);
   assert.deepEqual(parseHex('18 00\n00 80'), Buffer.from([0x18, 0, 0, 0x80]));
 });
+
+test('a damaged value gives an IpSecError or well-formed entries, never a crash', () => {
+  const good = encodeIpSecList({ grant: [['192.168.1.50', '255.255.255.255'], ['10.0.0.0', '255.0.0.0']], grantNames: ['a.example'] });
+  let seed = 12345;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed; };
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    const b = Buffer.from(good);
+    const flips = 1 + (rnd() % 3);
+    for (let k = 0; k < flips; k++) b[rnd() % b.length] = rnd() % 256;
+    const cut = rnd() % 4 === 0 ? b.subarray(0, rnd() % b.length) : b;
+    try {
+      const r = decodeIpSecList(cut);
+      // What decodes must still be well-formed: dotted quads and valid prefixes.
+      for (const e of [...r.grant, ...r.deny]) assert.match(e.range, /^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/);
+    } catch (e) {
+      assert.ok(e instanceof IpSecError, `unexpected ${(e as Error).name}: ${(e as Error).message}`);
+      refused++;
+    }
+  }
+  assert.ok(refused > 0);
+});
