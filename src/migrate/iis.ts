@@ -369,6 +369,7 @@ function mapUpstream(ctx: Ctx): void {
     return;
   }
 
+  if (!/^[A-Za-z0-9.-]+$/.test(hostName) && !/^[0-9a-fA-F:.]+$/.test(hostName)) fail(ctx, host!, `"${show(host!.value)}" is not a host name or IP address`);
   const o365 = /(^|\.)(office365\.com|outlook\.com)$/i.test(hostName);
   const name = o365 ? 'office365' : 'smarthost';
   const portN = port ? dword(ctx, port) : 25;

@@ -202,6 +202,8 @@ test('damaged or odd files: errors name the file, the line and the property', as
   assert.throws(() => importIis(badNumber, 'x.xml'), (e: Error) => /^x\.xml:\d+: MaxRecipients of \/LM\/SmtpSvc\/1: expected a number, got "lots"$/.test(String(e)));
   const badFlag = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { AuthFlags: 'AuthAnonymous | AuthKerberos' })]);
   assert.throws(() => importIis(badFlag, 'x.xml'), /AuthFlags .*"AuthKerberos" is not a flag/);
+  const badHost = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { SmartHost: 'smtp.office365.com; backup.example', SmartHostType: '2' })]);
+  assert.throws(() => importIis(badHost, 'x.xml'), /SmartHost of \/LM\/SmtpSvc\/1: "smtp\.office365\.com; backup\.example" is not a host name/);
   const badRetry = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { SmtpRemoteProgressiveRetry: '15,soon' })]);
   assert.throws(() => importIis(badRetry, 'x.xml'), /SmtpRemoteProgressiveRetry .*expected minutes separated by commas/);
   const badBinding = metabase([element('IIsSmtpServer', '/LM/SmtpSvc/1', { ServerBindings: '10.0.0.1:99999:' })]);
