@@ -30,7 +30,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const web = (over: Partial<WebConfig> = {}): { web: WebConfig } => ({
+const web = (over: Partial<WebConfig> = {}): { web: Omit<WebConfig, 'health'> } => ({
   web: { enabled: true, address: '127.0.0.1', port: 0, adminUser: 'admin', secureCookies: false, adminPassword: hash, ...over },
 });
 
