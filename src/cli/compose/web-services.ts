@@ -43,7 +43,7 @@ export interface WebServiceDeps {
  * Writes what an accept writes — a file in tmp/, fsynced, renamed into incoming/ — under a name the
  * spool never lists (no .eml), then removes it. Permissions alone would not do: root writes anyway.
  */
-async function probeSpool(spool: Spool): Promise<void> {
+export async function probeSpool(spool: Pick<Spool, 'paths'>): Promise<void> {
   const name = `.health-probe-${process.pid}`;
   const tmp = path.join(spool.paths.folder('tmp'), name);
   const dest = path.join(spool.paths.folder('incoming'), name);
