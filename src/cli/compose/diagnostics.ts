@@ -58,7 +58,7 @@ export function buildDiagnostics(): NonNullable<WebServices['diagnostics']> {
       if (ip) {
         const { checkHost } = await import('../../diagnostics/spf/evaluate.ts');
         const { receivedSpfHeader } = await import('../../diagnostics/spf/received.ts');
-        const o = await checkHost({ ip, sender: `postmaster@${domain}`, helo: domain }, await dns());
+        const o = await checkHost({ ip, sender: `postmaster@${domain}`, helo: domain, receiver: 'smarthost' }, await dns());
         const lines = [`Meaning: ${SPF_MEANING[o.result] ?? o.result}`];
         if (o.mechanism) lines.push(`Decided by: ${o.mechanism}`);
         if (o.problem) lines.push(`Problem: ${o.problem}`);

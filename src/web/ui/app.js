@@ -230,7 +230,7 @@ pages.history = async (_arg, fresh, token) => {
       const hint = r.matched ? `${r.messages.length}${r.next ? '+' : ''} ${r.matched}` : `${r.messages.length}${r.next ? '+' : ''} most recent messages`;
       body.replaceChildren(h('p', { class: 'muted', id: 'history-hint', text: hint }), table([
         ['Received', (m) => fmtTime(m.receivedAt)], ['From', (m) => m.mailFrom || '<>'],
-        ['To', (m) => h('span', {}, m.recipients.map((a, i) => [i ? ', ' : '', a === m.matchedRecipient ? h('mark', { text: a }) : a]))], ['Subject', (m) => m.subject || ''],
+        ['To', (m) => h('span', {}, m.recipients.flatMap((a, i) => [i ? ', ' : '', a === m.matchedRecipient ? h('mark', { text: a }) : a]))], ['Subject', (m) => m.subject || ''],
         ['Client', (m) => m.client], ['Status', (m) => badge(m.status)], ['Why', (m) => h('span', { class: 'reason', text: m.reason || '' })]],
       r.messages, (m) => { location.hash = `message/${encodeURIComponent(m.id)}`; }),
       r.next ? h('button', { class: 'secondary', onclick: () => load(r.next) }, 'Older…') : '');
