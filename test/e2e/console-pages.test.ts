@@ -181,7 +181,7 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
     await page.waitForSelector('#history-body tbody tr:has-text("Scan waiting 0042")');
     assert.equal(await page.locator('#history-body tbody tr').count(), 1);
     assert.equal(await page.textContent('#history-body mark'), 'wait@fabrikam.example');
-    assert.match((await page.textContent('#history-hint')) ?? '', /1 messages with a recipient containing "wait@fabri"/);
+    assert.match((await page.textContent('#history-hint')) ?? '', /^1 message with a recipient containing "wait@fabri"$/);
     await shot('history');
     // A part no address has finds nothing (the search is not just "show everything").
     await page.fill('#h-recipient', 'nobody-here');

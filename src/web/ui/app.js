@@ -212,6 +212,7 @@ pages.queued = async (id, _fresh, token) => {
 };
 
 // ---- history ---------------------------------------------------------------------------------
+const HISTORY_LABELS = { recipient: 'Recipient (or part)', sender: 'Sender (or part)', subject: 'Subject (part)', client: 'Client IP', status: 'Status', from: 'Received after', to: 'Received before' };
 pages.history = async (_arg, fresh, token) => {
   const fields = ['recipient', 'sender', 'subject', 'client', 'status', 'from', 'to'];
   const prev = {};
@@ -227,11 +228,12 @@ pages.history = async (_arg, fresh, token) => {
       for (const f of fields) if (inputs[f].value) params.set(f, inputs[f].value);
       if (cursor) params.set('cursor', cursor);
       const r = await api('GET', `/api/history?${params}`);
-      const hint = r.matched ? `${r.messages.length}${r.next ? '+' : ''} ${r.matched}` : `${r.messages.length}${r.next ? '+' : ''} most recent messages`;
+      const n = `${r.messages.length}${r.next ? '+' : ''} message${r.messages.length === 1 && !r.next ? '' : 's'}`;
+      const hint = r.matched ? `${n} ${r.matched.replace(/^messages /, '')}` : `${n}, newest first`;
       body.replaceChildren(h('p', { class: 'muted', id: 'history-hint', text: hint }), table([
         ['Received', (m) => fmtTime(m.receivedAt)], ['From', (m) => m.mailFrom || '<>'],
         ['To', (m) => h('span', {}, m.recipients.flatMap((a, i) => [i ? ', ' : '', a === m.matchedRecipient ? h('mark', { text: a }) : a]))], ['Subject', (m) => m.subject || ''],
-        ['Client', (m) => m.client], ['Status', (m) => badge(m.status)], ['Why', (m) => h('span', { class: 'reason', text: m.reason || '' })]],
+        ['Client', (m) => m.client || m.source], ['Status', (m) => badge(m.status)], ['Why', (m) => h('span', { class: 'reason', text: m.reason || '' })]],
       r.messages, (m) => { location.hash = `message/${encodeURIComponent(m.id)}`; }),
       r.next ? h('button', { class: 'secondary', onclick: () => load(r.next) }, 'Older…') : '');
     } catch (e) { body.replaceChildren(errorBox(e)); }
@@ -239,7 +241,7 @@ pages.history = async (_arg, fresh, token) => {
   setPage(token, h('h1', { text: 'History: where did my scan go?' }),
     h('p', { class: 'muted', text: 'Type part of an address or subject: "scan", "@contoso.com", "sales@". A whole address is matched exactly.' }),
     h('form', { class: 'filters', id: 'history-form', onsubmit: (e) => { e.preventDefault(); load(); } },
-      fields.map((f) => h('label', {}, f, inputs[f])), h('button', { type: 'submit', id: 'history-search' }, 'Search')),
+      fields.map((f) => h('label', {}, HISTORY_LABELS[f], inputs[f])), h('button', { type: 'submit', id: 'history-search' }, 'Search')),
     body);
   await load();
 };
@@ -321,29 +323,29 @@ pages.diagnostics = async (_arg, fresh, token) => {
       try { out.replaceChildren(diagnosticView((await api('POST', url, body)).result)); } catch (e) { out.replaceChildren(errorBox(e)); }
     };
     const val = (id) => $(id).value.trim();
-    const tool = (id, title, help, fields, button, onrun) => h('form', { class: 'tool', id, onsubmit: (e) => { e.preventDefault(); onrun(); } },
+    const tool = (id, title, help, fields, button, onrun) => h('form', { class: 'tool', id, onsubmit: (e) => { e.preventDefault(); e.target.after(out); onrun(); } }, // the answer appears under the tool that asked
       h('h2', { text: title }), h('p', { class: 'muted', text: help }), h('div', { class: 'inline' }, fields, h('button', { type: 'submit' }, button)));
     const input = (label, id, attrs = {}) => h('label', {}, label, h('input', { id, ...attrs }));
     const tools = [];
-    if (avail.spf) tools.push(tool('tool-spf', 'SPF check', 'May this address send for the domain? Leave the address empty to lint the record instead (as `smarthost spf check` / `spf lint`).',
+    if (avail.spf) tools.push(tool('tool-spf', 'SPF check', 'May this address send for the domain? Leave the address empty to lint the record instead (CLI: smarthost spf check / spf lint).',
       [input('Domain', 'spf-domain', { required: true, placeholder: 'contoso.com' }), input('Sending IP (optional)', 'spf-ip', { placeholder: '203.0.113.7' })], 'Check SPF',
       () => run('Checking SPF', '/api/diagnostics/spf', { domain: val('spf-domain'), ip: val('spf-ip') || undefined })));
-    if (avail.spfExplain) tools.push(tool('tool-spf-explain', 'SPF explained', 'Each term of the record in words, the includes resolved and the DNS lookups counted (`smarthost spf explain`).',
+    if (avail.spfExplain) tools.push(tool('tool-spf-explain', 'SPF explained', 'Each term of the record in words, the includes resolved and the DNS lookups counted (CLI: smarthost spf explain).',
       [input('Domain', 'spfx-domain', { required: true, placeholder: 'contoso.com' })], 'Explain',
       () => run('Explaining SPF', '/api/diagnostics/spf-explain', { domain: val('spfx-domain') })));
-    if (avail.spfBuild) tools.push(tool('tool-spf-build', 'SPF record builder', 'Compose a record for your domain from the services that send for it (`smarthost spf build`).',
+    if (avail.spfBuild) tools.push(tool('tool-spf-build', 'SPF record builder', 'Compose a record for your domain from the services that send for it (CLI: smarthost spf build).',
       [input('Domain', 'spfb-domain', { required: true, placeholder: 'contoso.com' }), input('Includes', 'spfb-include', { placeholder: 'spf.protection.outlook.com' }),
         input('IP addresses', 'spfb-ip', { placeholder: '203.0.113.7' }), h('label', { class: 'check' }, h('input', { id: 'spfb-mx', type: 'checkbox' }), 'its MX servers send'),
         h('label', {}, 'Everyone else', h('select', { id: 'spfb-all' }, h('option', { value: '-all', text: '-all (reject)' }), h('option', { value: '~all', text: '~all (mark as suspicious)' })))], 'Build record',
       () => run('Building the record', '/api/diagnostics/spf-build', { domain: val('spfb-domain'), include: val('spfb-include'), ip: val('spfb-ip'), mx: $('spfb-mx').checked, all: $('spfb-all').value })));
-    if (avail.dns) tools.push(tool('tool-dns', 'Microsoft 365 DNS records', 'MX, SPF, autodiscover, DKIM and the rest: found vs expected, and the fix (`smarthost dns m365`).',
+    if (avail.dns) tools.push(tool('tool-dns', 'Microsoft 365 DNS records', 'MX, SPF, autodiscover, DKIM and the rest: found vs expected, and the fix (CLI: smarthost dns m365).',
       [input('Domain', 'dns-domain', { required: true, placeholder: 'contoso.com' })], 'Check Microsoft 365 DNS',
       () => run('Checking the records', '/api/diagnostics/dns', { domain: val('dns-domain') })));
-    if (avail.propagation) tools.push(tool('tool-propagation', 'DNS propagation', 'The same question to several resolvers, side by side, with how long each may keep its answer (`smarthost dns propagation`).',
+    if (avail.propagation) tools.push(tool('tool-propagation', 'DNS propagation', 'The same question to several resolvers, side by side, with how long each may keep its answer (CLI: smarthost dns propagation).',
       [input('Name', 'prop-name', { required: true, placeholder: 'contoso.com' }),
         h('label', {}, 'Type', h('select', { id: 'prop-type' }, ['TXT', 'MX', 'A', 'AAAA', 'CNAME', 'NS', 'SOA', 'SRV', 'PTR', 'CAA'].map((t) => h('option', { value: t, text: t }))))], 'Ask the resolvers',
       () => run('Asking the resolvers', '/api/diagnostics/propagation', { domain: val('prop-name'), type: $('prop-type').value })));
-    if (avail.headers) tools.push(tool('tool-headers', 'Message header analysis', 'Paste the headers of a message (Outlook: File → Properties → Internet headers): hops and delays, SPF/DKIM/DMARC, why it was junked (`smarthost headers analyze`).',
+    if (avail.headers) tools.push(tool('tool-headers', 'Message header analysis', 'Paste the headers of a message (Outlook: File → Properties → Internet headers): hops and delays, SPF/DKIM/DMARC, why it was junked (CLI: smarthost headers analyze).',
       [h('label', { class: 'wide' }, 'Message headers', h('textarea', { id: 'hdr-text', required: true }))], 'Analyse headers',
       () => run('Analysing the headers', '/api/diagnostics/headers', { text: $('hdr-text').value })));
     setPage(token, h('h1', { text: 'Diagnostics' }), ...(tools.length ? tools : [h('p', { class: 'muted', text: 'No diagnostic tools are available in this relay.' })]), out);
@@ -381,7 +383,7 @@ pages.refusals = async (_arg, fresh, token) => {
       body.replaceChildren(
         counts.length ? h('div', { class: 'cards' }, counts.map(([k, n]) => h('div', { class: 'card', 'data-reason': k, title: REFUSAL_WORDS[k] || '' }, h('div', { class: 'n', text: n }), h('div', { class: 'k', text: k })))) : '',
         h('h2', { text: 'Latest refusals' }),
-        table([['When', (x) => fmtTime(x.at)], ['Client', (x) => x.client], ['Reason', (x) => h('div', {}, badge(x.reason), h('div', { class: 'reason', text: REFUSAL_WORDS[x.reason] || '' }))],
+        table([['When', (x) => fmtTime(x.at)], ['Client', (x) => x.client], ['Reason', (x) => h('div', {}, h('span', { class: 'state refused', 'data-state': x.reason, text: x.reason }), h('div', { class: 'reason', text: REFUSAL_WORDS[x.reason] || '' }))],
           ['Command', (x) => x.stage], ['The client heard', (x) => h('code', { text: x.reply })],
           ['Details', (x) => [x.user ? `user ${x.user}` : '', x.mailFrom ? `from ${x.mailFrom}` : '', x.recipient ? `to ${x.recipient}` : ''].filter(Boolean).join(', ')]],
         r.refusals.map((x, i) => ({ ...x, id: `r${i}` }))),
