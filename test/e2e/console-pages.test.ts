@@ -12,7 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { hashPassword } from '../../src/core/password.ts';
@@ -145,6 +145,28 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
     await page.waitForSelector('#diag-out h2:has-text("MX contoso.example across resolvers")');
     assert.match((await page.textContent('#diag-out tbody')) ?? '', new RegExp(`127\\.0\\.0\\.1:${dns.port}.*contoso-example\\.mail\\.protection\\.outlook\\.com`));
     assert.ok(dns.queries.some((q) => q.name === 'contoso.example' && q.type === 'MX'), 'the loopback DNS server was asked');
+
+    // The builder: a TXT value to copy; and a refusal, with why, when an include does not resolve.
+    await page.fill('#spfb-domain', 'contoso.example');
+    await page.fill('#spfb-include', '_spf.contoso.example');
+    await page.fill('#spfb-ip', '203.0.113.7');
+    await page.click('#tool-spf-build button[type=submit]');
+    await page.waitForSelector('#diag-out .diag-result[data-verdict="ok"] h2:has-text("SPF record for contoso.example")');
+    assert.match((await page.textContent('#diag-out pre')) ?? '', /^"v=spf1 .*ip4:203\.0\.113\.7.*include:_spf\.contoso\.example.* -all"$/);
+    await page.fill('#spfb-include', 'nowhere.invalid');
+    await page.click('#tool-spf-build button[type=submit]');
+    await page.waitForSelector('#diag-out .diag-result[data-verdict="problem"] h3:has-text("Why it was refused")');
+    await shot('diagnostics-build');
+
+    // A junked message's headers: the verdict in words, authentication results in a table.
+    await page.fill('#hdr-text', readFileSync(path.join(ROOT, 'test/fixtures/headers/m365-junked.eml'), 'utf8'));
+    await page.click('#tool-headers button[type=submit]');
+    await page.waitForSelector('#diag-out .diag-result[data-verdict="problem"] h2:has-text("Scanned document – invoice")');
+    const auth = page.locator('#diag-out section').filter({ has: page.locator('h3:has-text("Authentication")') });
+    assert.match((await auth.locator('tr').filter({ hasText: 'SPF' }).first().textContent()) ?? '', /fail/);
+    assert.ok(await page.locator('#diag-out section').filter({ hasText: 'Hops (oldest first)' }).locator('tbody tr').count() >= 4);
+    assert.equal(await page.locator('#diag-out').evaluate((el) => el.previousElementSibling?.id), 'tool-headers', 'the answer is under the tool that asked');
+    await shot('diagnostics-headers');
   });
 
   let waitingId = '';
