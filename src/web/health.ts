@@ -94,6 +94,15 @@ export async function spoolCheck(probe: HealthProbes['spoolWritable']): Promise<
   }
 }
 
+/**
+ * The report as /healthz shows it without a login: addresses in reasons (an upstream's reply may
+ * quote a recipient) become "<address>"; the console, behind its login, shows them.
+ */
+export function withoutAddresses(report: HealthReport): HealthReport {
+  const mask = (t: string): string => t.replace(/[^\s<>"'@,;:()]+@[^\s<>"'@,;:()]+\.[A-Za-z0-9-]+/g, '<address>');
+  return { ...report, checks: report.checks.map((c) => ({ ...c, reason: mask(c.reason) })) };
+}
+
 /** Runs every check the services allow; never rejects. */
 export async function checkHealth(services: WebServices, now: number): Promise<HealthReport> {
   const threshold = services.queueAgeThresholdMs?.() ?? DEFAULT_QUEUE_AGE_MS;

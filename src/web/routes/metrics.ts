@@ -8,7 +8,7 @@
  * upstream or an old queue. Both carry the same body: the status and each check with its reason.
  */
 import type { FastifyInstance } from 'fastify';
-import { checkHealth } from '../health.ts';
+import { checkHealth, withoutAddresses } from '../health.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RouteOptions } from './options.ts';
 
@@ -22,6 +22,6 @@ export default async function metricsRoutes(app: FastifyInstance, { services, me
     const strict = Object.hasOwn((request.query ?? {}) as object, 'strict');
     const report = await checkHealth(services, clock.now());
     reply.code(report.status === 'down' || (strict && report.status !== 'ok') ? 503 : 200);
-    return report;
+    return withoutAddresses(report);
   });
 }
