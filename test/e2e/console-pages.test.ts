@@ -256,4 +256,29 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
       assert.deepEqual(tall, [], `${p}: badges wrapped`);
     }
   });
+
+  await t.test('on a phone, the new pages fit the screen', async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+    try {
+      await phone.goto(base);
+      await phone.fill('#login-user', 'admin');
+      await phone.fill('#login-password', PASSWORD);
+      await phone.click('#login-form button[type=submit]');
+      await phone.waitForSelector('.cards');
+      for (const p of ['dashboard', 'refusals', 'queue', 'diagnostics']) {
+        await phone.goto(`${base}#${p}`);
+        await phone.waitForSelector('#page h1');
+        if (p === 'diagnostics') {
+          await phone.fill('#dns-domain', 'contoso.example');
+          await phone.click('#tool-dns button[type=submit]');
+          await phone.waitForSelector('#diag-out .diag-result');
+        }
+        const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 1, `${p} is ${overflow}px wider than the phone`);
+        await phone.screenshot({ path: path.join(SHOTS, `pages-phone-${p}.png`), fullPage: true });
+      }
+    } finally {
+      await phone.close();
+    }
+  });
 });

@@ -196,8 +196,8 @@ pages.queued = async (id, _fresh, token) => {
     const m = await api('GET', `/api/queue/${encodeURIComponent(id)}`);
     setPage(token, h('h1', { text: m.subject || '(no subject)' }),
       h('p', {}, badge(m.state), ' ', h('span', { text: `queued message ${m.id}` })),
-      m.lastMeaning || m.lastReason ? h('p', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' })) : '',
-      table([['Field', (r) => r[0]], ['Value', (r) => r[1]]], [['Subject', m.subject || '(no subject)'], ['From', m.mailFrom || '<>'], ['To (waiting)', m.recipients.join(', ')], ['Received', fmtTime(m.receivedAt)],
+      m.lastReason ? h('p', { class: 'why' }, h('div', { class: 'meaning', text: m.lastMeaning || (m.outcomes || []).find((o) => o.action !== 'delivered' && o.reason)?.reason || '' }), h('div', { class: 'reason', text: m.lastReason })) : '',
+      table([['Field', (r) => h('span', { class: 'field', text: r[0] })], ['Value', (r) => r[1]]], [['Subject', m.subject || '(no subject)'], ['From', m.mailFrom || '<>'], ['To (waiting)', m.recipients.join(', ')], ['Received', fmtTime(m.receivedAt)],
         ['Size', `${m.size} bytes`], ['Attempts', String(m.attempts ?? 0)], ['Next try', fmtTime(m.nextAttemptAt) || '—'], ['Upstream', m.upstream || '(first that works)']].map((r) => Object.assign(r, { id: r[0] }))),
       h('h2', { text: 'Last outcome per recipient' }),
       table([['Recipient', (o) => o.recipient], ['What happened', (o) => badge(o.action)], ['Upstream said', (o) => o.diagnostic || ''], ['Meaning', (o) => h('span', { class: 'reason', text: o.reason || '' })]], m.outcomes || []),
