@@ -50,7 +50,7 @@ export function queueCheck(entries: QueueEntryView[], now: number, thresholdMs: 
   for (const e of entries) if (!oldest || Date.parse(e.receivedAt) < Date.parse(oldest.receivedAt)) oldest = e;
   if (!oldest) return { name: 'queue', status: 'ok', reason: 'the queue is empty' };
   const age = Math.max(0, now - Date.parse(oldest.receivedAt));
-  const base = `${entries.length} message(s) waiting, the oldest for ${minutes(age)}`;
+  const base = `${entries.length} message${entries.length === 1 ? '' : 's'} waiting, the oldest for ${minutes(age)}`;
   if (age <= thresholdMs) return { name: 'queue', status: 'ok', reason: base };
   const why = oldest.lastReason ? `; its last reason: ${oldest.lastReason}` : '';
   return { name: 'queue', status: 'degraded', reason: `${base} (more than web.health.queueAge, ${minutes(thresholdMs)}): message ${oldest.id} is ${oldest.state}${why}` };

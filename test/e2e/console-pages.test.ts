@@ -126,6 +126,12 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
     await page.waitForSelector('#diag-out .diag-result[data-verdict="problem"]');
     assert.match((await page.textContent('#diag-out .summary')) ?? '', /SPF result: FAIL — the domain says this client is NOT authorized/);
 
+    // Without an address the same tool lints the record.
+    await page.fill('#spf-ip', '');
+    await page.click('#tool-spf button[type=submit]');
+    await page.waitForSelector('#diag-out h2:has-text("SPF lint of contoso.example")');
+    assert.match((await page.textContent('#diag-out')) ?? '', /"v=spf1 ip4:192\.0\.2\.0\/24 include:_spf\.contoso\.example -all"/);
+
     await page.fill('#spfx-domain', 'contoso.example');
     await page.click('#tool-spf-explain button[type=submit]');
     await page.waitForSelector('#diag-out .diag-result h2:has-text("SPF explained")');

@@ -134,7 +134,7 @@ pages.dashboard = async (_arg, _fresh, token) => {
       h('h1', { text: 'Dashboard (last 24 hours)' }),
       healthPanel(d.health),
       h('div', { class: 'cards' },
-        [['accepted', sum('accepted')], ['delivered', sum('delivered')], ['deferred', sum('deferred')], ['failed', sum('failed')], ['in queue', d.queue.size], ['oldest in queue', d.queue.oldestAgeSeconds ? `${Math.round(d.queue.oldestAgeSeconds / 60)} min` : '—'],
+        [['accepted', sum('accepted')], ['delivered', sum('delivered')], ['deferred', sum('deferred')], ['failed', sum('failed')], ['in queue', d.queue.size], ['oldest in queue', !d.queue.size ? '—' : d.queue.oldestAgeSeconds < 60 ? `${d.queue.oldestAgeSeconds} s` : `${Math.round(d.queue.oldestAgeSeconds / 60)} min`],
           ...(d.refusals === undefined ? [] : [['refused since start', d.refusals, '#refusals']])]
           .map(([k, n, href]) => h(href ? 'a' : 'div', { class: 'card', 'data-metric': k, href }, h('div', { class: 'n', text: n }), h('div', { class: 'k', text: k })))),
       chart(d.stats),
