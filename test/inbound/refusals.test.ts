@@ -22,6 +22,7 @@ function swaks(args: string[]): Promise<{ code: number; out: string }> {
 let dir: string;
 let relay: TestRelay;
 let denied: TestRelay;
+let senders: TestRelay;
 const seen: Refusal[] = [];
 
 before(async () => {
@@ -39,11 +40,17 @@ before(async () => {
     '  maxMessageSize: 2KB',
   ].join('\n'), { dir, onRefusal: (r) => seen.push(r) });
   denied = await startRelay('access:\n  connection: { mode: only, list: [192.0.2.1] }\n', { onRefusal: (r) => seen.push(r) });
+  senders = await startRelay('', {
+    onRefusal: (r) => seen.push(r),
+    senderCheck: (ctx) => (ctx.mailFrom.startsWith('ceo@')
+      ? { verdict: 'reject', code: 550, status: '5.7.60', message: `Sender <${ctx.mailFrom}> refused: this client may not send as it` } : { verdict: 'none' }),
+  });
 });
 
 after(async () => {
   await relay.close();
   await denied.close();
+  await senders.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -84,4 +91,12 @@ test('outside the connection list: connection-denied at connect', async () => {
   assert.equal(last().reason, 'connection-denied');
   assert.equal(last().stage, 'CONNECT');
   assert.equal(last().client, '127.0.0.1');
+});
+
+test('a sender the sender rules refuse: sender-refused at MAIL, with the sender', async () => {
+  const r = await swaks(['--server', `127.0.0.1:${senders.port}`, '--from', 'ceo@contoso.example', '--to', 'boss@fabrikam.example']);
+  assert.match(r.out, /550 5\.7\.60/);
+  assert.equal(last().reason, 'sender-refused');
+  assert.equal(last().stage, 'MAIL');
+  assert.equal(last().mailFrom, 'ceo@contoso.example');
 });
