@@ -1,6 +1,7 @@
 // Health means health: /healthz and `smarthost status` against a running relay (`smarthost serve`),
 // each state provoked for real — a parked upstream (a loopback upstream refusing our credentials
-// with 535), an old message in the queue (an unreachable upstream, a small web.health.queueAge),
+// with 535), an old message in the queue (an unreachable upstream, a small web.health.queueAge), the
+// history store down (PostgreSQL stopped),
 // down (the spool's incoming/ replaced by a file; the listener at its connection limit; the relay
 // stopped) — and "ok" checked where it must be false. swaks is the client.
 import { test, after } from 'node:test';
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { startRelay, freePort, type RelayProcess } from '../helpers/relay.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 import { runCli } from '../helpers/cli.ts';
+import { findPgBin, startPostgres } from '../history/pg-server.ts';
 
 interface Report { status: string; checks: { name: string; status: string; reason: string }[] }
 
@@ -122,6 +124,26 @@ test('degraded: the oldest message waits longer than web.health.queueAge (unreac
   assert.equal(q.x.code, 200);
   assert.equal(q.x.body.status, 'degraded');
   assert.match(q.c.reason, /1 message waiting, the oldest for \d+ s \(more than web\.health\.queueAge, 2 s\).*deferred.*ECONNREFUSED/);
+});
+
+test('degraded: the history store is down (PostgreSQL stopped); ok again once it is back and caught up', { skip: findPgBin() ? undefined : 'PostgreSQL is not installed (Debian package postgresql)' }, async () => {
+  const pg = (await startPostgres())!;
+  cleanups.push(async () => pg.stop());
+  const up = await startUpstream();
+  cleanups.push(() => up.stop());
+  const relay = await relayWith(`upstreams:\n  - name: loopback\n    url: smtp://127.0.0.1:${up.port}\ndelivery:\n  scanInterval: 200ms\nhistory:\n  store: postgres\n  postgresUrl: "${pg.url}"`);
+  await waitFor('history ok at start', async () => (check((await health(relay)).body, /^history$/)?.status === 'ok' ? true : undefined));
+  pg.pause();
+  assert.equal((await swaks(relay.port, 'boss@fabrikam.example', 'history down case')).code, 0, 'mail still flows');
+  const h = await waitFor('history reported failing', async () => {
+    const x = await health(relay);
+    return check(x.body, /^history$/)?.status === 'degraded' ? x : undefined;
+  });
+  assert.equal(h.code, 200);
+  assert.equal(h.body.status, 'degraded');
+  assert.match(check(h.body, /^history$/)!.reason, /history store is not writable .*events waiting/);
+  pg.start();
+  await waitFor('history caught up', async () => ((await health(relay)).body.status === 'ok' ? true : undefined), 60_000);
 });
 
 test('down: the spool cannot be written, or the listener is full; 503 and status exit 2; healthy again after the fix', async () => {
