@@ -91,6 +91,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
   const badmailDir = spool.paths.folder('badmail');
   const pickupDir = spool.paths.folder('pickup');
   const find = async (id: string) => (await spool.list()).find((e) => e.record.id === id);
+  const queueAgeMs = deps.getConfig().web.health.queueAge;
   const known = async (id: string) => (await find(id)) !== undefined;
 
   return {
@@ -221,6 +222,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
     tlsCertificateDaysLeft: deps.tlsCertificateDaysLeft,
     refusals: deps.refusals,
     health: deps.listeners ? { spoolWritable: () => probeSpool(spool), listeners: deps.listeners } : undefined,
-    queueAgeThresholdMs: () => deps.getConfig().web.health.queueAge,
+    // Read at start, as the rest of web: is (a reload says a restart is needed for it).
+    queueAgeThresholdMs: () => queueAgeMs,
   };
 }
