@@ -92,7 +92,7 @@ async function sendTest(to: string, subject: string): Promise<string> {
   await page.fill('#send-to', to);
   await page.fill('#send-subject', subject);
   await page.click('#send-submit');
-  return (await page.textContent('#send-queued', { timeout: 10_000 }))!;
+  return (await page.textContent('#send-queued', { timeout: 20_000 }))!;
 }
 
 function swaks(args: string[]): Promise<{ code: number; out: string }> {
@@ -227,7 +227,7 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
     refuse.permanent.delete('carol@fabrikam.example');
     const name = await entry.getAttribute('data-id');
     await entry.locator('button[data-action="retry"]').click();
-    await page.locator(`#page tr[data-id="${name}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+    await page.locator(`#page tr[data-id="${name}"]`).waitFor({ state: 'detached', timeout: 20_000 });
     await upstream.waitFor(1, 30_000);
     assert.ok(upstream.messages.some((m) => m.recipients.includes('carol@fabrikam.example') && m.raw.toString().includes('Scan for carol')), `delivered after the retry (${id})`);
   });
@@ -240,7 +240,7 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
     assert.match(r.out, /554 5\.7\.1 Relay access denied/);
     // No reload: the page updates from the live event stream.
     const row = page.locator('#refusals-body tbody tr').filter({ hasText: 'relay-denied' }).first();
-    await row.waitFor({ timeout: 10_000 });
+    await row.waitFor({ timeout: 20_000 });
     const text = (await row.textContent()) ?? '';
     assert.match(text, /127\.0\.0\.1/);
     assert.match(text, /RCPT/);

@@ -84,10 +84,12 @@ before(async () => {
   writeFileSync(cfg, [
     'global', '  maxconn 200', `  stats socket ${sock} level admin`,
     'defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 30s', '  timeout server 30s',
+    // without it a check's answer must come within `inter`: a busy machine would flap the servers
+    '  timeout check 5s',
     'frontend smtp', `  bind 127.0.0.1:${front}`, '  default_backend relays',
     'backend relays', '  balance roundrobin',
     // As docs/deployment.md: the check asks /healthz on the console's port.
-    '  option httpchk', '  http-check send meth GET uri /healthz', '  http-check expect status 200', '  default-server inter 200 fall 1 rise 1',
+    '  option httpchk', '  http-check send meth GET uri /healthz', '  http-check expect status 200', '  default-server inter 300 fall 1 rise 1',
     // no send-proxy here: the relays' listeners are not told to expect it in this test
     ...relays.map((r, i) => `  server relay${'AB'[i]} 127.0.0.1:${r.port} check port ${r.web}`),
     '',
