@@ -89,7 +89,7 @@ before(async () => {
     'frontend smtp', `  bind 127.0.0.1:${front}`, '  default_backend relays',
     'backend relays', '  balance roundrobin',
     // As docs/deployment.md: the check asks /healthz on the console's port.
-    '  option httpchk', '  http-check send meth GET uri /healthz', '  http-check expect status 200', '  default-server inter 300 fall 1 rise 1',
+    '  option httpchk', '  http-check send meth GET uri /healthz', '  http-check expect status 200', '  default-server inter 300 fall 3 rise 2',
     // no send-proxy here: the relays' listeners are not told to expect it in this test
     ...relays.map((r, i) => `  server relay${'AB'[i]} 127.0.0.1:${r.port} check port ${r.web}`),
     '',
@@ -111,7 +111,7 @@ test('HAProxy with httpchk on /healthz: degraded stays in, down goes out and com
     await waitStates({ relayA: 'DOWN', relayB: 'UP' });
     for (let i = 0; i < 4; i++) {
       const r = await swaks(`through HAProxy ${i}`);
-      assert.equal(r.code, 0, r.out);
+      assert.equal(r.code, 0, `${r.out}\nHAProxy servers: ${JSON.stringify(await serverStates().catch((e) => String(e)))}`);
     }
     await upstream.waitFor(4, 30_000);
     assert.deepEqual(upstream.messages.map((m) => /Subject: (.*)/.exec(m.raw.toString())?.[1]).sort(), [0, 1, 2, 3].map((i) => `through HAProxy ${i}`));
