@@ -25,6 +25,8 @@ export interface HealthReport {
   status: HealthStatus;
   at: string;
   checks: HealthCheck[];
+  /** What could not be checked, and why (e.g. `smarthost status` with the console off). */
+  notKnown?: string[];
 }
 
 /** History events waiting beyond this many means the writer is behind (about a minute of a busy relay). */

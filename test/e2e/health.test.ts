@@ -190,6 +190,7 @@ test('status with the console off checks from outside: listener greets, spool wr
   });
   const st = await runCli(['status', '--config', relay.configFile]);
   assert.match(st.stdout, /console is off[\s\S]*ok    smtp 127\.0\.0\.1:\d+: answers with a 220 greeting[\s\S]*ok    spool: writable/);
+  assert.match(st.stdout, /\?     not known: upstreams and history: the console is off/);
   assert.equal(st.code, 0, st.stdout);
   await relay.stop();
   const down = await runCli(['status', '--config', relay.configFile]);
