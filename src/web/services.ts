@@ -109,9 +109,9 @@ export interface DiagnosticsService {
   spfExplain?(input: { domain: string }): Promise<unknown>;
   /** `spf build`: a record from the sending services the admin names. */
   spfBuild?(input: { domain: string; include: string[]; ip: string[]; mx: boolean; all: string }): Promise<unknown>;
-  dnsM365?(input: { domain: string }): Promise<unknown>;
+  dnsM365?(input: { domain: string; tenantPrefix?: string; verification?: string }): Promise<unknown>;
   /** `dns propagation`: the same record asked of several public resolvers. */
-  dnsPropagation?(input: { domain: string; type: string }): Promise<unknown>;
+  dnsPropagation?(input: { domain: string; type: string; expect?: string }): Promise<unknown>;
   headers?(input: { text: string }): Promise<unknown>;
 }
 

@@ -151,6 +151,15 @@ test('the console, page by page', { skip, timeout: 180_000 }, async (t) => {
     await page.waitForSelector('#diag-out h2:has-text("MX contoso.example across resolvers")');
     assert.match((await page.textContent('#diag-out tbody')) ?? '', new RegExp(`127\\.0\\.0\\.1:${dns.port}.*contoso-example\\.mail\\.protection\\.outlook\\.com`));
     assert.ok(dns.queries.some((q) => q.name === 'contoso.example' && q.type === 'MX'), 'the loopback DNS server was asked');
+    // With the value the admin expects, an answer without it is flagged.
+    await page.fill('#prop-expect', 'new-mx.example');
+    await page.click('#tool-propagation button[type=submit]');
+    await page.waitForSelector('#diag-out .diag-result[data-verdict="problem"] td:has-text("differs")');
+    // Bad input gets a clear answer in words, on the page.
+    await page.fill('#dns-verification', 'ms-12');
+    await page.click('#tool-dns button[type=submit]');
+    assert.match((await page.textContent('#diag-out .error', { timeout: 20_000 })) ?? '', /verification: the TXT value from the admin center, e\.g\. MS=ms12345678/);
+    await page.fill('#dns-verification', '');
 
     // The builder: a TXT value to copy; and a refusal, with why, when an include does not resolve.
     await page.fill('#spfb-domain', 'contoso.example');

@@ -126,9 +126,9 @@ export function buildDiagnostics(): NonNullable<WebServices['diagnostics']> {
       };
     },
 
-    async dnsM365({ domain }): Promise<DiagnosticView> {
+    async dnsM365({ domain, tenantPrefix, verification }): Promise<DiagnosticView> {
       const { checkM365Dns } = await import('../../diagnostics/m365/records.ts');
-      const r = await checkM365Dns(domain, await dns());
+      const r = await checkM365Dns(domain, await dns(), { tenantPrefix, verification });
       const state = (c: (typeof r.checks)[number]): string => (c.state === 'could-not-check' ? 'could not check'
         : c.importance === 'must-not-exist' ? (c.state === 'wrong' ? 'present (must not be)' : 'absent (good)')
           : c.state === 'missing' && !c.problem ? 'missing (optional)' : c.state);
@@ -143,9 +143,9 @@ export function buildDiagnostics(): NonNullable<WebServices['diagnostics']> {
       };
     },
 
-    async dnsPropagation({ domain, type }): Promise<DiagnosticView> {
+    async dnsPropagation({ domain, type, expect }): Promise<DiagnosticView> {
       const { checkPropagation } = await import('../../diagnostics/m365/propagation.ts');
-      const r = await checkPropagation(domain, type as Parameters<typeof checkPropagation>[1], { resolvers: servers?.map((server) => ({ server })) });
+      const r = await checkPropagation(domain, type as Parameters<typeof checkPropagation>[1], { resolvers: servers?.map((server) => ({ server })), expect });
       return {
         title: `${type} ${domain} across resolvers`,
         verdict: r.summary.differing > 0 ? 'problem' : r.summary.couldNotCheck === r.summary.total ? 'unknown' : 'ok',

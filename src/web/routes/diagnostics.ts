@@ -14,8 +14,14 @@ const ip = z.string().trim().max(45).regex(/^[0-9A-Fa-f:.]+$/, 'an IPv4 or IPv6 
 const optionalIp = z.preprocess((v) => (v === '' ? undefined : v), ip.optional());
 const spfBody = z.strictObject({ domain, ip: optionalIp });
 const dnsBody = z.strictObject({ domain });
+const blank = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const m365Body = z.strictObject({
+  domain,
+  tenantPrefix: z.preprocess(blank, z.string().trim().regex(/^[A-Za-z0-9-]{1,63}$/, 'the part before .onmicrosoft.com, e.g. contoso').optional()),
+  verification: z.preprocess(blank, z.string().trim().regex(/^MS=ms\d+$/i, 'the TXT value from the admin center, e.g. MS=ms12345678').optional()),
+});
 const TYPES = ['A', 'AAAA', 'MX', 'TXT', 'CNAME', 'NS', 'SOA', 'SRV', 'PTR', 'CAA'] as const;
-const propagationBody = z.strictObject({ domain, type: z.enum(TYPES).default('TXT') });
+const propagationBody = z.strictObject({ domain, type: z.enum(TYPES).default('TXT'), expect: z.preprocess(blank, z.string().max(2000).optional()) });
 /** Lists arrive as text typed by the admin: split on commas and spaces. */
 const words = z.preprocess((v) => (typeof v === 'string' ? v.split(/[\s,]+/).filter(Boolean) : v), z.array(z.string().max(253)).max(30).default([]));
 const buildBody = z.strictObject({ domain, include: words, ip: words, mx: z.boolean().default(false), all: z.enum(['-all', '~all']).default('-all') });
@@ -51,7 +57,7 @@ export default async function diagnosticsRoutes(app: FastifyInstance, { services
   });
 
   app.post('/api/diagnostics/dns', async (request) => {
-    const input = parseInput(dnsBody, request.body);
+    const input = parseInput(m365Body, request.body);
     audit(logger, request, 'diagnostics: DNS check', input);
     return { result: await (d.dnsM365 ?? missing('DNS'))(input) };
   });

@@ -340,12 +340,14 @@ pages.diagnostics = async (_arg, fresh, token) => {
         h('label', {}, 'Everyone else', h('select', { id: 'spfb-all' }, h('option', { value: '-all', text: '-all (reject)' }), h('option', { value: '~all', text: '~all (mark as suspicious)' })))], 'Build record',
       () => run('Building the record', '/api/diagnostics/spf-build', { domain: val('spfb-domain'), include: val('spfb-include'), ip: val('spfb-ip'), mx: $('spfb-mx').checked, all: $('spfb-all').value })));
     if (avail.dns) tools.push(tool('tool-dns', 'Microsoft 365 DNS records', 'MX, SPF, autodiscover, DKIM and the rest: found vs expected, and the fix (CLI: smarthost dns m365).',
-      [input('Domain', 'dns-domain', { required: true, placeholder: 'contoso.com' })], 'Check Microsoft 365 DNS',
-      () => run('Checking the records', '/api/diagnostics/dns', { domain: val('dns-domain') })));
+      [input('Domain', 'dns-domain', { required: true, placeholder: 'contoso.com' }), input('Tenant prefix (optional, exact DKIM)', 'dns-tenant', { placeholder: 'contoso' }),
+        input('Verification TXT (optional)', 'dns-verification', { placeholder: 'MS=ms12345678' })], 'Check Microsoft 365 DNS',
+      () => run('Checking the records', '/api/diagnostics/dns', { domain: val('dns-domain'), tenantPrefix: val('dns-tenant'), verification: val('dns-verification') })));
     if (avail.propagation) tools.push(tool('tool-propagation', 'DNS propagation', 'The same question to several resolvers, side by side, with how long each may keep its answer (CLI: smarthost dns propagation).',
       [input('Name', 'prop-name', { required: true, placeholder: 'contoso.com' }),
-        h('label', {}, 'Type', h('select', { id: 'prop-type' }, ['TXT', 'MX', 'A', 'AAAA', 'CNAME', 'NS', 'SOA', 'SRV', 'PTR', 'CAA'].map((t) => h('option', { value: t, text: t }))))], 'Ask the resolvers',
-      () => run('Asking the resolvers', '/api/diagnostics/propagation', { domain: val('prop-name'), type: $('prop-type').value })));
+        h('label', {}, 'Type', h('select', { id: 'prop-type' }, ['TXT', 'MX', 'A', 'AAAA', 'CNAME', 'NS', 'SOA', 'SRV', 'PTR', 'CAA'].map((t) => h('option', { value: t, text: t })))),
+        input('Expected value (optional)', 'prop-expect', { placeholder: 'the new value' })], 'Ask the resolvers',
+      () => run('Asking the resolvers', '/api/diagnostics/propagation', { domain: val('prop-name'), type: $('prop-type').value, expect: val('prop-expect') })));
     if (avail.headers) tools.push(tool('tool-headers', 'Message header analysis', 'Paste the headers of a message (Outlook: File → Properties → Internet headers): hops and delays, SPF/DKIM/DMARC, why it was junked (CLI: smarthost headers analyze).',
       [h('label', { class: 'wide' }, 'Message headers', h('textarea', { id: 'hdr-text', required: true }))], 'Analyse headers',
       () => run('Analysing the headers', '/api/diagnostics/headers', { text: $('hdr-text').value })));
