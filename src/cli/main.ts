@@ -18,6 +18,7 @@ const COMMAND_MODULES = [
   './commands/dns.ts',
   './commands/headers.ts',
   './commands/doctor.ts',
+  './commands/status.ts',
   './commands/admin.ts',
   './commands/import-iis.ts',
 ];

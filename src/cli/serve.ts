@@ -27,6 +27,7 @@ import { createPickupWatcher } from '../pickup/watcher.ts';
 import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
+import { createRefusalLog } from './compose/refusals.ts';
 
 export interface RunningRelay {
   config(): Config;
@@ -109,11 +110,14 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message);
     },
   };
+  // What the listener refused, for /metrics and the console's Refusals page.
+  const refusals = createRefusalLog();
   const listener = createSmtpListener(config, {
     enqueue,
     logger: logger.child({ stage: 'inbound' }),
     clock,
     senderCheck: (ctx) => (senderCheck ? senderCheck(ctx) : { verdict: 'none' }),
+    onRefusal: (r) => refusals.record(r),
   });
   const pickup = createPickupWatcher(config, { enqueue: spool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
 
@@ -159,6 +163,8 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       reload,
       tlsCertificateDaysLeft: () => certificateDaysLeft(config, clock),
       diagnostics: buildDiagnostics(),
+      refusals,
+      listeners: () => listener.states().map((l) => ({ ...l, connections: listener.stats().connections, maxConnections: config.limits.maxConnections })),
     });
     const web = await startWeb(services, config, { logger: logger.child({ stage: 'web' }), clock });
     webUrl = web.url;

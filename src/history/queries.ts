@@ -52,33 +52,54 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
   let timeCol = 'm.received_at';
   let idCol = 'm.id';
   const rcpt = q.recipient?.trim().toLowerCase();
+  const matched: string[] = [];
+  let select = 'm.*';
   if (rcpt) {
     from = 'recipients r JOIN messages m ON m.id = r.message_id';
     timeCol = 'r.received_at';
     idCol = 'r.message_id';
+    select = 'm.*, r.address AS matched_recipient';
     if (rcpt.startsWith('@')) {
       where.push('r.domain = ?');
       params.push(rcpt.slice(1));
-    } else {
+      matched.push(`a recipient at ${rcpt.slice(1)}`);
+    } else if (isFullAddress(rcpt)) {
       where.push('r.address = ?');
       params.push(rcpt);
+      matched.push(`recipient ${rcpt}`);
+    } else {
+      // Part of an address ("person42", "@examp", "sales@"): a scan of the recipients, fine at history's size.
+      where.push("r.address LIKE ? ESCAPE '\\'");
+      params.push(likePattern(rcpt));
+      matched.push(`a recipient containing "${rcpt}"`);
     }
   }
-  if (q.sender?.trim()) {
-    where.push('m.mail_from = ?');
-    params.push(q.sender.trim().toLowerCase());
+  const sender = q.sender?.trim().toLowerCase();
+  if (sender) {
+    if (isFullAddress(sender)) {
+      where.push('m.mail_from = ?');
+      params.push(sender);
+      matched.push(`sender ${sender}`);
+    } else {
+      where.push("LOWER(m.mail_from) LIKE ? ESCAPE '\\'");
+      params.push(likePattern(sender));
+      matched.push(`a sender containing "${sender}"`);
+    }
   }
   if (q.client?.trim()) {
     where.push('m.client = ?');
     params.push(q.client.trim());
+    matched.push(`client ${q.client.trim()}`);
   }
   if (q.status) {
     where.push('m.status = ?');
     params.push(q.status);
+    matched.push(`status ${q.status}`);
   }
   if (q.subject?.trim()) {
     where.push("LOWER(m.subject) LIKE ? ESCAPE '\\'");
     params.push(likePattern(q.subject.trim()));
+    matched.push(`a subject containing "${q.subject.trim()}"`);
   }
   if (q.from) {
     where.push(`${timeCol} >= ?`);
@@ -93,7 +114,7 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
     where.push(`(${timeCol}, ${idCol}) < (?, ?)`);
     params.push(after[0], after[1]);
   }
-  const sql = `SELECT m.* FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${timeCol} DESC, ${idCol} DESC LIMIT ?`;
+  const sql = `SELECT ${select} FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${timeCol} DESC, ${idCol} DESC LIMIT ?`;
   const rows = await db.query(sql, [...params, limit + 1]);
   // A domain search meets a message once per matching recipient; rows of one message are
   // adjacent (same time and id), and the (time, id) cursor skips any remainder on the next page.
@@ -101,7 +122,16 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
   const page = unique.slice(0, limit);
   const more = unique.length > limit || rows.length > limit;
   const last = more ? page[page.length - 1] : undefined;
-  return { messages: page.map(toSummary), next: last ? encodeCursor(Number(last.received_at), String(last.id)) : undefined };
+  return {
+    messages: page.map((r) => ({ ...toSummary(r), ...(r.matched_recipient ? { matchedRecipient: String(r.matched_recipient) } : {}) })),
+    next: last ? encodeCursor(Number(last.received_at), String(last.id)) : undefined,
+    matched: matched.length ? `messages with ${matched.join(' and ')}` : undefined,
+  };
+}
+
+/** A whole address (local part, @, a domain with a dot) is looked up exactly, on its index; anything less by part. */
+function isFullAddress(s: string): boolean {
+  return /^[^@\s]+@[^@\s]+\.[^@\s.]+$/.test(s);
 }
 
 function toTimeline(row: Record<string, unknown>): TimelineEntry {

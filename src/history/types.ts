@@ -8,9 +8,12 @@ import type { Envelope, MessageState, QueueEvent } from '../core/types.ts';
 
 /** A search over accepted messages; every field is optional and they combine with AND. */
 export interface HistoryQuery {
-  /** Envelope sender, exact (case-insensitive). */
+  /** Envelope sender: a whole address exactly, anything less as a part (case-insensitive). */
   sender?: string;
-  /** Recipient address, exact (case-insensitive); '@example.com' matches a whole domain. */
+  /**
+   * Recipient: a whole address exactly, '@example.com' a whole domain, anything less as a part
+   * ("person42", "sales@") (case-insensitive).
+   */
   recipient?: string;
   /** Part of the subject (case-insensitive). */
   subject?: string;
@@ -66,7 +69,9 @@ export interface MessageDetail extends MessageSummary {
 }
 
 export interface SearchResult {
-  messages: MessageSummary[];
+  messages: Array<MessageSummary & { matchedRecipient?: string }>;
+  /** What the search matched, in words ("messages with a recipient containing \"person42\""). */
+  matched?: string;
   /** Pass as `cursor` for the next page; absent on the last page. */
   next?: string;
 }

@@ -97,11 +97,54 @@ export interface ConfigService {
   apply(text: string): Promise<{ ok: boolean; problems?: ConfigProblem[]; message?: string }>;
 }
 
-/** Optional tools from src/diagnostics/, handed in as functions when they exist. Results are shown as JSON. */
+/**
+ * Optional tools from src/diagnostics/, handed in as functions when they exist. Each resolves with
+ * the tool's own report object; the page renders the known fields as headings and tables, and
+ * every tool also returns `text`, the same words the CLI prints, so nothing is shown as raw JSON.
+ */
 export interface DiagnosticsService {
+  /** `spf check` with an IP (the verdict for that sender), `spf lint` without. */
   spfCheck?(input: { domain: string; ip?: string }): Promise<unknown>;
-  dnsM365?(input: { domain: string }): Promise<unknown>;
+  /** `spf explain`: the record as a tree of includes with the DNS lookups counted. */
+  spfExplain?(input: { domain: string }): Promise<unknown>;
+  /** `spf build`: a record from the sending services the admin names. */
+  spfBuild?(input: { domain: string; include: string[]; ip: string[]; mx: boolean; all: string }): Promise<unknown>;
+  dnsM365?(input: { domain: string; tenantPrefix?: string; verification?: string }): Promise<unknown>;
+  /** `dns propagation`: the same record asked of several public resolvers. */
+  dnsPropagation?(input: { domain: string; type: string; expect?: string }): Promise<unknown>;
   headers?(input: { text: string }): Promise<unknown>;
+}
+
+/** Why the relay refused a client, as counted in /metrics and listed on the Refusals page. */
+export interface RefusalView {
+  at: string;
+  client: string;
+  /** A short stable name (connection-denied, relay-denied, auth-failed, …), the metric's label. */
+  reason: string;
+  /** The SMTP command refused (CONNECT, AUTH, MAIL, RCPT, DATA). */
+  stage: string;
+  /** The reply the client got, e.g. "554 5.7.1 Relay access denied". */
+  reply: string;
+  user?: string;
+  mailFrom?: string;
+  recipient?: string;
+}
+
+export interface RefusalService {
+  /** Newest first, at most `limit`. */
+  recent(limit?: number): RefusalView[];
+  /** Refusals since start, by reason. */
+  counts(): Record<string, number>;
+  /** Live: called with each new refusal; returns the unsubscribe function. */
+  subscribe?(listener: (r: RefusalView) => void): () => void;
+}
+
+/** What /healthz asks of the relay beyond the queue, upstreams and history. */
+export interface HealthProbes {
+  /** Resolves when a file can be written, fsynced and renamed in the spool; rejects saying why. */
+  spoolWritable(): Promise<void>;
+  /** Each SMTP listener: still accepting, and how full. */
+  listeners(): Array<{ address: string; port: number; listening: boolean; connections: number; maxConnections: number }>;
 }
 
 export interface TestSendInput {
@@ -124,4 +167,8 @@ export interface WebServices {
   diagnostics?: DiagnosticsService;
   /** Days until the listener's TLS certificate expires, for /metrics. */
   tlsCertificateDaysLeft?(): number | undefined;
+  refusals?: RefusalService;
+  health?: HealthProbes;
+  /** /healthz threshold: the oldest queued message older than this makes the relay "degraded" (ms). */
+  queueAgeThresholdMs?(): number;
 }

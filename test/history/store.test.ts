@@ -41,6 +41,16 @@ function historyBody(name: string, open: (clock: ManualClock) => HistoryStore, s
         assert.equal(byRcpt.messages[0].status, 'deferred');
         assert.equal((await h.search({ recipient: '@example.com' })).messages.length, 1);
         assert.deepEqual((await h.search({ sender: 'printer@office.example' })).messages.map((m) => m.id), ['m2']);
+        // Part of an address finds it, and says what matched; a part in no address finds nothing.
+        const part = await h.search({ recipient: 'ALIC' });
+        assert.deepEqual(part.messages.map((m) => m.id), ['m1']);
+        assert.equal(part.messages[0].matchedRecipient, 'alice@example.com');
+        assert.equal(part.matched, 'messages with a recipient containing "alic"');
+        assert.deepEqual((await h.search({ recipient: 'other.ex' })).messages.map((m) => m.id), ['m2']);
+        assert.deepEqual((await h.search({ recipient: 'zed' })).messages.map((m) => m.id), []);
+        assert.deepEqual((await h.search({ recipient: 'a%' })).messages.map((m) => m.id), [], 'LIKE wildcards are literal in addresses too');
+        assert.deepEqual((await h.search({ sender: 'scanner' })).messages.map((m) => m.id), ['m1']);
+        assert.match((await h.search({ sender: 'scanner', subject: 'scan' })).matched ?? '', /sender containing "scanner" and a subject containing "scan"/);
         assert.deepEqual((await h.search({ subject: '50%' })).messages.map((m) => m.id), ['m1']);
         assert.deepEqual((await h.search({ subject: '0%d' })).messages.map((m) => m.id), [], 'LIKE wildcards are literal');
         assert.deepEqual((await h.search({ client: '192.0.2.50' })).messages.map((m) => m.id), ['m1']);

@@ -30,7 +30,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const web = (over: Partial<WebConfig> = {}): { web: WebConfig } => ({
+const web = (over: Partial<WebConfig> = {}): { web: Omit<WebConfig, 'health'> } => ({
   web: { enabled: true, address: '127.0.0.1', port: 0, adminUser: 'admin', secureCookies: false, adminPassword: hash, ...over },
 });
 
@@ -211,9 +211,15 @@ describe('actions', () => {
     assert.match(m, /smarthost_queue_oldest_age_seconds (59\d|60\d)/);
     assert.match(m, /smarthost_token_renewals_total\{upstream="o365"\} 3/);
     assert.match(m, /smarthost_tls_certificate_days_left 42/);
+    assert.match(m, /^process_resident_memory_bytes \d+$/m);
+    assert.match(m, /^process_cpu_seconds_total \d+(\.\d+)?$/m);
+    assert.match(m, /^nodejs_heap_size_used_bytes \d+$/m);
+    // The fakes' upstream is parked: the relay still accepts mail (200), but it is not "ok".
     const hz = await app.inject({ url: '/healthz' });
     assert.equal(hz.statusCode, 200);
-    assert.equal(hz.json().status, 'ok');
+    assert.equal(hz.json().status, 'degraded');
+    assert.match(hz.json().checks.find((c: { name: string }) => c.name === 'upstream o365').reason, /^parked: authentication refused/);
+    assert.equal((await app.inject({ url: '/healthz?strict' })).statusCode, 503);
   });
 
   test('the page is served with a strict Content-Security-Policy', async () => {

@@ -3,7 +3,7 @@
  * the spool, the delivery manager's upstream board, history, the event bus and the config file.
  * Only this adapter knows both sides; the console never touches the spool folders itself.
  */
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { newQueueId } from '../../core/ids.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -13,7 +13,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Spool, QueueEntry } from '../../queue/index.ts';
 import type { HistoryStore } from '../../history/index.ts';
 import type { TokenProvider } from '../../m365/tokens.ts';
-import type { WebServices, QueueEntryView, BadmailEntry, UpstreamStatus } from '../../web/services.ts';
+import type { WebServices, QueueEntryView, BadmailEntry, UpstreamStatus, RefusalService, HealthProbes } from '../../web/services.ts';
 import type { EventBus } from './events.ts';
 
 export interface UpstreamBoard {
@@ -34,6 +34,33 @@ export interface WebServiceDeps {
   reload: () => Promise<{ restartNeeded: string[] }>;
   tlsCertificateDaysLeft?: () => number | undefined;
   diagnostics?: WebServices['diagnostics'];
+  refusals?: RefusalService;
+  /** Each SMTP listener's state, for /healthz. */
+  listeners?: HealthProbes['listeners'];
+}
+
+/**
+ * Writes what an accept writes — a file in tmp/, fsynced, renamed into incoming/ — under a name the
+ * spool never lists (no .eml), then removes it. Permissions alone would not do: root writes anyway.
+ */
+export async function probeSpool(spool: Pick<Spool, 'paths'>): Promise<void> {
+  const name = `.health-probe-${process.pid}`;
+  const tmp = path.join(spool.paths.folder('tmp'), name);
+  const dest = path.join(spool.paths.folder('incoming'), name);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile('health probe\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, dest);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await unlink(dest);
 }
 
 function view(e: QueueEntry): QueueEntryView {
@@ -64,6 +91,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
   const badmailDir = spool.paths.folder('badmail');
   const pickupDir = spool.paths.folder('pickup');
   const find = async (id: string) => (await spool.list()).find((e) => e.record.id === id);
+  const queueAgeMs = deps.getConfig().web.health.queueAge;
   const known = async (id: string) => (await find(id)) !== undefined;
 
   return {
@@ -192,5 +220,9 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
     },
     diagnostics: deps.diagnostics,
     tlsCertificateDaysLeft: deps.tlsCertificateDaysLeft,
+    refusals: deps.refusals,
+    health: deps.listeners ? { spoolWritable: () => probeSpool(spool), listeners: deps.listeners } : undefined,
+    // Read at start, as the rest of web: is (a reload says a restart is needed for it).
+    queueAgeThresholdMs: () => queueAgeMs,
   };
 }
