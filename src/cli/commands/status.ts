@@ -11,7 +11,6 @@
  * 0 ok · 1 degraded (WARNING) · 2 down (CRITICAL) · 3 could not tell (UNKNOWN).
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import type { Config } from '../../config/schema.ts';
 import type { HealthCheck, HealthReport } from '../../web/health.ts';
@@ -90,11 +89,13 @@ function render(report: HealthReport, source: string): string {
 export function register(program: Command): void {
   program.command('status')
     .description('is the relay ok, degraded or down, and why (asks the running relay\'s /healthz; exit 0 ok, 1 degraded, 2 down, 3 unknown)')
-    .option('-c, --config <file>', 'YAML config file (default: ./smarthost.yaml when it exists, else the embedded defaults)')
+    .option('-c, --config <file>', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml, else the embedded defaults serve runs on)')
     .option('--json', 'print the report as JSON (the /healthz body)')
     .action(async (opts: { config?: string; json?: boolean }) => {
       const { loadConfig } = await import('../../config/load.ts');
-      const config = loadConfig(opts.config ?? (existsSync('smarthost.yaml') ? 'smarthost.yaml' : undefined));
+      const { findConfig } = await import('../../config/locate.ts');
+      // As serve: with no config file anywhere, the relay runs on the embedded defaults, so check those.
+      const config = loadConfig(findConfig(opts.config).file);
       let report: HealthReport;
       let source: string;
       if (config.web.enabled) {
