@@ -18,6 +18,7 @@ const ALLOWED: Record<string, string[]> = {
   diagnostics: ['core'],
   admin: ['core'],
   web: ['core', 'config'],
+  service: ['core', 'config'],
   cli: ['*'],
 };
 
