@@ -83,8 +83,9 @@ ${text}`;
 /** winsw.exe: beside a single executable, else the copy node-windows ships. */
 function findWrapper(ctx: ServiceContext): string | undefined {
   if (ctx.wrapperSource !== undefined) return ctx.wrapperSource ?? undefined;
-  const beside = path.join(path.dirname(ctx.launcher.executable), 'winsw.exe');
-  if (existsSync(beside)) return beside;
+  const p = pathOf(ctx);
+  const beside = p.join(p.dirname(ctx.launcher.executable), 'winsw.exe');
+  if (exists(ctx, beside)) return beside;
   try {
     const pkg = createRequire(import.meta.url).resolve('node-windows/package.json');
     const exe = path.join(path.dirname(pkg), 'bin', 'winsw', 'winsw.exe');
