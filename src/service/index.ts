@@ -9,8 +9,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { sampleConfig } from '../config/sample.ts';
-import type { Launcher } from './launcher.ts';
-import type { Runner, ServicePlan } from './plan.ts';
+import { seaAsset, type Launcher } from './launcher.ts';
+import { SEA_PREFIX, type Runner, type ServicePlan } from './plan.ts';
 import { LINUX_CONFIG, LINUX_MAILROOT, UNIT_NAME, UNIT_PATH, describeLinuxState, linuxInstallPlan, linuxUninstallPlan } from './systemd.ts';
 import { WRAPPER_NAME, describeWindowsState, windowsDataDir, windowsInstallPlan, windowsUninstallPlan } from './windows.ts';
 
@@ -80,12 +80,13 @@ export function starterConfig(mailroot: string, reload: string): string {
 ${text}`;
 }
 
-/** winsw.exe: beside a single executable, else the copy node-windows ships. */
+/** winsw.exe: beside a single executable, embedded in it, else the copy node-windows ships. */
 function findWrapper(ctx: ServiceContext): string | undefined {
   if (ctx.wrapperSource !== undefined) return ctx.wrapperSource ?? undefined;
   const p = pathOf(ctx);
   const beside = p.join(p.dirname(ctx.launcher.executable), 'winsw.exe');
   if (exists(ctx, beside)) return beside;
+  if (ctx.launcher.sea && seaAsset('winsw.exe') && seaAsset('winsw.exe.config')) return `${SEA_PREFIX}winsw.exe`;
   try {
     const pkg = createRequire(import.meta.url).resolve('node-windows/package.json');
     const exe = path.join(path.dirname(pkg), 'bin', 'winsw', 'winsw.exe');

@@ -15,20 +15,28 @@ export interface Launcher {
   sea: boolean;
 }
 
-/** Whether this process is a single executable application. */
-export async function isSea(): Promise<boolean> {
+type SeaModule = { isSea(): boolean; getAsset(key: string): ArrayBuffer };
+
+/** node:sea when this process is a single executable application, else undefined. */
+function seaModule(): SeaModule | undefined {
+  const sea = process.getBuiltinModule?.('node:sea') as SeaModule | undefined;
+  return sea?.isSea() ? sea : undefined;
+}
+
+/** A file embedded in the single executable (sea-config.json "assets"), or undefined. */
+export function seaAsset(name: string): Buffer | undefined {
   try {
-    const sea = (await import('node:sea')) as { isSea?: () => boolean };
-    return sea.isSea?.() ?? false;
+    const asset = seaModule()?.getAsset(name);
+    return asset ? Buffer.from(asset) : undefined;
   } catch {
-    return false; // Node without node:sea: certainly not one
+    return undefined; // not embedded
   }
 }
 
 /** The launcher of the running process, resolved through symlinks (/usr/bin/smarthost → the package). */
-export async function currentLauncher(): Promise<Launcher> {
+export function currentLauncher(): Launcher {
   const executable = realpathSync(process.execPath);
-  if (await isSea()) return { executable, prefix: [], sea: true };
+  if (seaModule()) return { executable, prefix: [], sea: true };
   const script = process.argv[1] ? realpathSync(path.resolve(process.argv[1])) : '';
   return { executable, prefix: script ? [script] : [], sea: false };
 }

@@ -9,13 +9,18 @@
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { seaAsset } from './launcher.ts';
 
 export type Step =
   | { kind: 'mkdir'; path: string; mode: number; why: string }
   | { kind: 'write'; path: string; mode: number; content: string; why: string }
+  /** `from` is a file, or sea:NAME for a file embedded in the single executable. */
   | { kind: 'copy'; path: string; mode: number; from: string; why: string }
   | { kind: 'remove'; path: string; why: string }
   | { kind: 'run'; argv: string[]; why: string; mayFail?: boolean };
+
+/** A copy source naming a file embedded in the single executable. */
+export const SEA_PREFIX = 'sea:';
 
 export interface ServicePlan {
   platform: 'linux' | 'win32';
@@ -66,7 +71,7 @@ export function describePlan(plan: ServicePlan): string {
         out.push(`${n}. write ${s.path}${mode} — ${s.why}`, `----- ${s.path} -----`, s.content.replace(/\n$/, ''), `----- end of ${s.path} -----`);
         break;
       case 'copy':
-        out.push(`${n}. copy ${s.from} to ${s.path}${mode} — ${s.why}`);
+        out.push(`${n}. copy ${s.from.startsWith(SEA_PREFIX) ? `${s.from.slice(SEA_PREFIX.length)} (embedded in this executable)` : s.from} to ${s.path}${mode} — ${s.why}`);
         break;
       case 'remove':
         out.push(`${n}. remove ${s.path} — ${s.why}`);
@@ -107,7 +112,13 @@ export async function applyPlan(plan: ServicePlan, { runner, root = '', progress
         progress(`wrote ${s.path}`);
         break;
       case 'copy':
-        copyFileSync(s.from, at(s.path));
+        if (s.from.startsWith(SEA_PREFIX)) {
+          const asset = seaAsset(s.from.slice(SEA_PREFIX.length));
+          if (!asset) throw new Error(`${s.from.slice(SEA_PREFIX.length)} is not embedded in this executable`);
+          writeFileSync(at(s.path), asset);
+        } else {
+          copyFileSync(s.from, at(s.path));
+        }
         chmodSync(at(s.path), s.mode);
         progress(`copied ${s.path}`);
         break;

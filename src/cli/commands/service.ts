@@ -16,7 +16,7 @@ async function context(program: Command) {
   if (process.platform !== 'linux' && process.platform !== 'win32') {
     throw new SmarthostError('SH_USAGE', `smarthost service supports Linux (systemd) and Windows; this is ${process.platform}`);
   }
-  return { platform: process.platform, env: process.env, launcher: await currentLauncher(), version: program.version() ?? 'unknown' } as const;
+  return { platform: process.platform, env: process.env, launcher: currentLauncher(), version: program.version() ?? 'unknown' } as const;
 }
 
 async function carryOut(program: Command, action: 'install' | 'uninstall', opts: Opts): Promise<void> {
