@@ -4,14 +4,14 @@
  * The platform, the environment, the file probe and the command runner are parameters, so the
  * Linux tests cover the Windows plan too and no test needs a running service manager.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { sampleConfig } from '../config/sample.ts';
 import { seaAsset, type Launcher } from './launcher.ts';
 import { SEA_PREFIX, type Runner, type ServicePlan } from './plan.ts';
-import { LINUX_CONFIG, LINUX_MAILROOT, UNIT_NAME, UNIT_PATH, describeLinuxState, linuxInstallPlan, linuxUninstallPlan } from './systemd.ts';
+import { LINUX_CONFIG, LINUX_MAILROOT, UNIT_NAME, UNIT_PATH, configOfUnit, describeLinuxState, linuxInstallPlan, linuxUninstallPlan } from './systemd.ts';
 import { WRAPPER_NAME, describeWindowsState, windowsDataDir, windowsInstallPlan, windowsUninstallPlan } from './windows.ts';
 
 export { applyPlan, describePlan, spawnRunner, type Runner, type ServicePlan } from './plan.ts';
@@ -154,5 +154,8 @@ export async function serviceStatus(ctx: ServiceContext, runner: Runner): Promis
   const active = (await runner(['systemctl', 'is-active', UNIT_NAME])).stdout.trim();
   const enabled = (await runner(['systemctl', 'is-enabled', UNIT_NAME])).stdout.trim();
   const status = await runner(['systemctl', 'status', '--no-pager', '--lines=10', UNIT_NAME]);
-  return { ...describeLinuxState(active, enabled, exists(ctx, UNIT_PATH)), detail: (status.stdout + status.stderr).trim() };
+  const state = describeLinuxState(active, enabled, exists(ctx, UNIT_PATH));
+  // The config the service really uses is the one its unit names.
+  const config = exists(ctx, UNIT_PATH) ? configOfUnit(readFileSync(ctx.root ? path.join(ctx.root, UNIT_PATH) : UNIT_PATH, 'utf8')) : undefined;
+  return { ...state, text: config ? `${state.text}\nConfig: ${config}` : state.text, detail: (status.stdout + status.stderr).trim() };
 }

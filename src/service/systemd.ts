@@ -192,6 +192,13 @@ export function linuxUninstallPlan(configFile: string, mailroot: string): Servic
   };
 }
 
+/** The --config of a unit's ExecStart (as systemdWord wrote it). */
+export function configOfUnit(unit: string): string | undefined {
+  const m = /^ExecStart=.* --config (?:"((?:[^"\\]|\\.)*)"|(\S+))\s*$/m.exec(unit);
+  if (!m) return undefined;
+  return (m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]).replace(/%%/g, '%').replace(/\$\$/g, '$');
+}
+
 /** `systemctl is-active` answers in one word; this says it in words. */
 export function describeLinuxState(active: string, enabled: string, unitInstalled: boolean): { text: string; running: boolean } {
   if (!unitInstalled) return { text: `smarthost is not installed as a service (no ${UNIT_PATH}). Install it with: smarthost service install`, running: false };

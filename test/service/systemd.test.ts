@@ -113,7 +113,7 @@ test('install into a temporary root: files, modes, commands in order; the starte
   assert.deepEqual(cfg.access.relay, { mode: 'only', list: ['127.0.0.0/8', '::1'] }); // never an open relay
   const status = await serviceStatus(ctx(root), rec.runner);
   assert.equal(status.running, true);
-  assert.equal(status.text, 'smarthost is running (starts at boot).');
+  assert.equal(status.text, 'smarthost is running (starts at boot).\nConfig: /etc/smarthost/smarthost.yaml');
 
   // A second install keeps the admin's config, and its mailroot decides the spool.
   writeFileSync(path.join(root, '/etc/smarthost/smarthost.yaml'), 'mailroot: /srv/mail\n');
@@ -143,6 +143,10 @@ test('status says failed, stopped and starting in words, and only "active" count
   writeFileSync(path.join(root, UNIT_PATH), '');
   const ask = (active: string, enabled = 'enabled') => serviceStatus(ctx(root), recorder({ 'systemctl is-active smarthost.service': active, 'systemctl is-enabled smarthost.service': enabled }).runner);
   assert.deepEqual(await ask('failed'), { running: false, text: 'smarthost has FAILED and is not running (starts at boot). Why: journalctl -u smarthost -n 50', detail: '' });
+  // The config named is the unit's own, quoting and % escapes undone.
+  writeFileSync(path.join(root, UNIT_PATH), systemdUnit({ ...unitOpts, configFile: '/srv/My Relay/100%.yaml' }));
+  assert.match(readFileSync(path.join(root, UNIT_PATH), 'utf8'), /^ExecStart=.* --config "\/srv\/My Relay\/100%%\.yaml"$/m);
+  assert.equal((await ask('active')).text, 'smarthost is running (starts at boot).\nConfig: /srv/My Relay/100%.yaml');
   assert.match((await ask('inactive', 'disabled')).text, /installed but stopped \(does not start at boot \(disabled\)\)/);
   assert.equal((await ask('activating')).running, false);
   assert.equal((await ask('active')).running, true);

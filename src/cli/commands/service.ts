@@ -1,5 +1,5 @@
 /**
- * smarthost service install | uninstall | status [--config FILE] [--dry-run] — run smarthost as a
+ * smarthost service install | uninstall [--config FILE] [--dry-run] · service status — run smarthost as a
  * systemd service (Linux) or a Windows service (WinSW). --dry-run prints every file in full and
  * every command, in order, and changes nothing.
  */
@@ -61,7 +61,6 @@ export function register(program: Command): void {
     .action((opts: Opts) => carryOut(program, 'uninstall', opts));
   service
     .command('status')
-    .option('--config <file>', 'config file (for the places it names)')
     .description('is the service installed, running, starting at boot? (exit 0 only when running)')
     .action(async () => {
       const svc = await import('../../service/index.ts');
