@@ -179,3 +179,15 @@ test('service install --dry-run prints the full unit and every command, and chan
   assert.equal(existsSync(path.dirname(config)), false, 'the dry run created the config folder');
   assert.equal(existsSync(UNIT_PATH), before);
 });
+
+test('without systemd as init, service install refuses before writing anything', { skip: existsSync('/run/systemd/system') && 'systemd is running here: the real install would run' }, async () => {
+  const config = `/srv/smarthost-refused-${process.pid}/smarthost.yaml`;
+  const r = await runCli(['service', 'install', '--config', config]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /service install refused, nothing was changed: systemd is not running on this machine/);
+  assert.equal(r.stdout, '');
+  assert.equal(existsSync(path.dirname(config)), false);
+  assert.equal(existsSync('/etc/sysusers.d/smarthost.conf'), false);
+  const dry = await runCli(['service', 'install', '--dry-run', '--config', config]);
+  assert.match(dry.stdout, /Note: without --dry-run this is refused here: systemd is not running/);
+});

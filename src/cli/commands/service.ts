@@ -3,6 +3,7 @@
  * systemd service (Linux) or a Windows service (WinSW). --dry-run prints every file in full and
  * every command, in order, and changes nothing.
  */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SmarthostError } from '../../core/errors.ts';
 
@@ -23,11 +24,18 @@ async function carryOut(program: Command, action: 'install' | 'uninstall', opts:
   const svc = await import('../../service/index.ts');
   const ctx = await context(program);
   const plan = action === 'install' ? svc.planInstall(ctx, opts.config) : svc.planUninstall(ctx, opts.config);
+  // sd_booted(3): systemd is the init system when /run/systemd/system exists. Without it (a
+  // container, WSL without systemd) install would write files and then fail at systemctl.
+  const noSystemd = ctx.platform === 'linux' && !existsSync('/run/systemd/system')
+    ? 'systemd is not running on this machine (no /run/systemd/system), so it cannot run a service; in a container, run `smarthost serve` as the container\'s command instead'
+    : undefined;
   if (opts.dryRun) {
     process.stdout.write(svc.describePlan(plan));
+    if (noSystemd) process.stdout.write(`\nNote: without --dry-run this is refused here: ${noSystemd}.\n`);
     if (plan.problems.length) process.exitCode = 1;
     return;
   }
+  if (noSystemd) throw new SmarthostError('SH_USAGE', `service ${action} refused, nothing was changed: ${noSystemd}`);
   if (plan.problems.length) throw new SmarthostError('SH_USAGE', `service ${action} refused, nothing was changed:\n  ${plan.problems.join('\n  ')}`);
   if (ctx.platform === 'linux' && process.getuid?.() !== 0) {
     throw new SmarthostError('SH_USAGE', `service ${action} writes to /etc and runs systemctl: run it as root (sudo smarthost service ${action}), or add --dry-run to see what it would do`);
@@ -35,7 +43,8 @@ async function carryOut(program: Command, action: 'install' | 'uninstall', opts:
   try {
     await svc.applyPlan(plan, { runner: svc.spawnRunner, progress: (line) => process.stdout.write(`${line}\n`) });
   } catch (err) {
-    throw new SmarthostError('SH_USAGE', `service ${action} stopped: ${(err as Error).message}`, { cause: err });
+    // The steps printed above were done; every step is safe to repeat (a config is only written when missing).
+    throw new SmarthostError('SH_USAGE', `service ${action} stopped: ${(err as Error).message}\n  The steps listed above were done; fix the cause and run the same command again.`, { cause: err });
   }
   process.stdout.write(`${plan.notes.map((n) => `Note: ${n}`).join('\n')}\n`);
   if (action === 'install') {
