@@ -126,6 +126,9 @@ export interface LinuxInstallInput extends UnitOptions {
   starterConfig?: string;
 }
 
+/** Folders two levels deep that belong to the system, never to one service. */
+const SHARED = new Set(['/var/spool', '/var/lib', '/var/mail', '/var/log', '/var/cache', '/usr/local', '/usr/share', '/usr/lib', '/etc/ssl']);
+
 /** Folders the sandbox hides from the service: a binary there cannot start. */
 const HIDDEN = ['/home/', '/root/', '/run/user/', '/tmp/', '/var/tmp/'];
 
@@ -139,6 +142,10 @@ export function linuxInstallPlan(input: LinuxInstallInput): ServicePlan {
       problems.push(`${file} is under ${dir}, which the service's sandbox (ProtectHome, PrivateTmp) hides: ` +
         (file === configFile || file === mailroot ? 'choose another path' : 'install smarthost globally (npm install -g) or copy the single executable to /usr/local/bin'));
     }
+  }
+  // The spool is handed to the service user with chown -R: never a folder shared with the system.
+  if (mailroot.split('/').filter(Boolean).length < 2 || SHARED.has(mailroot.replace(/\/+$/, ''))) {
+    problems.push(`the mailroot ${mailroot} is a shared system folder; install would give it to the smarthost user (chown -R): set mailroot to a folder of its own, e.g. ${LINUX_MAILROOT}`);
   }
   const steps: Step[] = [
     { kind: 'write', path: SYSUSERS_PATH, mode: 0o644, content: sysusersConfig(mailroot), why: 'declares the smarthost system user' },

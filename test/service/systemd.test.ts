@@ -160,6 +160,12 @@ test('a binary or config where the sandbox hides it is refused before anything i
   await assert.rejects(applyPlan(plan, { runner: recorder().runner, root }), /ProtectHome/);
   assert.equal(existsSync(path.join(root, 'etc')), false);
   assert.match(describePlan(plan), /^PROBLEM: /m);
+  // A config whose mailroot is a shared system folder: chown -R would hand it over.
+  mkdirSync(path.join(root, 'etc/smarthost'), { recursive: true });
+  writeFileSync(path.join(root, 'etc/smarthost/smarthost.yaml'), 'mailroot: /var/spool\n');
+  assert.match(planInstall(ctx(root)).problems.join(), /the mailroot \/var\/spool is a shared system folder/);
+  writeFileSync(path.join(root, 'etc/smarthost/smarthost.yaml'), 'mailroot: /srv\n');
+  assert.match(planInstall(ctx(root)).problems.join(), /the mailroot \/srv is a shared system folder/);
 });
 
 test('service install --dry-run prints the full unit and every command, and changes nothing', async () => {
