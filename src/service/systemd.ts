@@ -73,7 +73,6 @@ Restart=on-failure
 RestartSec=5s
 # serve finishes open sessions and deliveries on SIGTERM and gives up by itself after 30 s.
 TimeoutStopSec=${STOP_TIMEOUT_SEC}s
-Environment=NODE_ENV=production
 LimitNOFILE=65536
 UMask=0077
 
