@@ -1,11 +1,12 @@
 // The capability claim, for real: the generated unit's ExecStart, run as an unprivileged user with
 // the unit's credentials (ambient and bounding set CAP_NET_BIND_SERVICE only, no_new_privs; setpriv
-// does what systemd does with AmbientCapabilities/CapabilityBoundingSet/NoNewPrivileges), binds a
-// port below 1024 and answers SMTP. Without the ambient capability the same command cannot.
+// does what systemd does with AmbientCapabilities/CapabilityBoundingSet/NoNewPrivileges) and under
+// the unit's SystemCallFilter (expanded by systemd-analyze, loaded with libseccomp), binds a port
+// below 1024 and relays a message into its spool. Without the ambient capability it cannot bind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -46,10 +47,30 @@ function setup() {
   return { dir, mailroot, configFile };
 }
 
-function start(words: string[], ambient: boolean): ChildProcess {
+/** The system calls a unit's SystemCallFilter= lines allow: allowed groups minus ~denied ones. */
+function allowedSyscalls(unit: string): string[] {
+  const expand = (group: string): string[] => execFileSync('systemd-analyze', ['syscall-filter', group], { encoding: 'utf8' })
+    .split('\n').slice(1).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+    .flatMap((n) => (n.startsWith('@') ? expand(n) : [n]));
+  const allow = new Set<string>();
+  const deny = new Set<string>();
+  for (const [, value] of unit.matchAll(/^SystemCallFilter=(.*)$/gm)) {
+    const [set, list] = value.startsWith('~') ? [deny, value.slice(1)] : [allow, value];
+    for (const item of list.split(/\s+/).filter(Boolean)) for (const n of item.startsWith('@') ? expand(item) : [item]) set.add(n);
+  }
+  assert.ok(allow.size > 100 && deny.size > 10, 'the unit has an allow-list and a deny-list');
+  return [...allow].filter((n) => !deny.has(n));
+}
+
+const SECCOMP = path.join(ROOT, 'test/helpers/seccomp-exec.py');
+const hasSeccomp = spawnSync('/usr/bin/python3', ['-c', 'import seccomp'], { stdio: 'ignore' }).status === 0;
+
+/** The unit's credentials: user, capabilities, no_new_privs, then (filter) its system call filter. */
+function start(words: string[], ambient: boolean, filter?: string): ChildProcess {
   const caps = ambient ? ['--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service'] : ['--inh-caps=-all'];
+  const seccomp = filter ? ['/usr/bin/python3', SECCOMP, filter] : [];
   return spawn('setpriv', [`--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', ...caps, '--bounding-set=-all,+net_bind_service', '--no-new-privs', '--',
-    'env', '-i', 'HOME=/nonexistent', 'PATH=/usr/bin:/bin', ...words], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ...seccomp, '/usr/bin/env', '-i', 'HOME=/nonexistent', 'PATH=/usr/bin:/bin', ...words], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Resolves with the output once `marker` appears, or rejects when the process exits first. */
@@ -66,21 +87,34 @@ function waitFor(child: ChildProcess, marker: RegExp): Promise<string> {
   });
 }
 
-test('ExecStart as an unprivileged user binds a port below 1024 with CAP_NET_BIND_SERVICE alone', { skip: !asRoot && 'needs root to change user' }, async () => {
+test('ExecStart as an unprivileged user under the unit\'s system call filter binds a port below 1024 with CAP_NET_BIND_SERVICE alone and relays', { skip: (!asRoot && 'needs root to change user') || (!hasSeccomp && 'python3-seccomp is not installed') }, async () => {
   const { dir, mailroot, configFile } = setup();
   mkdirSync(mailroot, { mode: 0o750 });
   chownSync(mailroot, UID, UID); // as service install does
   const port = await privilegedPort();
   writeFileSync(configFile, `mailroot: ${mailroot}\nlisten: [{ address: 127.0.0.1, port: ${port}, tls: none }]\nweb: { enabled: false }\nhistory: { store: off }\n`);
   chmodSync(configFile, 0o644);
-  const words = execStartWords(systemdUnit({ launcher: { executable: process.execPath, prefix: [path.join(ROOT, 'bin/smarthost.js')], sea: false }, configFile, mailroot, version: 'test', ownConfigDir: false }));
+  const unit = systemdUnit({ launcher: { executable: process.execPath, prefix: [path.join(ROOT, 'bin/smarthost.js')], sea: false }, configFile, mailroot, version: 'test', ownConfigDir: false });
+  const words = execStartWords(unit);
   assert.deepEqual(words.slice(-3), ['serve', '--config', configFile]);
+  const filter = path.join(dir, 'syscalls.txt');
+  writeFileSync(filter, allowedSyscalls(unit).join('\n'));
+  chmodSync(filter, 0o644);
+
+  // The filter is in force: chown of one's own file to oneself (@privileged) is refused.
+  const own = path.join(mailroot, 'own');
+  writeFileSync(own, '');
+  chownSync(own, UID, UID);
+  const probe = start([process.execPath, '-e', `try { require('fs').chownSync(${JSON.stringify(own)}, ${UID}, ${UID}); console.log('chown allowed') } catch (e) { console.log('chown', e.code) }`], true, filter);
+  assert.match(await waitFor(probe, /chown \w+/), /chown EPERM/);
+  await once(probe, 'exit').catch(() => undefined);
+  rmSync(own);
 
   // Without the ambient capability: refused, so the test below can tell the difference.
   const denied = start(words, false);
   await assert.rejects(waitFor(denied, /smarthost is running/), (err: Error & { out: string }) => /EACCES|permission/i.test(err.out));
 
-  const child = start(words, true);
+  const child = start(words, true, filter);
   try {
     await waitFor(child, /smarthost is running/);
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
@@ -93,6 +127,12 @@ test('ExecStart as an unprivileged user binds a port below 1024 with CAP_NET_BIN
     const [banner] = (await once(socket, 'data')) as [Buffer];
     assert.match(banner.toString(), /^220 /);
     socket.destroy();
+    // A whole message, spool writes and fsyncs included, under the filter.
+    const swaks = spawnSync('swaks', ['--server', '127.0.0.1', '--port', String(port), '--from', 'scanner@example.com', '--to', 'someone@example.org', '--body', 'scan', '--timeout', '60'], { encoding: 'utf8' });
+    assert.equal(swaks.status, 0, swaks.stdout + swaks.stderr);
+    assert.match(swaks.stdout, /<- {2}250 2\.0\.0 Ok: queued as (\S+)/);
+    const queued = ['incoming', 'active', 'deferred'].flatMap((f) => readdirSync(path.join(mailroot, f)).filter((n) => n.endsWith('.eml')));
+    assert.equal(queued.length, 1); // no upstream configured: it waits in the queue
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');
