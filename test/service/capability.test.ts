@@ -1,8 +1,10 @@
 // The capability claim, for real: the generated unit's ExecStart, run as an unprivileged user with
 // the unit's credentials (ambient and bounding set CAP_NET_BIND_SERVICE only, no_new_privs; setpriv
-// does what systemd does with AmbientCapabilities/CapabilityBoundingSet/NoNewPrivileges) and under
-// the unit's SystemCallFilter (expanded by systemd-analyze, loaded with libseccomp), binds a port
-// below 1024 and relays a message into its spool. Without the ambient capability it cannot bind.
+// does what systemd does with AmbientCapabilities/CapabilityBoundingSet/NoNewPrivileges), under the
+// unit's SystemCallFilter (expanded by systemd-analyze, loaded with libseccomp) and with only its
+// ReadWritePaths writable (a private mount namespace with / read-only, as ProtectSystem=strict),
+// binds a port below 1024 and relays a message into its spool. Without the ambient capability it
+// cannot bind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -65,12 +67,23 @@ function allowedSyscalls(unit: string): string[] {
 const SECCOMP = path.join(ROOT, 'test/helpers/seccomp-exec.py');
 const hasSeccomp = spawnSync('/usr/bin/python3', ['-c', 'import seccomp'], { stdio: 'ignore' }).status === 0;
 
-/** The unit's credentials: user, capabilities, no_new_privs, then (filter) its system call filter. */
-function start(words: string[], ambient: boolean, filter?: string): ChildProcess {
+interface Sandbox {
+  /** File of allowed system calls (the unit's SystemCallFilter). */
+  filter: string;
+  /** The unit's ReadWritePaths: everything else is read-only (ProtectSystem=strict), in a mount namespace of its own. */
+  writable: string[];
+}
+
+/** The unit's credentials: user, capabilities, no_new_privs; with a sandbox, its file system and system call filter. */
+function start(words: string[], ambient: boolean, sandbox?: Sandbox): ChildProcess {
   const caps = ambient ? ['--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service'] : ['--inh-caps=-all'];
-  const seccomp = filter ? ['/usr/bin/python3', SECCOMP, filter] : [];
-  return spawn('setpriv', [`--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', ...caps, '--bounding-set=-all,+net_bind_service', '--no-new-privs', '--',
-    ...seccomp, '/usr/bin/env', '-i', 'HOME=/nonexistent', 'PATH=/usr/bin:/bin', ...words], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const seccomp = sandbox ? ['/usr/bin/python3', SECCOMP, sandbox.filter] : [];
+  const cmd = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', ...caps, '--bounding-set=-all,+net_bind_service', '--no-new-privs', '--',
+    ...seccomp, '/usr/bin/env', '-i', 'HOME=/nonexistent', 'PATH=/usr/bin:/bin', ...words];
+  if (!sandbox) return spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Bind each writable path onto itself (a mount of its own stays read-write), then make / read-only.
+  const script = `${sandbox.writable.map((_, i) => `mount --bind "$${i + 1}" "$${i + 1}" && `).join('')}mount -o remount,bind,ro / && shift ${sandbox.writable.length} && exec "$@"`;
+  return spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...sandbox.writable, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Resolves with the output once `marker` appears, or rejects when the process exits first. */
@@ -87,12 +100,13 @@ function waitFor(child: ChildProcess, marker: RegExp): Promise<string> {
   });
 }
 
-test('ExecStart as an unprivileged user under the unit\'s system call filter binds a port below 1024 with CAP_NET_BIND_SERVICE alone and relays', { skip: (!asRoot && 'needs root to change user') || (!hasSeccomp && 'python3-seccomp is not installed') }, async () => {
+test('ExecStart as an unprivileged user, under the unit\'s system call filter and read-only system, binds a port below 1024 with CAP_NET_BIND_SERVICE alone and relays', { skip: (!asRoot && 'needs root to change user') || (!hasSeccomp && 'python3-seccomp is not installed') }, async () => {
   const { dir, mailroot, configFile } = setup();
   mkdirSync(mailroot, { mode: 0o750 });
   chownSync(mailroot, UID, UID); // as service install does
   const port = await privilegedPort();
-  writeFileSync(configFile, `mailroot: ${mailroot}\nlisten: [{ address: 127.0.0.1, port: ${port}, tls: none }]\nweb: { enabled: false }\nhistory: { store: off }\n`);
+  // History on (SQLite in a worker thread, under the mailroot): its writes must fit the sandbox too.
+  writeFileSync(configFile, `mailroot: ${mailroot}\nlisten: [{ address: 127.0.0.1, port: ${port}, tls: none }]\nweb: { enabled: false }\n`);
   chmodSync(configFile, 0o644);
   const unit = systemdUnit({ launcher: { executable: process.execPath, prefix: [path.join(ROOT, 'bin/smarthost.js')], sea: false }, configFile, mailroot, version: 'test', ownConfigDir: false });
   const words = execStartWords(unit);
@@ -101,12 +115,22 @@ test('ExecStart as an unprivileged user under the unit\'s system call filter bin
   writeFileSync(filter, allowedSyscalls(unit).join('\n'));
   chmodSync(filter, 0o644);
 
-  // The filter is in force: chown of one's own file to oneself (@privileged) is refused.
+  const writable = /^ReadWritePaths=(.*)$/m.exec(unit)![1].split(' ');
+  assert.deepEqual(writable, [mailroot]);
+  const sandbox = { filter, writable };
+
+  // The sandbox is in force: chown of one's own file to oneself (@privileged) is refused, and so is
+  // a write outside ReadWritePaths even where the user's permissions would allow it.
   const own = path.join(mailroot, 'own');
   writeFileSync(own, '');
   chownSync(own, UID, UID);
-  const probe = start([process.execPath, '-e', `try { require('fs').chownSync(${JSON.stringify(own)}, ${UID}, ${UID}); console.log('chown allowed') } catch (e) { console.log('chown', e.code) }`], true, filter);
-  assert.match(await waitFor(probe, /chown \w+/), /chown EPERM/);
+  const outside = path.join(dir, 'outside');
+  mkdirSync(outside, { mode: 0o777 });
+  chmodSync(outside, 0o777);
+  const probe = start([process.execPath, '-e', `const fs = require('fs');
+    try { fs.chownSync(${JSON.stringify(own)}, ${UID}, ${UID}); console.log('chown allowed') } catch (e) { console.log('chown', e.code) }
+    try { fs.writeFileSync(${JSON.stringify(path.join(outside, 'x'))}, ''); console.log('write allowed') } catch (e) { console.log('write', e.code) }`], true, sandbox);
+  assert.match(await waitFor(probe, /write \w+/), /chown EPERM\s+write EROFS/);
   await once(probe, 'exit').catch(() => undefined);
   rmSync(own);
 
@@ -114,7 +138,10 @@ test('ExecStart as an unprivileged user under the unit\'s system call filter bin
   const denied = start(words, false);
   await assert.rejects(waitFor(denied, /smarthost is running/), (err: Error & { out: string }) => /EACCES|permission/i.test(err.out));
 
-  const child = start(words, true, filter);
+  const child = start(words, true, sandbox);
+  let log = '';
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
   try {
     await waitFor(child, /smarthost is running/);
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
@@ -133,9 +160,18 @@ test('ExecStart as an unprivileged user under the unit\'s system call filter bin
     assert.match(swaks.stdout, /<- {2}250 2\.0\.0 Ok: queued as (\S+)/);
     const queued = ['incoming', 'active', 'deferred'].flatMap((f) => readdirSync(path.join(mailroot, f)).filter((n) => n.endsWith('.eml')));
     assert.equal(queued.length, 1); // no upstream configured: it waits in the queue
-  } finally {
+    // A clean stop on SIGTERM, as systemctl stop sends: history written, nothing refused on the way.
     child.kill('SIGTERM');
-    await once(child, 'exit');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0, log);
+    assert.ok(readdirSync(mailroot).includes('history.sqlite'), `no history.sqlite in ${readdirSync(mailroot)}`);
+    const complaints = log.split('\n').filter((l) => /"level":(40|50|60)|EROFS|EPERM|EACCES/.test(l) && !l.includes('no upstream is configured'));
+    assert.deepEqual(complaints, []);
+  } finally {
+    if (child.exitCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 });
