@@ -15,6 +15,8 @@
  *   port 25.
  * - ProcSubset=pid: libuv reads /proc/meminfo, /proc/stat for os.totalmem()/os.cpus().
  * - SystemCallFilter=~@resources: Node raises its soft open-files limit with setrlimit at start.
+ * - AF_NETLINK stays allowed: os.networkInterfaces() reads it, and Fastify calls that (uncaught)
+ *   when the console listens on 0.0.0.0, so the relay would not start.
  */
 import path from 'node:path';
 import type { Launcher } from './launcher.ts';
@@ -96,7 +98,7 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes

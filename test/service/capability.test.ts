@@ -14,6 +14,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { systemdUnit } from '../../src/service/systemd.ts';
+import { hashPassword } from '../../src/core/password.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const UID = 64123; // no passwd entry needed: setpriv takes numbers
@@ -33,6 +34,14 @@ async function privilegedPort(): Promise<number> {
     }
   }
   throw new Error('no free privileged port on 127.0.0.1');
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 /** ExecStart's words (systemd quoting: "…" with \" and \\ escapes). */
@@ -72,12 +81,17 @@ interface Sandbox {
   filter: string;
   /** The unit's ReadWritePaths: everything else is read-only (ProtectSystem=strict), in a mount namespace of its own. */
   writable: string[];
+  /** Address family numbers of the unit's RestrictAddressFamilies. */
+  families: number[];
 }
+
+/** linux/socket.h */
+const AF: Record<string, number> = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16, AF_PACKET: 17 };
 
 /** The unit's credentials: user, capabilities, no_new_privs; with a sandbox, its file system and system call filter. */
 function start(words: string[], ambient: boolean, sandbox?: Sandbox): ChildProcess {
   const caps = ambient ? ['--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service'] : ['--inh-caps=-all'];
-  const seccomp = sandbox ? ['/usr/bin/python3', SECCOMP, sandbox.filter] : [];
+  const seccomp = sandbox ? ['/usr/bin/python3', SECCOMP, sandbox.filter, sandbox.families.join(',')] : [];
   const cmd = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', ...caps, '--bounding-set=-all,+net_bind_service', '--no-new-privs', '--',
     ...seccomp, '/usr/bin/env', '-i', 'HOME=/nonexistent', 'PATH=/usr/bin:/bin', ...words];
   if (!sandbox) return spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -105,8 +119,10 @@ test('ExecStart as an unprivileged user, under the unit\'s system call filter an
   mkdirSync(mailroot, { mode: 0o750 });
   chownSync(mailroot, UID, UID); // as service install does
   const port = await privilegedPort();
-  // History on (SQLite in a worker thread, under the mailroot): its writes must fit the sandbox too.
-  writeFileSync(configFile, `mailroot: ${mailroot}\nlisten: [{ address: 127.0.0.1, port: ${port}, tls: none }]\nweb: { enabled: false }\n`);
+  // The console on 0.0.0.0 (it needs a password there) and history on: they must fit the sandbox too.
+  const webPort = await freePort();
+  writeFileSync(configFile, `mailroot: ${mailroot}\nlisten: [{ address: 127.0.0.1, port: ${port}, tls: none }]\n` +
+    `web: { address: 0.0.0.0, port: ${webPort}, adminPassword: "${await hashPassword('test')}" }\n`);
   chmodSync(configFile, 0o644);
   const unit = systemdUnit({ launcher: { executable: process.execPath, prefix: [path.join(ROOT, 'bin/smarthost.js')], sea: false }, configFile, mailroot, version: 'test', ownConfigDir: false });
   const words = execStartWords(unit);
@@ -117,7 +133,9 @@ test('ExecStart as an unprivileged user, under the unit\'s system call filter an
 
   const writable = /^ReadWritePaths=(.*)$/m.exec(unit)![1].split(' ');
   assert.deepEqual(writable, [mailroot]);
-  const sandbox = { filter, writable };
+  const families = /^RestrictAddressFamilies=(.*)$/m.exec(unit)![1].split(' ').map((name) => AF[name]);
+  assert.ok(families.every((n) => n > 0), 'every family is known to the test');
+  const sandbox = { filter, writable, families };
 
   // The sandbox is in force: chown of one's own file to oneself (@privileged) is refused, and so is
   // a write outside ReadWritePaths even where the user's permissions would allow it.
@@ -127,11 +145,18 @@ test('ExecStart as an unprivileged user, under the unit\'s system call filter an
   const outside = path.join(dir, 'outside');
   mkdirSync(outside, { mode: 0o777 });
   chmodSync(outside, 0o777);
-  const probe = start([process.execPath, '-e', `const fs = require('fs');
+  const probeJs = `const fs = require('fs');
     try { fs.chownSync(${JSON.stringify(own)}, ${UID}, ${UID}); console.log('chown allowed') } catch (e) { console.log('chown', e.code) }
-    try { fs.writeFileSync(${JSON.stringify(path.join(outside, 'x'))}, ''); console.log('write allowed') } catch (e) { console.log('write', e.code) }`], true, sandbox);
-  assert.match(await waitFor(probe, /write \w+/), /chown EPERM\s+write EROFS/);
+    try { fs.writeFileSync(${JSON.stringify(path.join(outside, 'x'))}, ''); console.log('write allowed') } catch (e) { console.log('write', e.code) }
+    try { require('os').networkInterfaces(); console.log('interfaces ok') } catch (e) { console.log('interfaces', e.code) }`;
+  const probe = start([process.execPath, '-e', probeJs], true, sandbox);
+  assert.match(await waitFor(probe, /interfaces \w+/), /chown EPERM\s+write EROFS\s+interfaces ok/);
   await once(probe, 'exit').catch(() => undefined);
+  // Why the unit allows AF_NETLINK: without it the interface list fails, and Fastify asks for it when
+  // the console listens on 0.0.0.0 (an uncaught error: the relay would not start).
+  const noNetlink = start([process.execPath, '-e', probeJs], true, { ...sandbox, families: families.filter((n) => n !== AF.AF_NETLINK) });
+  assert.match(await waitFor(noNetlink, /interfaces \w+/), /interfaces ERR_SYSTEM_ERROR/);
+  await once(noNetlink, 'exit').catch(() => undefined);
   rmSync(own);
 
   // Without the ambient capability: refused, so the test below can tell the difference.
@@ -154,6 +179,8 @@ test('ExecStart as an unprivileged user, under the unit\'s system call filter an
     const [banner] = (await once(socket, 'data')) as [Buffer];
     assert.match(banner.toString(), /^220 /);
     socket.destroy();
+    const health = spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${webPort}/`], { encoding: 'utf8' });
+    assert.match(health.stdout, /^[23]\d\d$/, `console answered ${health.stdout}`);
     // A whole message, spool writes and fsyncs included, under the filter.
     const swaks = spawnSync('swaks', ['--server', '127.0.0.1', '--port', String(port), '--from', 'scanner@example.com', '--to', 'someone@example.org', '--body', 'scan', '--timeout', '60'], { encoding: 'utf8' });
     assert.equal(swaks.status, 0, swaks.stdout + swaks.stderr);
