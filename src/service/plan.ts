@@ -51,9 +51,16 @@ export const spawnRunner: Runner = (argv) =>
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 
-/** A command line as a person would type it (arguments with spaces quoted). */
-export function shellLine(argv: string[]): string {
+/** A command line as a person would type it: POSIX shell quoting, or Windows' (CommandLineToArgvW). */
+export function shellLine(argv: string[], platform: ServicePlan['platform'] = 'linux'): string {
+  if (platform === 'win32') return argv.map(windowsArg).join(' ');
   return argv.map((a) => (/^[\w@%+=:,./\\-]+$/.test(a) ? a : `"${a.replace(/(["\\$`])/g, '\\$1')}"`)).join(' ');
+}
+
+/** One Windows command-line argument (CommandLineToArgvW rules: quoted when it has spaces or quotes). */
+export function windowsArg(arg: string): string {
+  if (arg && !/[\s"]/.test(arg)) return arg;
+  return `"${arg.replace(/(\\*)"/g, '$1$1\\"').replace(/(\\+)$/, '$1$1')}"`;
 }
 
 /** The dry-run text: every folder, every file in full, every command, in the order they happen. */
@@ -62,7 +69,8 @@ export function describePlan(plan: ServicePlan): string {
   let n = 0;
   for (const s of plan.steps) {
     n++;
-    const mode = 'mode' in s ? ` (mode ${s.mode.toString(8).padStart(4, '0')})` : '';
+    // Windows files get their access from the folder's ACL, not a mode.
+    const mode = 'mode' in s && plan.platform === 'linux' ? ` (mode ${s.mode.toString(8).padStart(4, '0')})` : '';
     switch (s.kind) {
       case 'mkdir':
         out.push(`${n}. create folder ${s.path}${mode} — ${s.why}`);
@@ -77,7 +85,7 @@ export function describePlan(plan: ServicePlan): string {
         out.push(`${n}. remove ${s.path} — ${s.why}`);
         break;
       case 'run':
-        out.push(`${n}. run: ${shellLine(s.argv)} — ${s.why}`);
+        out.push(`${n}. run: ${shellLine(s.argv, plan.platform)} — ${s.why}`);
         break;
     }
   }

@@ -14,7 +14,7 @@
  */
 import path from 'node:path';
 import type { Launcher } from './launcher.ts';
-import type { ServicePlan, Step } from './plan.ts';
+import { windowsArg, type ServicePlan, type Step } from './plan.ts';
 import { STOP_TIMEOUT_SEC } from './systemd.ts';
 
 const win = path.win32;
@@ -30,11 +30,6 @@ function xml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** One Windows command-line argument (CommandLineToArgvW rules: quote when it has spaces or quotes). */
-export function windowsArg(arg: string): string {
-  if (arg && !/[\s"]/.test(arg)) return arg;
-  return `"${arg.replace(/(\\*)"/g, '$1$1\\"').replace(/(\\+)$/, '$1$1')}"`;
-}
 
 export interface WinswOptions {
   launcher: Launcher;

@@ -10,7 +10,8 @@ import { XMLParser } from 'fast-xml-parser';
 import { parse as parseYaml } from 'yaml';
 import { checkConfigText } from '../../src/config/load.ts';
 import { applyPlan, describePlan, planInstall, planUninstall, serviceStatus, type Runner } from '../../src/service/index.ts';
-import { windowsArg, winswXml } from '../../src/service/windows.ts';
+import { winswXml } from '../../src/service/windows.ts';
+import { windowsArg } from '../../src/service/plan.ts';
 import type { Launcher } from '../../src/service/launcher.ts';
 
 const sea: Launcher = { executable: 'C:\\Program Files\\smarthost\\smarthost.exe', prefix: [], sea: true };
@@ -89,6 +90,10 @@ test('Node + script: the wrapper goes to ProgramData; dry run shows the XML and 
   assert.match(text, /----- C:\\ProgramData\\smarthost\\smarthost-service\.xml -----\n<!-- smarthost 0\.1\.0/);
   assert.match(text, /<executable>C:\\Program Files\\nodejs\\node\.exe<\/executable>/);
   assert.match(text, /run: C:\\ProgramData\\smarthost\\smarthost-service\.exe install/);
+  assert.match(text, /run: icacls C:\\ProgramData\\smarthost \/inheritance:r \/grant:r \*S-1-5-18:\(OI\)\(CI\)F/);
+  assert.doesNotMatch(text, /\(mode \d+\)/); // ACLs on Windows, not modes
+  const sea = describePlan(planInstall(ctx({ ...npm, executable: 'C:\\Program Files\\smarthost\\smarthost.exe', prefix: [], sea: true })));
+  assert.match(sea, /run: "C:\\Program Files\\smarthost\\smarthost-service\.exe" install/); // Windows quoting, not POSIX
   assert.match(text, /run: sc\.exe failure smarthost reset= 86400 actions= restart\/5000\/restart\/5000\/restart\/30000/);
   assert.match(text, /Application event log/);
 });
