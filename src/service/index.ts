@@ -70,11 +70,11 @@ function where(ctx: ServiceContext, configOption: string | undefined, lenient = 
  * until the admin lists the devices: a fresh install is never an open relay.
  */
 export function starterConfig(mailroot: string, reload: string): string {
-  const sample = sampleConfig();
-  const text = sample
-    .replace(/^mailroot: .*$/m, `mailroot: ${JSON.stringify(mailroot)}`)
-    .replace(/^(\s+)address: 127\.0\.0\.1\n((?:\1#.*\n)*)\1port: 2525$/m, '$1address: 0.0.0.0\n$2$1port: 25');
-  if (text === sample || !text.includes('port: 25\n')) throw new Error('the sample config changed shape: update starterConfig()');
+  let changed = 0;
+  const text = sampleConfig()
+    .replace(/^mailroot: .*$/m, () => (changed++, `mailroot: ${JSON.stringify(mailroot)}`))
+    .replace(/^(\s+)address: 127\.0\.0\.1\n((?:\1#.*\n)*)\1port: 2525$/m, (_, indent: string, help: string) => (changed++, `${indent}address: 0.0.0.0\n${help}${indent}port: 25`));
+  if (changed !== 2) throw new Error('the sample config changed shape: update starterConfig()');
   return `# Written by "smarthost service install". Relaying is allowed only from this machine until you
 # add your devices to access.relay.list and an upstream under upstreams; then ${reload}.
 ${text}`;
