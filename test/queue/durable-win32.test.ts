@@ -2,7 +2,7 @@
 // syncer skips it on win32 instead of failing every 250, and still syncs everywhere else.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DirectorySyncer } from '../../src/queue/durable.ts';
@@ -15,7 +15,9 @@ test('win32: no directory fsync is issued, and a folder that cannot be opened do
 
 test('linux: the folder is fsynced, and a folder that cannot be opened fails the commit', async () => {
   const linux = new DirectorySyncer('linux');
-  await linux.sync(mkdtempSync(path.join(tmpdir(), 'sh-dirsync-')));
+  const dir = mkdtempSync(path.join(tmpdir(), 'sh-dirsync-'));
+  await linux.sync(dir);
   assert.equal(linux.syncCount, 1);
+  rmSync(dir, { recursive: true });
   await assert.rejects(linux.sync(path.join(tmpdir(), 'no-such-folder-for-sure')), /ENOENT/);
 });

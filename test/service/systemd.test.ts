@@ -2,7 +2,7 @@
 // below 2.0 with `systemd-analyze security`, --dry-run prints it all and changes nothing, and
 // install/uninstall write the right files with the right modes and run the right commands in order
 // (a recording runner: there is no systemd as PID 1 here).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -29,8 +29,12 @@ function recorder(answers: Record<string, string> = {}): { runner: Runner; calls
   };
 }
 
+const temporary: string[] = [];
+after(() => temporary.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function writeUnit(text: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'sh-unit-'));
+  temporary.push(dir);
   const file = path.join(dir, 'smarthost.service');
   writeFileSync(file, text);
   return file;
@@ -139,6 +143,7 @@ test('install into a temporary root: files, modes, commands in order; the starte
 
 test('status says failed, stopped and starting in words, and only "active" counts as running', async () => {
   const root = mkdtempSync(path.join(tmpdir(), 'sh-root-'));
+  temporary.push(root);
   mkdirSync(path.join(root, '/etc/systemd/system'), { recursive: true });
   writeFileSync(path.join(root, UNIT_PATH), '');
   const ask = (active: string, enabled = 'enabled') => serviceStatus(ctx(root), recorder({ 'systemctl is-active smarthost.service': active, 'systemctl is-enabled smarthost.service': enabled }).runner);
@@ -154,6 +159,7 @@ test('status says failed, stopped and starting in words, and only "active" count
 
 test('a binary or config where the sandbox hides it is refused before anything is written', async () => {
   const root = mkdtempSync(path.join(tmpdir(), 'sh-root-'));
+  temporary.push(root);
   const plan = planInstall(ctx(root, { launcher: { executable: '/root/.nvm/node', prefix: ['/home/me/smarthost/bin/smarthost.js'], sea: false } }));
   assert.equal(plan.problems.length, 2);
   assert.match(plan.problems[0], /\/root\/\.nvm\/node is under \/root\/, which the service's sandbox .* hides/);

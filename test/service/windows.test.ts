@@ -1,7 +1,7 @@
 // smarthost service on Windows, planned and carried out on Linux: the platform is a parameter,
 // the commands go to a recording runner, the files to a temporary root. WinSW's XML is parsed and
 // checked element by element; the wrapper copied is the real winsw.exe from node-windows.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,14 @@ const sea: Launcher = { executable: 'C:\\Program Files\\smarthost\\smarthost.exe
 const npm: Launcher = { executable: 'C:\\Program Files\\nodejs\\node.exe', prefix: ['C:\\Users\\Admin Person\\AppData\\Roaming\\npm\\node_modules\\smarthost\\bin\\smarthost.js'], sea: false };
 const env = { ProgramData: 'C:\\ProgramData' };
 const ctx = (launcher: Launcher, extra: object = {}) => ({ platform: 'win32' as const, env, launcher, version: '0.1.0', ...extra });
+
+const temporary: string[] = [];
+after(() => temporary.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function tempRoot(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sh-win-'));
+  temporary.push(dir);
+  return dir;
+}
 
 function recorder(answers: Record<string, string> = {}): { runner: Runner; calls: string[] } {
   const calls: string[] = [];
@@ -102,14 +110,14 @@ test('no wrapper found: refused with the reason, nothing done', async () => {
   const plan = planInstall(ctx(sea, { wrapperSource: null }));
   assert.match(plan.problems.join(), /WinSW, winsw\.exe\) was not found/);
   const rec = recorder();
-  await assert.rejects(applyPlan(plan, { runner: rec.runner, root: mkdtempSync(path.join(tmpdir(), 'sh-win-')) }));
+  await assert.rejects(applyPlan(plan, { runner: rec.runner, root: tempRoot() }));
   assert.deepEqual(rec.calls, []);
 });
 
 test('uninstall stops, removes the service and the wrapper, keeps config and spool; status in words', async () => {
   const plan = planUninstall(ctx(sea));
   const rec = recorder();
-  await applyPlan(plan, { runner: rec.runner, root: mkdtempSync(path.join(tmpdir(), 'sh-win-')) });
+  await applyPlan(plan, { runner: rec.runner, root: tempRoot() });
   assert.deepEqual(rec.calls, ['C:\\Program Files\\smarthost\\smarthost-service.exe stop', 'C:\\Program Files\\smarthost\\smarthost-service.exe uninstall']);
   assert.match(plan.notes.join(), /Kept: the config C:\\ProgramData\\smarthost\\smarthost\.yaml, the spool C:\\ProgramData\\smarthost\\mailroot/);
   const ask = async (answer: string) => serviceStatus(ctx(sea), recorder({ 'C:\\Program Files\\smarthost\\smarthost-service.exe status': answer }).runner);
