@@ -17,6 +17,10 @@ command -v nsd >/dev/null || need+=(nsd)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
 [ -d /usr/share/doc/python3-spf ] || need+=(python3-spf)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # service unit verify + security score
+command -v setpriv >/dev/null || need+=(util-linux)        # service capability test
+/usr/bin/python3 -c 'import seccomp' 2>/dev/null || need+=(python3-seccomp)  # the unit's SystemCallFilter, applied in a test
+[ -x /usr/lib/wine/wine64 ] || need+=(wine wine64)         # the spool under Windows' node.exe
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

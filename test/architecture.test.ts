@@ -19,6 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   admin: ['core'],
   web: ['core', 'config'],
   migrate: ['core', 'config'],
+  service: ['core', 'config'],
   cli: ['*'],
 };
 

@@ -21,6 +21,7 @@ const COMMAND_MODULES = [
   './commands/status.ts',
   './commands/admin.ts',
   './commands/import-iis.ts',
+  './commands/service.ts',
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -41,8 +41,21 @@ export class DirectorySyncer {
   /** Number of directory fsyncs actually issued (for tests and metrics). */
   syncCount = 0;
 
+  /**
+   * Windows has no directory fsync: FlushFileBuffers on a folder handle fails (EPERM from Node).
+   * There a rename or create is NTFS metadata, written through its journal in order, and the
+   * spool's FlushFileBuffers (fsync) of each file after its rename commits the file's pending
+   * metadata (docs/queue.md, "On Windows"). Node's rename is MoveFileExW(MOVEFILE_REPLACE_EXISTING)
+   * without MOVEFILE_WRITE_THROUGH (libuv src/win/fs.c fs__rename).
+   */
+  private readonly platform: NodeJS.Platform;
+  constructor(platform: NodeJS.Platform = process.platform) {
+    this.platform = platform;
+  }
+
   /** Resolves once an fsync of `dir` that started after this call has completed. */
   sync(dir: string): Promise<void> {
+    if (this.platform === 'win32') return Promise.resolve();
     const pending = this.next.get(dir);
     if (pending && !pending.started) return pending.promise;
     const before = this.running.get(dir) ?? Promise.resolve();
