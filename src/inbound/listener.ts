@@ -20,13 +20,15 @@ import type { Logger } from '../core/logger.ts';
 import type { Enqueuer, PolicyDecision } from '../core/types.ts';
 import { configDirOf, type Config } from '../config/schema.ts';
 import type { ListenerConfig } from '../config/sections/listen.ts';
-import { SmarthostServer } from './connection.ts';
+import { SmarthostServer, type TlsFailure } from './connection.ts';
+import { DevicePolicy } from './device-policy.ts';
 import { checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
 import { SessionTracker, clientOf, userOf } from './sessions.ts';
 import { checkMailSession, checkParameters, checkRecipientShape } from './envelope-policy.ts';
 import { AuthGuard, loadUsers } from './auth.ts';
 import { receiveMessage, type DataStream } from './intake.ts';
 import { loadCertificate, type Certificate } from './tls.ts';
+import { legacyWarning, tlsProfileOptions } from './tls-profile.ts';
 import type { BoundAddress, SenderCheck, SmtpListener } from './types.ts';
 
 export interface ListenerDeps {
@@ -60,6 +62,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   const listenerOf = new Map<SmarthostServer, ListenerConfig>();
   const sessions = new SessionTracker(clock, logger);
   const counters = sessions.counters;
+  const devices = new DevicePolicy(config, clock);
 
   /** Reads the users file of a configuration (throws naming the file when it is bad). */
   const usersOf = (c: Config): Map<string, string> => (c.auth.enabled && c.auth.usersFile ? loadUsers(resolveFile(c, c.auth.usersFile)) : new Map());
@@ -165,6 +168,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       secure: listener.tls === 'implicit',
       key: cert?.key,
       cert: cert?.cert,
+      ...tlsProfileOptions(listener.tlsProfile),
       hideSTARTTLS: listener.tls !== 'starttls',
       disabledCommands: disabledCommands(listener, config),
       authMethods: ['PLAIN', 'LOGIN'],
@@ -190,6 +194,17 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     };
   }
 
+  /** One line per failed handshake: who, what it offered, and the setting that would let it in. */
+  function onTlsFailure(listener: ListenerConfig, server: SmarthostServer, f: TlsFailure): void {
+    const addr = server.server.address();
+    const where = `${listener.address}:${typeof addr === 'object' && addr ? addr.port : listener.port}`;
+    const r = devices.recordFailure(listener, where, f);
+    logger.warn({
+      event: 'smtp-tls-failed', session: f.session, client: r.client, listener: where, stage: f.stage, tlsProfile: listener.tlsProfile,
+      offeredVersions: r.offered.versions, offeredCiphers: r.offered.ciphers.slice(0, 40), reason: r.reason, starttlsWithheldUntil: r.until, advice: r.advice,
+    }, `TLS handshake with ${r.client} failed on ${where}: ${r.reason}${r.offered.versions.length ? ` (offered ${r.offered.versions.join(', ')})` : ''}; ${r.advice}`);
+  }
+
   async function start(): Promise<BoundAddress[]> {
     guard.update(usersOf(config), config.auth);
     if (config.auth.enabled && !config.auth.usersFile) logger.warn({ event: 'smtp-config' }, 'auth.enabled is on but no auth.usersFile is set: no client can log in');
@@ -200,7 +215,9 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     for (const listener of config.listen) {
       const proxyFrom = listener.proxyProtocol.map(parseRange).filter((r): r is Range => r !== undefined);
       const server = new SmarthostServer(serverOptions(listener, cert), { command: config.limits.commandDeadline, data: config.limits.dataDeadline }, proxyFrom);
-      server.on('error', (err: Error) => logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
+      server.ehloHidden = (c) => devices.hidden(listener, c.localPort, c.remoteAddress, c.secure);
+      server.on('tls-failure', (f: TlsFailure) => onTlsFailure(listener, server, f));
+      server.on('error', (err: Error & { tlsReported?: boolean }) => err.tlsReported || logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => reject(new Error(`cannot listen on ${listener.address}:${listener.port}: ${err.message}`));
         server.server.once('error', onError);
@@ -217,7 +234,8 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listener.port;
       bound.push({ address: listener.address, port, tls: listener.tls });
-      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, tlsProfile: listener.tls === 'none' ? undefined : listener.tlsProfile, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+      if (listener.tls !== 'none' && listener.tlsProfile === 'legacy') logger.warn({ event: 'smtp-legacy-tls', address: listener.address, port }, legacyWarning(`${listener.address}:${port}`));
     }
     return bound;
   }
@@ -246,6 +264,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     if (cert) createSecureContext({ key: cert.key, cert: cert.cert });
     config = next;
     access = compileAccess(next.access);
+    devices.update(next);
     guard.update(users, next.auth);
     for (const server of servers) {
       Object.assign(server.options, {
@@ -271,5 +290,6 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     stop,
     reload,
     stats: () => sessions.stats(),
+    tlsFailures: () => devices.failedClients(),
   };
 }

@@ -52,4 +52,6 @@ export interface SmtpListener {
   /** Applies policies, limits and the TLS certificate of a new configuration to new commands and connections. */
   reload(config: Config): Promise<void>;
   stats(): ListenerStats;
+  /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
+  tlsFailures?(): Array<{ client: string; listener: string; at: string; until?: string; reason: string; offered: { versions: string[]; ciphers: string[] }; advice: string }>;
 }
