@@ -136,6 +136,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
         recipient: recipients.length === 1 ? recipients[0] : undefined,
       },
       bareLineEndings: config.limits.bareLineEndings,
+      repairHeaders: config.devices.repairHeaders,
       maxHops: config.delivery.maxHops,
       enqueue: deps.enqueue,
       now: () => clock.now(),
@@ -143,6 +144,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     }).then((result) => {
       if (result.ok) {
         sessions.accepted(session, result.id, recipients.length);
+        if (result.envelope.repairs) logger.info({ event: 'smtp-headers-repaired', session: session.id, client, id: result.id, repairs: result.envelope.repairs }, `message ${result.id} from ${client}: ${result.envelope.repairs.join('; ')}`);
         return cb(null, `2.0.0 Ok: queued as ${result.id}`);
       }
       counters.refused++;
