@@ -111,6 +111,14 @@ export interface TestSendInput {
   body: string;
 }
 
+/** Old-device compatibility as the console shows it (docs/devices.md). */
+export interface DevicesStatus {
+  /** Listeners accepting TLS 1.0/1.1 (tlsProfile: legacy), each with the plain-words warning. */
+  oldTls: Array<{ listener: string; note: string }>;
+  /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
+  starttlsWithheld: Array<{ client: string; listener: string; at: string; until?: string; reason: string; offered: { versions: string[]; ciphers: string[] }; advice: string }>;
+}
+
 export interface WebServices {
   queue: QueueService;
   badmail: BadmailService;
@@ -124,4 +132,6 @@ export interface WebServices {
   diagnostics?: DiagnosticsService;
   /** Days until the listener's TLS certificate expires, for /metrics. */
   tlsCertificateDaysLeft?(): number | undefined;
+  /** Listeners with old TLS and clients that failed TLS (dashboard). */
+  devices?: { status(): DevicesStatus };
 }

@@ -70,6 +70,7 @@ let upstreamCa: string;
 const delivered: Delivered[] = [];
 const refusedUpstream: string[] = [];
 let monoExe: string;
+let webPort: number;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'sh-devices-'));
@@ -126,6 +127,7 @@ before(async () => {
   writeFileSync(path.join(dir, 'users.yaml'), `printer: ${await hashPassword('Device-Pass-1')}\n`);
   legacyPort = await freePort();
   intermediatePort = await freePort();
+  webPort = await freePort();
   relay = await startRelay([
     'hostname: relay.test',
     'listen:',
@@ -139,8 +141,9 @@ before(async () => {
     `    password: ${PASSWORD}`,
     '    ca: upstream.crt',
     'pickup: { interval: 200ms, settle: 0s }',
+    `web: { enabled: true, address: 127.0.0.1, port: ${webPort} }`,
     '',
-  ].join('\n'), { dir, port: legacyPort, waitFor: [intermediatePort] });
+  ].join('\n'), { dir, port: legacyPort, waitFor: [intermediatePort, webPort] });
 
   // The .NET-style client, compiled once with Debian's mcs.
   monoExe = path.join(dir, 'MonoSmtp.exe');
@@ -193,6 +196,14 @@ test('Mono System.Net.Mail.SmtpClient: STARTTLS over TLS 1.0 + AUTH LOGIN to the
   assert.match(d.raw, /Message-ID: <[^>]+@relay\.test>/, 'Mono sends none: the relay added it');
   assert.match(d.raw, /by relay\.test with ESMTPSA/, 'the device authenticated over TLS');
   assert.match(relay.output(), /"event":"smtp-headers-repaired".*added Message-ID/);
+});
+
+test('the log at start and the console data name the listener that accepts old TLS, and only that one', async () => {
+  const warnings = relay.output().split('\n').filter((l) => l.includes('"event":"smtp-legacy-tls"'));
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], new RegExp(`127\\.0\\.0\\.1:${legacyPort} accepts TLS 1\\.0 and 1\\.1.*only on a LAN`));
+  const dashboard = await (await fetch(`http://127.0.0.1:${webPort}/api/dashboard`)).json() as { devices: { oldTls: Array<{ listener: string; note: string }> } };
+  assert.deepEqual(dashboard.devices.oldTls.map((l) => l.listener), [`127.0.0.1:${legacyPort}`]);
 });
 
 test('the same client fails against an intermediate (TLS 1.2+) listener, with one log line saying why and what to set', async () => {

@@ -34,6 +34,7 @@ export interface WebServiceDeps {
   reload: () => Promise<{ restartNeeded: string[] }>;
   tlsCertificateDaysLeft?: () => number | undefined;
   diagnostics?: WebServices['diagnostics'];
+  devices?: WebServices['devices'];
 }
 
 function view(e: QueueEntry): QueueEntryView {
@@ -192,5 +193,6 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
     },
     diagnostics: deps.diagnostics,
     tlsCertificateDaysLeft: deps.tlsCertificateDaysLeft,
+    devices: deps.devices,
   };
 }

@@ -30,6 +30,7 @@ export default async function dashboardRoutes(app: FastifyInstance, { services, 
       },
       upstreams: upstreams.status === 'fulfilled' ? upstreams.value : [],
       history: services.history.health(),
+      devices: services.devices?.status(),
       problems: [stats, errors, queue, upstreams].flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : [])),
     };
   });
