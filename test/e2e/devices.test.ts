@@ -225,13 +225,14 @@ test('Mono SmtpClient without TLS and without AUTH (relay by address) is deliver
 test("Mono SmtpClient's pickup-directory file is queued and delivered, with the Date kept and a Message-ID added", async () => {
   const drop = path.join(dir, 'dotnet-drop');
   mkdirSync(drop);
-  const r = await mono('pickup', 0, 'mono pickup', { pickup: drop });
+  const r = await mono('pickup', 0, 'mono pickup', { pickup: drop, bcc: 'hidden@example.org' });
   assert.match(r.out, /SENT/, r.out);
   const [file] = readdirSync(drop);
   // Observed: Mono writes the bare message (no X-Sender/X-Receiver lines, unlike .NET Framework,
   // whose format test/pickup/formats.test.ts covers), so the envelope comes from the headers.
   const written = readFileSync(path.join(drop, file), 'utf8');
   assert.doesNotMatch(written, /^Message-ID:/im);
+  assert.doesNotMatch(written, /hidden@example\.org/, 'observed: Mono drops the Bcc recipient from its pickup file (docs/devices.md)');
   renameSync(path.join(drop, file), path.join(relay.mailroot, 'pickup', file));
   const d = await deliveredWith('mono pickup');
   assertExchangeReady(d);
