@@ -86,9 +86,11 @@ export function parseClientHello(buf: Buffer): ClientHelloInfo {
 
 /**
  * Waits for the client's first bytes (its ClientHello), hands them to `seen`, puts them back so
- * the TLS layer reads them, then calls `next`. A client that closes first: `next` with nothing seen.
+ * the TLS layer reads them, then calls `next(true)`. A client that ends or closes first: the socket
+ * is destroyed and `next(false)` is called; the caller must then not build a TLS socket on it
+ * (Node crashes wrapping a closed handle).
  */
-export function peekClientHello(socket: net.Socket, seen: (hello: Buffer) => void, next: () => void): void {
+export function peekClientHello(socket: net.Socket, seen: (hello: Buffer) => void, next: (gotHello: boolean) => void): void {
   let done = false;
   const finish = (hello?: Buffer): void => {
     if (done) return;
@@ -99,8 +101,10 @@ export function peekClientHello(socket: net.Socket, seen: (hello: Buffer) => voi
     if (hello) {
       socket.unshift(hello);
       seen(hello);
+    } else {
+      socket.destroy();
     }
-    next();
+    next(hello !== undefined);
   };
   const onReadable = (): void => {
     const chunk = socket.read() as Buffer | null;

@@ -109,7 +109,12 @@ export class SmarthostConnection extends SMTPConnection {
     const socket = this._socket as net.Socket;
     if (this.secure || !(socket as { readable?: boolean }).readable) return super.upgrade(callback, secureCallback);
     if (this._parser) socket.unpipe(this._parser);
-    peekClientHello(socket, (hello) => { this.clientHello = parseClientHello(hello); }, () => super.upgrade(callback, secureCallback));
+    peekClientHello(socket, (hello) => { this.clientHello = parseClientHello(hello); }, (gotHello) => {
+      if (gotHello) return super.upgrade(callback, secureCallback);
+      // gone after "220 Ready to start TLS" without a ClientHello: a device that gave up on TLS
+      this.tlsFailed = true;
+      (this._server as SmarthostServer).emit('tls-failure', { remoteAddress: this.remoteAddress, session: this.id, stage: 'starttls', error: new Error('') } satisfies TlsFailure);
+    });
   }
 
   /** A failed STARTTLS handshake errors twice ('error' and '_tlsError'): reported once, with who and what. */
@@ -254,13 +259,15 @@ export class SmarthostServer extends SMTPServer {
   /** Implicit TLS: the ClientHello is read first, and a failed handshake reported once ('tls-failure'). */
   override _upgrade(socket: net.Socket, callback: (err: Error | null, tlsSocket?: tls.TLSSocket) => void): void {
     let hello: ClientHelloInfo | undefined;
-    peekClientHello(socket, (h) => { hello = parseClientHello(h); }, () => super._upgrade(socket, (err, tlsSocket) => {
-      if (err) {
+    peekClientHello(socket, (h) => { hello = parseClientHello(h); }, (gotHello) => gotHello ? super._upgrade(socket, (err, tlsSocket) => {
+      // A peer that connected and left without a ClientHello (a port check, a health probe) is
+      // not a device failing TLS: it keeps the library's ordinary error.
+      if (err && hello) {
         this.emit('tls-failure', { remoteAddress: socket.remoteAddress ?? '', stage: 'implicit', error: err, hello } satisfies TlsFailure);
         Object.assign(err, { tlsReported: true });
       }
       callback(err, tlsSocket);
-    }));
+    }) : callback(Object.assign(new Error('Socket closed while initiating TLS'), { code: 'SocketError', responseCode: 500, report: false })));
   }
 
   /** The library compares exact addresses only; the config allows CIDR ranges too. */

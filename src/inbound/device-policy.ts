@@ -30,6 +30,9 @@ export interface TlsFailureRecord {
 
 interface CompiledDiscard { ranges: Range[]; keywords: string[]; ports: number[] }
 
+/** Most client addresses remembered after a failed handshake (devices.tlsFailureMemory). */
+export const MAX_REMEMBERED = 10_000;
+
 const VERSION_ORDER = ['SSL 2.0 hello', 'SSL 3.0', 'TLS 1.0', 'TLS 1.1', 'TLS 1.2', 'TLS 1.3'];
 
 export class DevicePolicy {
@@ -85,10 +88,16 @@ export class DevicePolicy {
     };
     if (memory > 0 && !listener.requireTls && failure.stage === 'starttls') {
       record.until = new Date(now + memory).toISOString();
+      this.failures.delete(client); // re-inserted last: the map stays in order of last failure
       this.failures.set(client, { ...record, untilMs: now + memory });
     }
-    // bounded: at most one entry per client address, expired ones dropped on the way
-    for (const [k, v] of this.failures) if (v.untilMs <= now) this.failures.delete(k);
+    // bounded: one entry per client address, expired ones dropped, and at most MAX_REMEMBERED
+    // (the oldest go first), so clients failing from many addresses cannot grow it without end
+    // (entries are in order of failure, so the expired ones are at the front: stop at the first live one)
+    for (const [k, v] of this.failures) {
+      if (v.untilMs > now && this.failures.size <= MAX_REMEMBERED) break;
+      this.failures.delete(k);
+    }
     return record;
   }
 

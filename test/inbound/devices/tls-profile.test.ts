@@ -6,8 +6,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { parseConfigText } from '../../../src/config/load.ts';
-import { startRelay, type TestRelay } from '../setup.ts';
+import { ManualClock } from '../../../src/core/clock.ts';
+import { DevicePolicy, MAX_REMEMBERED } from '../../../src/inbound/device-policy.ts';
+import { makeConfig, startRelay, type TestRelay } from '../setup.ts';
 import { RawClient } from '../raw-client.ts';
 
 interface Run { code: number; out: string }
@@ -161,4 +164,52 @@ test('config check refuses STARTTLS withheld from clients on a listener that req
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a port check on an implicit TLS listener (connect, close, no ClientHello) is not reported as a device failing TLS', async () => {
+  const before = relay.logs.filter((l) => l.event === 'smtp-tls-failed').length;
+  const s = net.connect(implicitIntermediate, '127.0.0.1');
+  await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+  s.destroy();
+  await logsWhere(relay, (l) => l.event === 'smtp-error', 1);
+  assert.equal(relay.logs.filter((l) => l.event === 'smtp-tls-failed').length, before);
+});
+
+test('the memory of failed handshakes is bounded: the oldest addresses go first', () => {
+  const clock = new ManualClock(Date.now());
+  const config = makeConfig('devices:\n  tlsFailureMemory: 1h\n', mkdtempSync(path.join(tmpdir(), 'smarthost-devmem-')));
+  const policy = new DevicePolicy(config, clock);
+  const listener = config.listen[0];
+  const fail = (i: number) => policy.recordFailure(listener, 'x', { remoteAddress: `fd00::${i.toString(16)}`, stage: 'starttls', error: new Error('unsupported protocol'), hello: { versions: ['TLS 1.0'], ciphers: [] } });
+  for (let i = 1; i <= MAX_REMEMBERED + 5; i++) fail(i);
+  const listed = policy.failedClients();
+  assert.equal(listed.length, MAX_REMEMBERED);
+  assert.ok(!listed.some((f) => f.client === 'fd00::1'), 'the oldest is forgotten');
+  assert.ok(listed.some((f) => f.client === `fd00::${(MAX_REMEMBERED + 5).toString(16)}`));
+  assert.ok(policy.hidden(listener, listener.port, `fd00::${(MAX_REMEMBERED + 5).toString(16)}`, false).has('STARTTLS'));
+  clock.advance(3_600_001);
+  assert.equal(policy.failedClients().length, 0, 'and every entry expires');
+  assert.ok(!policy.hidden(listener, listener.port, `fd00::${(MAX_REMEMBERED + 5).toString(16)}`, false).has('STARTTLS'));
+});
+
+test('a device that closes after "220 Ready to start TLS" without a ClientHello is one failure line, and the relay goes on', async () => {
+  const before = relay.logs.filter((l) => l.event === 'smtp-tls-failed').length;
+  for (const how of ['destroy', 'end'] as const) {
+    const c = await RawClient.connect(intermediate, { localAddress: '127.0.0.31' });
+    await c.reply();
+    await c.cmd('EHLO printer.lan');
+    assert.equal((await c.cmd('STARTTLS')).code, 220);
+    if (how === 'end') (c as unknown as { socket: net.Socket }).socket.end();
+    else c.close();
+    assert.ok(await c.waitClosed());
+  }
+  const lines = (await logsWhere(relay, (l) => l.event === 'smtp-tls-failed', before + 2)).slice(before);
+  assert.equal(lines.length, 2);
+  for (const l of lines) {
+    assert.equal(l.client, '127.0.0.31');
+    assert.match(String(l.reason), /closed the connection before sending a TLS ClientHello/);
+  }
+  const ok = await RawClient.connect(intermediate);
+  assert.equal((await ok.reply()).code, 220);
+  ok.close();
 });
