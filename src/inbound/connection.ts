@@ -6,7 +6,8 @@
  *  - Enhanced status codes: a reply text starting with "x.y.z " (how every policy of src/inbound/
  *    writes its replies) is sent with that code, instead of the library's fixed table, where
  *    550 always meant 5.1.1 and 554 always 5.6.0.
- *  - No 100 ms pause before the greeting (see init()), and no event-loop turns before it either.
+ *  - No 100 ms pause before the greeting (see init()), and no event-loop turns before it either,
+ *    unless devices.pregreetWait holds it for clients outside the relay list.
  *  - Over-long command lines: "500 5.5.2" and the session continues (command-stream.ts).
  *  - Absolute deadlines: after each reply the client has `commandDeadline` to deliver its next
  *    complete command, and `dataDeadline` after "354" for the whole message. Trickling one byte at
@@ -74,6 +75,14 @@ export class SmarthostConnection extends SMTPConnection {
     this._setListeners(() => {
       if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
         return this.send(421, `4.3.2 ${this.name} Too many connected clients, try again in a moment`, false);
+      }
+      // devices.pregreetWait, for clients outside the relay list only: a command before the
+      // greeting then gets the library's "421 You talk too soon" (postscreen's pregreet test)
+      const wait = (this._server as SmarthostServer).pregreetWait?.(this) ?? 0;
+      if (wait > 0) {
+        const timer = setTimeout(() => { if (!this._closing && !this._closed) this.connectionReady(); }, wait);
+        timer.unref();
+        return;
       }
       this.connectionReady();
     });
@@ -196,6 +205,8 @@ export class SmarthostServer extends SMTPServer {
   deadlines: Deadlines;
   /** Peers allowed to send a PROXY protocol header (addresses and CIDR ranges). */
   proxyFrom: Range[];
+  /** How long to hold the greeting for a connection, in ms (set by the listener). */
+  pregreetWait?: (connection: SmarthostConnection) => number;
   /** EHLO keywords not to announce to a connection (set by the listener). */
   ehloHidden?: (connection: SmarthostConnection) => ReadonlySet<string>;
 

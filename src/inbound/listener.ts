@@ -14,7 +14,7 @@
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerAddress, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
-import { parseRange, type Range } from '../core/cidr.ts';
+import { normalizeAddress, parseRange, type Range } from '../core/cidr.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Enqueuer, PolicyDecision } from '../core/types.ts';
@@ -22,7 +22,7 @@ import { configDirOf, type Config } from '../config/schema.ts';
 import type { ListenerConfig } from '../config/sections/listen.ts';
 import { SmarthostServer, type TlsFailure } from './connection.ts';
 import { DevicePolicy } from './device-policy.ts';
-import { checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
+import { checkRelay, compileAccess, CONNECTION_DENIED, listAllows, type CompiledAccess } from './access-policy.ts';
 import { SessionTracker, clientOf, userOf } from './sessions.ts';
 import { checkMailSession, checkParameters, checkRecipientShape } from './envelope-policy.ts';
 import { AuthGuard, loadUsers } from './auth.ts';
@@ -218,6 +218,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       const proxyFrom = listener.proxyProtocol.map(parseRange).filter((r): r is Range => r !== undefined);
       const server = new SmarthostServer(serverOptions(listener, cert), { command: config.limits.commandDeadline, data: config.limits.dataDeadline }, proxyFrom);
       server.ehloHidden = (c) => devices.hidden(listener, c.localPort, c.remoteAddress, c.secure);
+      server.pregreetWait = (c) => (config.devices.pregreetWait > 0 && !listAllows(access.relay, normalizeAddress(c.remoteAddress)) ? config.devices.pregreetWait : 0);
       server.on('tls-failure', (f: TlsFailure) => onTlsFailure(listener, server, f));
       server.on('error', (err: Error & { tlsReported?: boolean }) => err.tlsReported || logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
       await new Promise<void>((resolve, reject) => {

@@ -19,6 +19,7 @@ export const ehloDiscardSchema = z.strictObject({
 export const devicesSchema = z.strictObject({
   discardEhloKeywords: z.array(ehloDiscardSchema).default([]).describe('EHLO keywords (STARTTLS, PIPELINING…) not announced to listed clients, for devices that break on them'),
   tlsFailureMemory: duration().prefault('0s').describe('after a failed TLS handshake, do not offer STARTTLS to that client address for this long (e.g. "1d"; 0 = off): the device then sends in plain text on the LAN'),
+  pregreetWait: duration().prefault('0s').describe('hold the greeting this long for clients outside the relay list and refuse one that talks first (421), as Postfix\'s postscreen; relay-list clients are never held; 0 = off (devices that talk early are then answered)'),
   repairHeaders: z.boolean().default(true).describe('add a missing Date/Message-ID, remove Bcc, fix a From display name Exchange misreads, encode raw 8-bit Subject/From; each repair is logged and kept in history'),
 });
 

@@ -213,3 +213,26 @@ test('a device that closes after "220 Ready to start TLS" without a ClientHello 
   assert.equal((await ok.reply()).code, 220);
   ok.close();
 });
+
+test('pregreetWait: a client outside the relay list that talks before the greeting is refused; relay-list clients are answered at once', async () => {
+  const r = await startRelay('access:\n  relay: { mode: only, list: [127.0.0.1] }\ndevices:\n  pregreetWait: 3s\n');
+  try {
+    const early = await RawClient.connect(r.port, { localAddress: '127.0.0.40' });
+    early.write('EHLO bot.example\r\n');
+    const refused = await early.reply(10_000);
+    assert.equal(refused.code, 421);
+    assert.match(refused.text, /talk too soon/);
+    assert.ok(await early.waitClosed());
+    const device = await RawClient.connect(r.port, { localAddress: '127.0.0.1' });
+    device.write('EHLO printer.lan\r\n');
+    assert.equal((await device.reply()).code, 220);
+    assert.equal((await device.reply()).code, 250);
+    device.close();
+    const patient = await RawClient.connect(r.port, { localAddress: '127.0.0.41' });
+    assert.equal((await patient.reply(10_000)).code, 220, 'one that waits for the greeting gets it');
+    assert.equal((await patient.cmd('EHLO host.example')).code, 250);
+    patient.close();
+  } finally {
+    await r.close();
+  }
+});
