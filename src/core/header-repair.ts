@@ -13,7 +13,8 @@
  *     message is not SMTPUTF8 (without SMTPUTF8, RFC 6532 headers are not allowed, and an upstream
  *     reads them in whatever charset it guesses): UTF-8 when the bytes are valid UTF-8, else
  *     windows-1252, the charset Western devices write.
- * Nothing else is altered; a message needing none of this comes back as the same Buffer.
+ * Nothing else is altered; a message needing none of this comes back as the same Buffer. A message
+ * with a DKIM-Signature keeps its From and Subject untouched (the signature covers them).
  * Only the header block is looked at (the caller bounds it). Pure; never throws.
  *
  * Done at accept, not at delivery: the queue file then holds what is sent and each repair is
@@ -123,14 +124,17 @@ function repairFrom(value: string, encode8bit: boolean, eol: string): { value: s
 /** Repairs a header block (see the module comment). */
 export function repairHeaderBlock(block: Buffer, opts: RepairOptions): RepairResult {
   const text = block.toString('latin1');
-  const encode8bit = !opts.smtputf8 && EIGHT_BIT.test(text);
   const lower = text.toLowerCase();
+  // A signed message (DKIM) keeps its From and Subject as signed: rewriting them would break the
+  // signature. Adding a missing field or dropping Bcc (which signers leave out) does not.
+  const signed = /(^|\n)dkim-signature[ \t]*:/.test(lower);
+  const encode8bit = !opts.smtputf8 && !signed && EIGHT_BIT.test(text);
   // Fast path (every message passes here): all present, nothing to quote or encode.
   const hasDate = /(^|\n)date[ \t]*:/.test(lower);
   const hasId = /(^|\n)message-id[ \t]*:/.test(lower);
   const hasBcc = /(^|\n)bcc[ \t]*:/.test(lower);
   const fromLine = /(^|\n)from[ \t]*:([^\n]*(\n[ \t][^\n]*)*)/i.exec(text);
-  const fromSuspect = fromLine !== null && (encode8bit || /[@,;:[\]\\()][^<]*</.test(fromLine[2]));
+  const fromSuspect = fromLine !== null && !signed && (encode8bit || /[@,;:[\]\\()][^<]*</.test(fromLine[2]));
   if (hasDate && hasId && !hasBcc && !encode8bit && !fromSuspect) return { block, repairs: [] };
 
   const { fields, tail, eol } = splitFields(text);
@@ -144,7 +148,7 @@ export function repairHeaderBlock(block: Buffer, opts: RepairOptions): RepairRes
     }
     const colon = f.raw.indexOf(':');
     const value = colon > 0 ? f.raw.slice(colon + 1).replace(/\r?\n$/, '') : '';
-    if (f.name === 'from' && !fromDone) {
+    if (f.name === 'from' && !fromDone && !signed) {
       fromDone = true;
       const fixed = repairFrom(value, encode8bit, eol);
       if (fixed) {

@@ -4,6 +4,7 @@
  */
 import type { PolicyDecision } from '../core/types.ts';
 import type { Config } from '../config/schema.ts';
+import type { TlsFailureRecord } from './device-policy.ts';
 
 /**
  * Decides whether a client may use a sender. Called at MAIL FROM (stage 'mail') and again at the
@@ -53,5 +54,5 @@ export interface SmtpListener {
   reload(config: Config): Promise<void>;
   stats(): ListenerStats;
   /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
-  tlsFailures?(): Array<{ client: string; listener: string; at: string; until?: string; reason: string; offered: { versions: string[]; ciphers: string[] }; advice: string }>;
+  tlsFailures?(): TlsFailureRecord[];
 }

@@ -75,3 +75,10 @@ test('a header block with bare LF keeps its line ends', () => {
   const r = repair('Subject: x\nFrom: a@example.org\n\n');
   assert.equal(r.block.toString(), `Subject: x\nFrom: a@example.org\nDate: Mon, 07 Dec 2026 10:00:00 +0000\nMessage-ID: <mxd3n0g0.abc123@relay.test>\n\n`);
 });
+
+test('a DKIM-signed message keeps its signed From and Subject; only a missing field is added', () => {
+  const signed = Buffer.concat([Buffer.from('DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s; h=from:subject; bh=x; b=y\r\nFrom: printer@example.org <printer@example.org>\r\nSubject: Büro\r\nDate: Mon, 07 Dec 2026 09:00:00 +0000\r\n\r\n', 'utf8')]);
+  const r = repairHeaderBlock(signed, opts);
+  assert.deepEqual(r.repairs, ['added Message-ID: (the client sent none)']);
+  assert.equal(r.block.subarray(0, signed.length - 2).toString('latin1'), signed.subarray(0, signed.length - 2).toString('latin1'));
+});
