@@ -22,6 +22,13 @@ command -v setpriv >/dev/null || need+=(util-linux)        # service capability 
 /usr/bin/python3 -c 'import seccomp' 2>/dev/null || need+=(python3-seccomp)  # the unit's SystemCallFilter, applied in a test
 [ -x /usr/lib/wine/wine64 ] || need+=(wine wine64)         # the spool under Windows' node.exe
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
+# Old-device clients (test/e2e/devices.test.ts): Mono's System.Net.Mail.SmtpClient (mcs + runtime +
+# System.dll), msmtp (GnuTLS), and swaks's TLS modules.
+command -v mcs >/dev/null || need+=(mono-mcs)
+command -v mono >/dev/null || need+=(mono-runtime)
+[ -f /usr/lib/mono/4.5/System.dll ] || need+=(libmono-system4.0-cil)
+command -v msmtp >/dev/null || need+=(msmtp)
+/usr/bin/perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${need[*]}"

@@ -22,6 +22,7 @@ import { openSpool } from '../queue/index.ts';
 import { createDeliveryManager } from '../outbound/index.ts';
 import { openHistory } from '../history/index.ts';
 import { createSmtpListener } from '../inbound/listener.ts';
+import { legacyWarning } from '../inbound/tls-profile.ts';
 import { createSenderCheck, senderRouteFor, applySenderMode } from '../inbound/sender-policy.ts';
 import { createPickupWatcher } from '../pickup/watcher.ts';
 import { basicAuthWarning } from '../m365/basic-auth.ts';
@@ -165,6 +166,12 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       diagnostics: buildDiagnostics(),
       refusals,
       listeners: () => listener.states().map((l) => ({ ...l, connections: listener.stats().connections, maxConnections: config.limits.maxConnections })),
+      devices: {
+        status: () => ({
+          oldTls: smtp.filter((b, i) => b.tls !== 'none' && started.listen[i]?.tlsProfile === 'legacy').map((b) => ({ listener: `${b.address}:${b.port}`, note: legacyWarning(`${b.address}:${b.port}`) })),
+          starttlsWithheld: listener.tlsFailures?.() ?? [],
+        }),
+      },
     });
     const web = await startWeb(services, config, { logger: logger.child({ stage: 'web' }), clock });
     webUrl = web.url;

@@ -13,6 +13,7 @@ import { upstreamSchema } from './sections/upstreams.ts';
 import { deliverySchema, ndrSchema } from './sections/delivery.ts';
 import { sendersSchema } from './sections/senders.ts';
 import { historySchema, logSchema, pickupSchema, webSchema } from './sections/misc.ts';
+import { devicesSchema } from './sections/devices.ts';
 
 export const configSchema = z.strictObject({
   hostname: z.string().optional().describe('name in the SMTP banner, EHLO and Received headers; default: this machine\'s name'),
@@ -30,6 +31,7 @@ export const configSchema = z.strictObject({
   log: logSchema.prefault({}).describe('logging'),
   web: webSchema.prefault({}).describe('web console'),
   history: historySchema.prefault({}).describe('message history'),
+  devices: devicesSchema.prefault({}).describe('compatibility with old printers, scanners and programs (docs/devices.md)'),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>();
   cfg.upstreams.forEach((u, i) => {
@@ -41,6 +43,15 @@ export const configSchema = z.strictObject({
     if (r.upstream && !names.has(r.upstream)) ctx.addIssue({ code: 'custom', path: ['senders', i, 'upstream'], message: `no upstream named "${r.upstream}"` });
   });
   if (cfg.ndr.upstream && !names.has(cfg.ndr.upstream)) ctx.addIssue({ code: 'custom', path: ['ndr', 'upstream'], message: `no upstream named "${cfg.ndr.upstream}"` });
+  // A client told STARTTLS does not exist could never send on a listener that requires TLS.
+  cfg.devices.discardEhloKeywords.forEach((d, i) => {
+    if (!d.keywords.includes('STARTTLS')) return;
+    for (const l of cfg.listen) {
+      if (l.requireTls && l.tls === 'starttls' && (!d.ports.length || d.ports.includes(l.port))) {
+        ctx.addIssue({ code: 'custom', path: ['devices', 'discardEhloKeywords', i, 'keywords'], message: `STARTTLS is withheld from ${d.clients.join(', ')} on ${l.address}:${l.port}, which has requireTls: those clients could never send there (limit the entry with ports, or turn requireTls off)` });
+      }
+    }
+  });
   if ((cfg.ndr.to === 'admin' || cfg.ndr.to === 'both') && !cfg.ndr.adminCopy) ctx.addIssue({ code: 'custom', path: ['ndr', 'adminCopy'], message: `ndr.to is "${cfg.ndr.to}" but no adminCopy address is set` });
 });
 

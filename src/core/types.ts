@@ -45,6 +45,8 @@ export interface Envelope {
   smtputf8?: boolean;
   /** The content has bytes over 127: sent upstream with BODY=8BITMIME (RFC 6152). Set by the spool. */
   eightBit?: boolean;
+  /** Header repairs made at accept, in words (core/header-repair.ts), for the log and history. */
+  repairs?: string[];
   /** DSN parameters from the client (RET / ENVID), when given. */
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
 }

@@ -75,7 +75,9 @@ export function planBatch(events: readonly QueueEvent[]): BatchPlan {
         headerFrom: env.headerFrom ? lower(env.headerFrom) : null, recipients: JSON.stringify(rcpts), status: 'queued', updatedAt: at,
       });
       for (const address of rcpts) recipients.set(`${e.id}\n${address}`, { messageId: e.id, address, domain: domainOf(address), receivedAt: ms(env.receivedAt || e.at) });
-      rows.push({ ...emptyEvent(e.id, at, 'accepted'), action: 'accepted', reason: `from ${env.client.address || env.client.source}` });
+      // header repairs made at accept (core/header-repair.ts) are part of how it was accepted
+      const repaired = env.repairs?.length ? `; headers repaired: ${env.repairs.join('; ')}` : '';
+      rows.push({ ...emptyEvent(e.id, at, 'accepted'), action: 'accepted', reason: clip(`from ${env.client.address || env.client.source}${repaired}`) });
     } else if (e.type === 'attempt') {
       const at = ms(e.at);
       let lastProblem: string | null = null;

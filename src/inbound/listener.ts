@@ -14,19 +14,21 @@
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerAddress, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
-import { parseRange, type Range } from '../core/cidr.ts';
+import { normalizeAddress, parseRange, type Range } from '../core/cidr.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Enqueuer, PolicyDecision } from '../core/types.ts';
 import { configDirOf, type Config } from '../config/schema.ts';
 import type { ListenerConfig } from '../config/sections/listen.ts';
-import { SmarthostServer } from './connection.ts';
-import { checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
+import { SmarthostServer, type TlsFailure } from './connection.ts';
+import { DevicePolicy } from './device-policy.ts';
+import { checkRelay, compileAccess, CONNECTION_DENIED, listAllows, type CompiledAccess } from './access-policy.ts';
 import { SessionTracker, clientOf, userOf } from './sessions.ts';
 import { checkMailSession, checkParameters, checkRecipientShape } from './envelope-policy.ts';
 import { AuthGuard, loadUsers } from './auth.ts';
 import { receiveMessage, type DataStream } from './intake.ts';
 import { loadCertificate, type Certificate } from './tls.ts';
+import { legacyWarning, tlsProfileOptions } from './tls-profile.ts';
 import type { BoundAddress, ListenerState, Refusal, RefusalReason, SenderCheck, SmtpListener } from './types.ts';
 
 export interface ListenerDeps {
@@ -62,6 +64,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   const listenerOf = new Map<SmarthostServer, ListenerConfig>();
   const sessions = new SessionTracker(clock, logger);
   const counters = sessions.counters;
+  const devices = new DevicePolicy(config, clock);
 
   /** Reports a refusal (when there is one) to onRefusal, and passes it on unchanged. */
   function report<E extends Error | undefined>(err: E, reason: RefusalReason, stage: Refusal['stage'], session: SMTPServerSession, extra: Partial<Refusal> = {}): E {
@@ -154,6 +157,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
         recipient: recipients.length === 1 ? recipients[0] : undefined,
       },
       bareLineEndings: config.limits.bareLineEndings,
+      repairHeaders: config.devices.repairHeaders,
       maxHops: config.delivery.maxHops,
       enqueue: deps.enqueue,
       now: () => clock.now(),
@@ -161,6 +165,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     }).then((result) => {
       if (result.ok) {
         sessions.accepted(session, result.id, recipients.length);
+        if (result.envelope.repairs) logger.info({ event: 'smtp-headers-repaired', session: session.id, client, id: result.id, repairs: result.envelope.repairs }, `message ${result.id} from ${client}: ${result.envelope.repairs.join('; ')}`);
         return cb(null, `2.0.0 Ok: queued as ${result.id}`);
       }
       counters.refused++;
@@ -189,6 +194,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       secure: listener.tls === 'implicit',
       key: cert?.key,
       cert: cert?.cert,
+      ...tlsProfileOptions(listener.tlsProfile),
       hideSTARTTLS: listener.tls !== 'starttls',
       disabledCommands: disabledCommands(listener, config),
       authMethods: ['PLAIN', 'LOGIN'],
@@ -214,6 +220,17 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     };
   }
 
+  /** One line per failed handshake: who, what it offered, and the setting that would let it in. */
+  function onTlsFailure(listener: ListenerConfig, server: SmarthostServer, f: TlsFailure): void {
+    const addr = server.server.address();
+    const where = `${listener.address}:${typeof addr === 'object' && addr ? addr.port : listener.port}`;
+    const r = devices.recordFailure(listener, where, f);
+    logger.warn({
+      event: 'smtp-tls-failed', session: f.session, client: r.client, listener: where, stage: f.stage, tlsProfile: listener.tlsProfile,
+      offeredVersions: r.offered.versions, offeredCiphers: r.offered.ciphers.slice(0, 40), reason: r.reason, starttlsWithheldUntil: r.until, advice: r.advice,
+    }, `TLS handshake with ${r.client} failed on ${where}: ${r.reason}${r.offered.versions.length ? ` (offered ${r.offered.versions.join(', ')})` : ''}; ${r.advice}`);
+  }
+
   async function start(): Promise<BoundAddress[]> {
     guard.update(usersOf(config), config.auth);
     if (config.auth.enabled && !config.auth.usersFile) logger.warn({ event: 'smtp-config' }, 'auth.enabled is on but no auth.usersFile is set: no client can log in');
@@ -224,7 +241,10 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     for (const listener of config.listen) {
       const proxyFrom = listener.proxyProtocol.map(parseRange).filter((r): r is Range => r !== undefined);
       const server = new SmarthostServer(serverOptions(listener, cert), { command: config.limits.commandDeadline, data: config.limits.dataDeadline }, proxyFrom);
-      server.on('error', (err: Error) => logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
+      server.ehloHidden = (c) => devices.hidden(listener, c.localPort, c.remoteAddress, c.secure);
+      server.pregreetWait = (c) => (config.devices.pregreetWait > 0 && !listAllows(access.relay, normalizeAddress(c.remoteAddress)) ? config.devices.pregreetWait : 0);
+      server.on('tls-failure', (f: TlsFailure) => onTlsFailure(listener, server, f));
+      server.on('error', (err: Error & { tlsReported?: boolean }) => err.tlsReported || logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => reject(new Error(`cannot listen on ${listener.address}:${listener.port}: ${err.message}`));
         server.server.once('error', onError);
@@ -241,7 +261,8 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listener.port;
       bound.push({ address: listener.address, port, tls: listener.tls });
-      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, tlsProfile: listener.tls === 'none' ? undefined : listener.tlsProfile, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+      if (listener.tls !== 'none' && listener.tlsProfile === 'legacy') logger.warn({ event: 'smtp-legacy-tls', address: listener.address, port }, legacyWarning(`${listener.address}:${port}`));
     }
     return bound;
   }
@@ -270,6 +291,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     if (cert) createSecureContext({ key: cert.key, cert: cert.cert });
     config = next;
     access = compileAccess(next.access);
+    devices.update(next);
     guard.update(users, next.auth);
     for (const server of servers) {
       Object.assign(server.options, {
@@ -304,5 +326,6 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     reload,
     stats: () => sessions.stats(),
     states,
+    tlsFailures: () => devices.failedClients(),
   };
 }

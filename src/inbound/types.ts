@@ -4,6 +4,7 @@
  */
 import type { PolicyDecision } from '../core/types.ts';
 import type { Config } from '../config/schema.ts';
+import type { TlsFailureRecord } from './device-policy.ts';
 
 /**
  * Decides whether a client may use a sender. Called at MAIL FROM (stage 'mail') and again at the
@@ -81,4 +82,6 @@ export interface SmtpListener {
   stats(): ListenerStats;
   /** Each bound listener and whether it still accepts connections. */
   states(): ListenerState[];
+  /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
+  tlsFailures?(): TlsFailureRecord[];
 }

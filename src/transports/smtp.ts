@@ -140,6 +140,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     name: upstream.heloName ?? opts.hostname,
     auth,
     tls: {
+      // never below TLS 1.2 upstream, whatever a legacy inbound listener or a --tls-min-v1.0 flag
+      // allows (Exchange Online refuses older: 421 4.7.66; docs/devices.md)
+      minVersion: 'TLSv1.2',
       rejectUnauthorized: upstream.verifyCertificate,
       ca: upstream.ca ? readFileSync(path.resolve(opts.configDir ?? '.', upstream.ca)) : undefined,
       servername: isIP(url.host) ? undefined : url.host,

@@ -154,6 +154,14 @@ export interface TestSendInput {
   body: string;
 }
 
+/** Old-device compatibility as the console shows it (docs/devices.md). */
+export interface DevicesStatus {
+  /** Listeners accepting TLS 1.0/1.1 (tlsProfile: legacy), each with the plain-words warning. */
+  oldTls: Array<{ listener: string; note: string }>;
+  /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
+  starttlsWithheld: Array<{ client: string; listener: string; at: string; until?: string; reason: string; offered: { versions: string[]; ciphers: string[] }; advice: string }>;
+}
+
 export interface WebServices {
   queue: QueueService;
   badmail: BadmailService;
@@ -171,4 +179,6 @@ export interface WebServices {
   health?: HealthProbes;
   /** /healthz threshold: the oldest queued message older than this makes the relay "degraded" (ms). */
   queueAgeThresholdMs?(): number;
+  /** Listeners with old TLS and clients that failed TLS (dashboard). */
+  devices?: { status(): DevicesStatus };
 }

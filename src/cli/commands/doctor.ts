@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { configDirOf, type Config } from '../../config/schema.ts';
+import { legacyWarning } from '../../inbound/tls-profile.ts';
 import type { UpstreamConfig } from '../../config/sections/upstreams.ts';
 import type { DnsClient } from '../../diagnostics/dns/client.ts';
 
@@ -255,6 +256,14 @@ async function checkClock(opts: DoctorOptions): Promise<DoctorItem> {
   return { area: 'clock', subject: 'clock', state: 'ok', detail: `within ${Math.max(2, Math.abs(Math.round(skewMs / 1000)))} s of ${new URL(opts.timeUrl).host}` };
 }
 
+/** A listener that accepts TLS 1.0/1.1 is said plainly (docs/devices.md): fine on a LAN, nowhere else. */
+function legacyListeners(config: Config): DoctorItem[] {
+  return config.listen.filter((l) => l.tls !== 'none' && l.tlsProfile === 'legacy').map((l) => ({
+    area: 'tls' as const, subject: `listener ${l.address}:${l.port}`, state: 'warning' as const,
+    detail: `${legacyWarning(`${l.address}:${l.port}`)}${l.address === '0.0.0.0' || l.address === '::' ? ' (it listens on every address of this machine: make sure the port is not forwarded from the internet)' : ''}`,
+  }));
+}
+
 /** Runs every check; never throws for network reasons. */
 export async function runDoctor(config: Config, opts: DoctorOptions): Promise<DoctorItem[]> {
   const [spf, upstreams, clock] = await Promise.all([
@@ -262,7 +271,7 @@ export async function runDoctor(config: Config, opts: DoctorOptions): Promise<Do
     Promise.all(config.upstreams.map((u) => checkUpstream(u, config, opts))),
     checkClock(opts),
   ]);
-  const items = [...spf, checkCertificate(config, (opts.now ?? Date.now)()), ...upstreams.flat(), clock];
+  const items = [...spf, checkCertificate(config, (opts.now ?? Date.now)()), ...legacyListeners(config), ...upstreams.flat(), clock];
   if (config.upstreams.length === 0) items.push({ area: 'upstream', subject: 'upstreams', state: 'warning', detail: 'no upstream configured: mail waits in the queue' });
   return items;
 }

@@ -37,6 +37,7 @@ export interface WebServiceDeps {
   refusals?: RefusalService;
   /** Each SMTP listener's state, for /healthz. */
   listeners?: HealthProbes['listeners'];
+  devices?: WebServices['devices'];
 }
 
 /**
@@ -224,5 +225,6 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
     health: deps.listeners ? { spoolWritable: () => probeSpool(spool), listeners: deps.listeners } : undefined,
     // Read at start, as the rest of web: is (a reload says a restart is needed for it).
     queueAgeThresholdMs: () => queueAgeMs,
+    devices: deps.devices,
   };
 }

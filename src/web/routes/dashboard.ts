@@ -35,6 +35,7 @@ export default async function dashboardRoutes(app: FastifyInstance, { services, 
       // The same words as /healthz: ok / degraded / down and each check's reason.
       health: health.status === 'fulfilled' ? health.value : undefined,
       refusals: services.refusals ? Object.values(services.refusals.counts()).reduce((a, b) => a + b, 0) : undefined,
+      devices: services.devices?.status(),
       problems: [stats, errors, queue, upstreams].flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : [])),
     };
   });

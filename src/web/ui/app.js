@@ -126,6 +126,14 @@ function chart(stats) {
   const axis = stats.length ? h('div', { class: 'axis' }, h('span', { text: fmtTime(stats[0].start) }), h('span', { text: 'now' })) : '';
   return h('div', { class: 'chart' }, svg, axis, h('div', { class: 'legend' }, series.map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })));
 }
+/** Old devices (docs/devices.md): listeners with old TLS, clients STARTTLS is withheld from. */
+function devicesSection(dv) {
+  if (!dv || (!dv.oldTls.length && !dv.starttlsWithheld.length)) return [];
+  return [h('h2', { text: 'Old devices' }),
+    ...dv.oldTls.map((l) => h('p', { class: 'notice', 'data-listener': l.listener, text: l.note })),
+    dv.starttlsWithheld.length ? table([['Client', (c) => c.client], ['Listener', (c) => c.listener], ['TLS failed', (c) => fmtTime(c.at)], ['STARTTLS withheld until', (c) => fmtTime(c.until)],
+      ['Offered', (c) => c.offered.versions.join(', ') || '—'], ['Why / what to set', (c) => h('div', {}, h('div', { text: c.reason }), h('div', { class: 'reason', text: c.advice }))]], dv.starttlsWithheld) : ''];
+}
 pages.dashboard = async (_arg, _fresh, token) => {
   try {
     const d = await api('GET', '/api/dashboard?hours=24');
@@ -142,6 +150,7 @@ pages.dashboard = async (_arg, _fresh, token) => {
       table([['Name', (u) => u.name], ['State', (u) => badge(u.state)], ['Why', (u) => h('span', { class: 'reason', text: u.reason || '' })],
         ['Token expires', (u) => (u.tokenExpiresAt ? fmtTime(u.tokenExpiresAt) : '—')],
         ['', (u) => (u.state === 'parked' ? h('button', { class: 'secondary', onclick: (e) => { e.stopPropagation(); act(`release ${u.name}`, () => api('POST', `/api/upstreams/${encodeURIComponent(u.name)}/release`)); } }, 'Release') : '')]], d.upstreams),
+      ...devicesSection(d.devices),
       h('h2', { text: 'Last errors' }),
       table([['When', (e) => fmtTime(e.at)], ['Message', (e) => h('a', { href: `#message/${encodeURIComponent(e.id)}`, text: e.id })], ['Recipient', (e) => e.recipient || ''],
         ['What happened', (e) => h('div', {}, badge(e.action), ' ', h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }))]], d.recentErrors),

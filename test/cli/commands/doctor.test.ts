@@ -188,3 +188,13 @@ test('SPF path per upstream kind: Microsoft include found through nested include
   assert.equal(slow.state, 'could-not-check');
   assert.match(slow.detail, /TIMEOUT/);
 });
+
+test('a listener with tlsProfile: legacy is named as accepting old TLS, LAN only; an intermediate one is not', async () => {
+  httpSkewMs = 0;
+  const config = writeConfig('legacy.yaml', { password: 'right-password', cert: 'good.crt' });
+  writeFileSync(config, `listen:\n  - { address: 0.0.0.0, port: 2525, tlsProfile: legacy }\n  - { address: 127.0.0.1, port: 2526 }\n${(await import('node:fs')).readFileSync(config, 'utf8')}`);
+  const r = await runDoctor(['--config', config, '--public-ip', '198.51.100.9', '--json', '--no-clock']);
+  const items = (JSON.parse(r.stdout).items as Item[]).filter((i) => i.area === 'tls' && i.subject.startsWith('listener'));
+  assert.deepEqual(items.map((i) => [i.subject, i.state]), [['listener 0.0.0.0:2525', 'warning']]);
+  assert.match(items[0].detail, /accepts TLS 1\.0 and 1\.1 .*acceptable only on a LAN.*every address of this machine/);
+});
