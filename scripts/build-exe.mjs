@@ -42,7 +42,8 @@ const targets = opts.target.split(',').map((t) => t.trim()).filter(Boolean);
 for (const t of targets) if (!['linux-x64', 'linux-arm64', 'win-x64'].includes(t)) fail(`unknown target ${t} (linux-x64, linux-arm64, win-x64)`);
 const outDir = path.resolve(ROOT, opts.out);
 const cacheDir = rel('.tmp/exe-cache');
-const workDir = rel('.tmp/exe-build', nodeVersion);
+// one folder per run: two builds (npm run build:exe and the e2e test) may run at once
+const workDir = rel('.tmp/exe-build', `${nodeVersion}-${process.pid}`);
 mkdirSync(outDir, { recursive: true });
 mkdirSync(cacheDir, { recursive: true });
 
@@ -207,3 +208,4 @@ for (const t of todo) {
   writeFileSync(`${out}.inputs`, inputsHash(t));
   log(`${path.relative(ROOT, out)}: ${(statSync(out).size / 1e6).toFixed(1)} MB (Node ${nodeVersion}, ${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
+rmSync(workDir, { recursive: true, force: true });
