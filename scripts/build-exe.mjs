@@ -193,9 +193,9 @@ for (const t of todo) {
   copyFileSync(nodeBinary(t, nodeVersion), out);
   chmodSync(out, 0o755);
   if (t.startsWith('linux')) {
-    // Strip symbols before injecting (after would break the injected note). arm64 needs the cross
-    // binutils (Debian binutils-aarch64-linux-gnu); without them the binary stays unstripped.
-    const strip = t === 'linux-x64' ? 'strip' : 'aarch64-linux-gnu-strip';
+    // Strip symbols before injecting (after would break the injected note). Another architecture
+    // needs the cross binutils (Debian binutils-aarch64-linux-gnu); without them it stays unstripped.
+    const strip = t === `linux-${process.arch}` ? 'strip' : t === 'linux-arm64' ? 'aarch64-linux-gnu-strip' : 'x86_64-linux-gnu-strip';
     try {
       execFileSync(strip, [out]);
     } catch {

@@ -18,13 +18,15 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -d /usr/share/doc/python3-spf ] || need+=(python3-spf)
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
 # single executables (test/e2e/exe.test.ts): strip for both Linux targets, file, qemu-user with
-# the arm64 libraries to run the arm64 binary, wine to run the Windows one
+# the arm64 libraries to run the arm64 binary, wine to run the Windows one, buildah to build
+# the container image FROM scratch offline
 command -v strip >/dev/null || need+=(binutils)
 command -v file >/dev/null || need+=(file)
 command -v aarch64-linux-gnu-strip >/dev/null || need+=(binutils-aarch64-linux-gnu)
 [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
 [ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)
 [ -x /usr/lib/wine/wine64 ] || need+=(wine wine64)
+[ -x /usr/bin/buildah ] || need+=(buildah)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${need[*]}"

@@ -1,9 +1,10 @@
 // The single executables (scripts/build-exe.mjs) as users run them, with no Node anywhere:
 //  - Linux x64 in a chroot holding only the binary and the libraries it links: relays swaks → binary
 //    → a loopback upstream, and runs config check, spf check (a DNS server on loopback), queue, send;
-//  - the container contract (Dockerfile): the same tree read-only, as user 65534, config from
-//    SMARTHOST_* variables only, volumes the only writable places; relays, and `health` (the
-//    HEALTHCHECK) passes while it runs and fails once it is gone;
+//  - the container image: the Dockerfile's final stages built FROM scratch by buildah (offline),
+//    its file system run as the image's config says (read-only, user 65534, its entrypoint, working
+//    folder and environment, plus SMARTHOST_* variables only; volumes the only writable places);
+//    relays, and the image's HEALTHCHECK passes while it runs and fails once it is gone;
 //  - Linux arm64: an aarch64 ELF that answers under qemu-user;
 //  - Windows x64: a PE32+ built; under wine, --version and config check from a test-only build on
 //    Node 22 (wine 8.0 cannot run Node 24's V8: ../shared/research/packaging.md).
@@ -11,7 +12,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, NODE, freePort, waitPort } from '../helpers/relay.ts';
@@ -35,6 +36,8 @@ after(async () => {
   for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
   rmSync(work, { recursive: true, force: true });
 });
+
+interface ImageConfig { User: string; Env: string[]; Entrypoint: string[]; Cmd: string[]; WorkingDir: string; Volumes?: Record<string, unknown>; Healthcheck?: { Test: string[] } }
 
 interface Ran { code: number; stdout: string; stderr: string }
 function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeout?: number } = {}): Promise<Ran> {
@@ -170,10 +173,37 @@ test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream;
   assert.ok(existsSync(path.join(root, 'var/spool/smarthost/history.sqlite')), 'the history worker wrote its database');
 });
 
-test('container contract: read-only root, user 65534, config from SMARTHOST_* only; relays, and the HEALTHCHECK command tells healthy from gone', { timeout: 300_000 }, async (t) => {
+test('container image: built FROM scratch with buildah from the Dockerfile, run as it says (read-only root, user 65534, config from SMARTHOST_* only); relays, and its HEALTHCHECK tells healthy from gone', { timeout: 300_000 }, async (t) => {
   if (!isRoot) return t.skip('needs root for a mount namespace and chroot');
-  if (!needTool(t, '/usr/bin/unshare', 'util-linux')) return;
-  const root = await rootfs('image');
+  if (!needTool(t, '/usr/bin/buildah', 'buildah')) return;
+  // The Dockerfile's last stages, offline: --build-context puts this run's root file system where
+  // the "rootfs" stage would be, so the node:24 build stage (a registry pull) is skipped.
+  const rootfsDir = await rootfs('rootfs');
+  const storage = ['--root', path.join(work, 'buildah/root'), '--runroot', path.join(work, 'buildah/run'), '--storage-driver', 'vfs'];
+  const buildah = async (...args: string[]) => {
+    const r = await run('/usr/bin/buildah', [...storage, ...args], { timeout: 240_000 });
+    assert.equal(r.code, 0, `buildah ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const context = path.join(work, 'context');
+  mkdirSync(context);
+  await buildah('bud', '--quiet', '--format', 'docker', '--build-context', `rootfs=${rootfsDir}`, '-f', path.join(ROOT, 'Dockerfile'), '-t', 'smarthost-e2e', context);
+  const config = (JSON.parse(await buildah('inspect', '--type', 'image', 'smarthost-e2e')) as { Docker: { config: ImageConfig } }).Docker.config;
+  const container = await buildah('from', '--quiet', 'smarthost-e2e');
+  const image = await buildah('mount', container);
+  cleanups.push(async () => {
+    await run('/usr/bin/buildah', [...storage, 'umount', container]);
+    await run('/usr/bin/buildah', [...storage, 'rm', container]);
+    await run('/usr/bin/buildah', [...storage, 'rmi', '-f', 'smarthost-e2e']);
+  });
+  // the image's contract, as the Dockerfile states it
+  assert.equal(config.User, '65534:65534');
+  assert.deepEqual(Object.keys(config.Volumes ?? {}).sort(), ['/etc/smarthost', '/var/spool/smarthost']);
+  assert.deepEqual(config.Healthcheck?.Test, ['CMD', '/smarthost', 'health']);
+  const imageEnv = Object.fromEntries(config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  assert.equal(imageEnv.SMARTHOST_MAILROOT, '/var/spool/smarthost');
+  assert.deepEqual(readdirSync(image).sort(), ['dev', 'etc', 'lib', 'lib64', 'proc', 'smarthost', 'sys', 'tmp', 'var']);
+
   const spool = path.join(work, 'vol-spool');
   const etc = path.join(work, 'vol-etc');
   for (const d of [spool, etc]) {
@@ -183,24 +213,26 @@ test('container contract: read-only root, user 65534, config from SMARTHOST_* on
   const up = await upstream();
   const port = await freePort();
   const webPort = await freePort();
-  // what `docker run -e …` gives: no file in the config volume, only the environment
+  // what `docker run -e …` adds to the image's environment: no file in the config volume. The
+  // ports differ from the image's (2525, 8025) only because this test shares the host's network.
   const env = {
-    SMARTHOST_LISTEN: `127.0.0.1:${port}/none`,
-    SMARTHOST_MAILROOT: '/var/spool/smarthost',
+    ...imageEnv,
+    SMARTHOST_LISTEN: `0.0.0.0:${port}/none`,
     SMARTHOST_WEB_LISTEN: `127.0.0.1:${webPort}`,
     SMARTHOST_UPSTREAM_URL: `smtp://127.0.0.1:${up.port}`,
     SMARTHOST_RELAY_LIST: '127.0.0.1',
     SMARTHOST_LOG_FORMAT: 'json',
   };
-  const image = (args: string[]) => ['-m', '--propagation', 'private', 'bash', path.join(ROOT, 'test/helpers/run-as-image.sh'), root, spool, etc, ...args];
-  const relay = await serveWith('/usr/bin/unshare', image(['serve']), env, [port, webPort]);
+  const asImage = (argv: string[]) => ['-m', '--propagation', 'private', 'bash', path.join(ROOT, 'test/helpers/run-as-image.sh'), image, spool, etc, config.User, config.WorkingDir, ...argv];
+  const relay = await serveWith('/usr/bin/unshare', asImage([...config.Entrypoint, ...config.Cmd]), env, [port, webPort]);
   const pid = relay.child.pid!;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
   assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
-  assert.match(status, /^Groups:\s+65534\s*$/m);
+  assert.match(status, /^Groups:\s*$/m);
   assert.match(status, /^CapEff:\s+0+$/m);
   assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0], '/smarthost');
+  assert.equal(readlinkSync(`/proc/${pid}/cwd`), path.join(image, config.WorkingDir));
   // mount points as the program sees them: / read-only, the two volumes writable
   const mounts = new Map(readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n').map((l) => {
     const f = l.split(' ');
@@ -217,12 +249,13 @@ test('container contract: read-only root, user 65534, config from SMARTHOST_* on
   assert.deepEqual(readdirSync(etc), [], 'the config volume stays as mounted (nothing written to it)');
   assert.ok(readdirSync(spool).includes('incoming') && readdirSync(spool).includes('history.sqlite'), 'the spool lives in its volume');
 
-  // Dockerfile: HEALTHCHECK CMD ["/smarthost", "health"], in the same environment
-  const health = await run('/usr/bin/unshare', image(['health']), { env });
+  // the image's HEALTHCHECK command, in the container's environment
+  const healthArgv = config.Healthcheck!.Test.slice(1);
+  const health = await run('/usr/bin/unshare', asImage(healthArgv), { env });
   assert.equal(health.code, 0, health.stdout + health.stderr);
   assert.match(health.stdout, new RegExp(`http://127\\.0\\.0\\.1:${webPort}/healthz: healthy`));
   await relay.stop();
-  const gone = await run('/usr/bin/unshare', image(['health']), { env });
+  const gone = await run('/usr/bin/unshare', asImage(healthArgv), { env });
   assert.equal(gone.code, 1, gone.stdout + gone.stderr);
   assert.match(gone.stdout, /no answer \(connect ECONNREFUSED/);
 });
