@@ -100,6 +100,14 @@ async function serveWith(cmd: string, args: string[], env: NodeJS.ProcessEnv, po
   return { child, output: () => out, stop };
 }
 
+async function waitUntil(check: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) assert.fail('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function upstream(): Promise<Upstream> {
   const u = await startUpstream();
   cleanups.push(() => u.stop());
@@ -171,6 +179,15 @@ test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream;
   assert.deepEqual(JSON.parse(queue.stdout), []);
   await relay.stop();
   assert.ok(existsSync(path.join(root, 'var/spool/smarthost/history.sqlite')), 'the history worker wrote its database');
+
+  // On a terminal the log is formatted for people (pino-pretty, which normally runs in a worker
+  // loaded from node_modules: core/logger.ts formats in-process in the binary). `script` gives a pty.
+  const ttyPort = await freePort();
+  writeFileSync(path.join(root, 'etc/smarthost/tty.yaml'), `mailroot: /var/spool/smarthost\nlisten: [{ address: 127.0.0.1, port: ${ttyPort}, tls: none }]\nweb: { enabled: false }\n`);
+  const tty = await serveWith('/usr/bin/script', ['-qec', `/usr/sbin/chroot ${root} /smarthost serve --config /etc/smarthost/tty.yaml`, '/dev/null'], { TERM: 'dumb' }, [ttyPort]);
+  await waitUntil(() => /INFO.*smarthost is running/.test(tty.output()));
+  await tty.stop();
+  assert.doesNotMatch(tty.output(), /Cannot find module|"level":/);
 });
 
 test('container image: built FROM scratch with buildah from the Dockerfile, run as it says (read-only root, user 65534, config from SMARTHOST_* only); relays, and its HEALTHCHECK tells healthy from gone', { timeout: 300_000 }, async (t) => {
