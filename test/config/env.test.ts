@@ -2,7 +2,7 @@
 // keeps the rest, secrets stay references, and a malformed variable is refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyEnvOverrides } from '../../src/config/env.ts';
+import { ENV_SETTINGS, applyEnvOverrides } from '../../src/config/env.ts';
 import { checkConfigText } from '../../src/config/load.ts';
 
 test('no variables: the data is unchanged', () => {
@@ -63,6 +63,36 @@ test('config check applies the environment over the file, and reports a bad vari
     process.env.SMARTHOST_LISTEN = 'everywhere';
     const bad = checkConfigText('{}', '/tmp/x.yaml');
     assert.match(bad.errors[0].message, /environment variable SMARTHOST_LISTEN/);
+  } finally {
+    process.env = saved;
+  }
+});
+
+test('the Dockerfile\'s and docker-compose.yml\'s variables make a valid config', async () => {
+  const { readFileSync } = await import('node:fs');
+  const YAML = await import('yaml');
+  const root = new URL('../../', import.meta.url);
+  // the ENV instruction (continued lines joined), not the usage comments
+  const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8').split('\n').filter((l) => !l.startsWith('#')).join('\n').replace(/\\\n/g, ' ');
+  const envLine = /^ENV (.*)$/m.exec(dockerfile)![1];
+  const image = Object.fromEntries([...envLine.matchAll(/\b(SMARTHOST_[A-Z_]+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+  assert.deepEqual(Object.keys(image).sort(), ['SMARTHOST_LISTEN', 'SMARTHOST_MAILROOT', 'SMARTHOST_WEB_LISTEN']);
+  const compose = YAML.parse(readFileSync(new URL('docker-compose.yml', root), 'utf8')) as { services: { smarthost: { environment: Record<string, string> } } };
+  // compose fills ${VAR:?…} from .env; a hash as `smarthost users hash` makes it
+  const env = Object.fromEntries(Object.entries({ ...image, ...compose.services.smarthost.environment }).map(([k, v]) => [k, String(v).replace(/\$\{[^}]+\}/g, k === 'SMARTHOST_WEB_PASSWORD_HASH' ? 'scrypt$16384$8$1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g=' : 'secret')]));
+  for (const name of Object.keys(env)) assert.ok(name in ENV_SETTINGS, `${name} is not a variable smarthost reads`);
+  const saved = { ...process.env };
+  try {
+    Object.assign(process.env, env);
+    const checked = checkConfigText('{}', '/etc/smarthost/smarthost.yaml');
+    assert.deepEqual(checked.errors, []);
+    const c = checked.value!;
+    assert.deepEqual(c.listen.map((l) => `${l.address}:${l.port}`), ['0.0.0.0:2525']);
+    assert.deepEqual(c.access.relay.list, ['192.168.1.0/24']);
+    assert.equal(c.upstreams[0].url, 'smtp+starttls://smtp.office365.com:587');
+    assert.deepEqual(c.upstreams[0].password, { file: '/run/secrets/o365_password' });
+    assert.equal(c.history.store, 'postgres');
+    assert.equal(`${c.web.address}:${c.web.port}`, '0.0.0.0:8025');
   } finally {
     process.env = saved;
   }
