@@ -278,10 +278,11 @@ test('container image: built FROM scratch with buildah from the Dockerfile, run 
 });
 
 test('Linux arm64: an aarch64 ELF that runs --version and config check under qemu-user', { timeout: 300_000 }, async (t) => {
-  const file = await run('file', ['-b', ARM64]);
+  if (!needTool(t, '/usr/bin/file', 'file')) return;
+  const file = await run('/usr/bin/file', ['-b', ARM64]);
   assert.match(file.stdout, /^ELF 64-bit LSB .*ARM aarch64/);
-  assert.match(file.stdout, /stripped/);
-  assert.doesNotMatch(file.stdout, /not stripped/);
+  // the build strips it with the cross binutils when they are there (scripts/test.sh installs them)
+  if (canInstall || existsSync('/usr/bin/aarch64-linux-gnu-strip')) assert.match(file.stdout, /, stripped/);
   if (!needTool(t, '/usr/bin/qemu-aarch64-static', 'qemu-user-static')) return;
   if (!needTool(t, '/usr/aarch64-linux-gnu/lib/libstdc++.so.6', 'libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross')) return;
   const qemu = (...args: string[]) => run('/usr/bin/qemu-aarch64-static', ['-L', '/usr/aarch64-linux-gnu', ARM64, ...args], { env: {}, cwd: work, timeout: 240_000 });
@@ -295,7 +296,8 @@ test('Linux arm64: an aarch64 ELF that runs --version and config check under qem
 });
 
 test('Windows x64: a PE32+ executable; under wine the test-only Node 22 build runs --version and config check', { timeout: 600_000 }, async (t) => {
-  for (const exe of [WIN, WIN_TEST]) assert.match((await run('file', ['-b', exe])).stdout, /^PE32\+ executable \(console\) x86-64, for MS Windows/);
+  if (!needTool(t, '/usr/bin/file', 'file')) return;
+  for (const exe of [WIN, WIN_TEST]) assert.match((await run('/usr/bin/file', ['-b', exe])).stdout, /^PE32\+ executable \(console\) x86-64, for MS Windows/);
   const wine = '/usr/lib/wine/wine64';
   if (!needTool(t, wine, 'wine wine64')) return;
   const prefix = path.join(work, 'wineprefix');
