@@ -1,6 +1,7 @@
 // The single executables (scripts/build-exe.mjs) as users run them, with no Node anywhere:
 //  - Linux x64 in a chroot holding only the binary and the libraries it links: relays swaks → binary
-//    → a loopback upstream, and runs config check, spf check (a DNS server on loopback), queue, send;
+//    → a loopback upstream, serves the console from memory, and runs config check, spf check (a DNS
+//    server on loopback), queue and send; on a terminal its log is pretty;
 //  - the container image: the Dockerfile's final stages built FROM scratch by buildah (offline),
 //    its file system run as the image's config says (read-only, user 65534, its entrypoint, working
 //    folder and environment, plus SMARTHOST_* variables only; volumes the only writable places);
@@ -116,7 +117,7 @@ async function upstream(): Promise<Upstream> {
 
 const swaks = (port: number, subject: string) => run('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'scanner@contoso.test', '--to', 'someone@example.com', '--h-Subject', subject, '--body', 'scan attached']);
 
-test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream; config check, spf check, queue and send work', { timeout: 300_000 }, async (t) => {
+test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream, serves the console; config check, spf check, queue and send work', { timeout: 300_000 }, async (t) => {
   if (!isRoot) return t.skip('needs root for chroot');
   const root = await rootfs('chroot');
   const files = listFiles(root);
@@ -131,10 +132,11 @@ test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream;
   });
   cleanups.push(() => dns.stop());
   const port = await freePort();
+  const webPort = await freePort();
   writeFileSync(path.join(root, 'etc/smarthost/smarthost.yaml'), [
     'mailroot: /var/spool/smarthost',
     `listen: [{ address: 127.0.0.1, port: ${port}, tls: none }]`,
-    'web: { enabled: false }',
+    `web: { enabled: true, address: 127.0.0.1, port: ${webPort} }`,
     `upstreams: [{ name: loopback, url: "smtp://127.0.0.1:${up.port}" }]`,
     '',
   ].join('\n'));
@@ -161,7 +163,16 @@ test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream;
   assert.equal(fail.code, 1, fail.stdout + fail.stderr);
   assert.equal(JSON.parse(fail.stdout).result, 'fail');
 
-  const relay = await serveWith('/usr/sbin/chroot', [root, '/smarthost', 'serve', '--config', '/etc/smarthost/smarthost.yaml'], { SMARTHOST_LOG_FORMAT: 'json' }, [port]);
+  const relay = await serveWith('/usr/sbin/chroot', [root, '/smarthost', 'serve', '--config', '/etc/smarthost/smarthost.yaml'], { SMARTHOST_LOG_FORMAT: 'json' }, [port, webPort]);
+  // the console's files come from inside the binary, byte for byte, with their types
+  for (const [url, file, type] of [['/', 'index.html', 'text/html'], ['/ui/app.js', 'app.js', 'application/javascript'], ['/ui/style.css', 'style.css', 'text/css']]) {
+    const res = await fetch(`http://127.0.0.1:${webPort}${url}`);
+    assert.equal(res.status, 200, url);
+    assert.match(res.headers.get('content-type') ?? '', new RegExp(`^${type}`));
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    assert.equal(await res.text(), readFileSync(path.join(ROOT, 'src/web/ui', file), 'utf8'), url);
+  }
+  assert.equal((await fetch(`http://127.0.0.1:${webPort}/ui/missing.js`)).status, 404);
   const sent = await swaks(port, 'from swaks');
   assert.equal(sent.code, 0, sent.stdout + sent.stderr);
   // the binary as a client too (send), through itself
