@@ -1,7 +1,7 @@
 // The single executables (scripts/build-exe.mjs) as users run them, with no Node anywhere:
 //  - Linux x64 in a chroot holding only the binary and the libraries it links: relays swaks → binary
 //    → a loopback upstream, serves the console from memory, and runs config check, spf check (a DNS
-//    server on loopback), queue and send; on a terminal its log is pretty;
+//    server on loopback), doctor, headers, queue and send; on a terminal its log is pretty;
 //  - the container image: the Dockerfile's final stages built FROM scratch by buildah (offline),
 //    its file system run as the image's config says (read-only, user 65534, its entrypoint, working
 //    folder and environment, plus SMARTHOST_* variables only; volumes the only writable places);
@@ -13,7 +13,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, NODE, freePort, waitPort } from '../helpers/relay.ts';
@@ -117,7 +117,7 @@ async function upstream(): Promise<Upstream> {
 
 const swaks = (port: number, subject: string) => run('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'scanner@contoso.test', '--to', 'someone@example.com', '--h-Subject', subject, '--body', 'scan attached']);
 
-test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream, serves the console; config check, spf check, queue and send work', { timeout: 300_000 }, async (t) => {
+test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream, serves the console; config check, spf check, doctor, headers, queue and send work', { timeout: 300_000 }, async (t) => {
   if (!isRoot) return t.skip('needs root for chroot');
   const root = await rootfs('chroot');
   const files = listFiles(root);
@@ -185,6 +185,15 @@ test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream,
   // code embedded in the binary (src/core/embedded.ts)
   const log = relay.output();
   assert.match(log, /"upstream":"loopback".*: delivered 250 /);
+  // diagnostics: doctor reaches the upstream (EHLO, nothing sent); headers reads a message file
+  const doctor = await inRoot('doctor', '--config', '/etc/smarthost/smarthost.yaml', '--no-clock', '--json', ...R);
+  assert.notEqual(doctor.code, 2, doctor.stdout + doctor.stderr);
+  const upstreamItem = (JSON.parse(doctor.stdout) as { items: Array<{ area: string; state: string; detail: string }> }).items.find((i) => i.area === 'upstream');
+  assert.equal(upstreamItem?.state, 'ok', doctor.stdout);
+  copyFileSync(path.join(ROOT, 'test/fixtures/headers/m365-clean.eml'), path.join(root, 'etc/smarthost/clean.eml'));
+  const headers = await inRoot('headers', '/etc/smarthost/clean.eml');
+  assert.equal(headers.code, 0, headers.stdout + headers.stderr);
+  assert.match(headers.stdout, /Hops \(oldest first\): \d/);
   const queue = await inRoot('queue', 'list', '--config', '/etc/smarthost/smarthost.yaml', '--json');
   assert.equal(queue.code, 0, queue.stderr);
   assert.deepEqual(JSON.parse(queue.stdout), []);
