@@ -24,18 +24,21 @@ export function isSingleExecutable(): boolean {
   return sea?.isSea() === true;
 }
 
+function keys(): Set<string> {
+  manifest ??= new Set(JSON.parse(Buffer.from(sea!.getAsset('manifest.json')).toString('utf8')) as string[]);
+  return manifest;
+}
+
 /** The asset's bytes when running as a single executable and it was embedded; otherwise undefined. */
 export function embeddedAsset(key: string): Buffer | undefined {
   if (!isSingleExecutable()) return undefined;
-  manifest ??= new Set(JSON.parse(Buffer.from(sea!.getAsset('manifest.json')).toString('utf8')) as string[]);
-  return manifest.has(key) ? Buffer.from(sea!.getAsset(key)) : undefined;
+  return keys().has(key) ? Buffer.from(sea!.getAsset(key)) : undefined;
 }
 
 /** Every embedded key under `prefix` (e.g. "ui/"), or undefined outside a single executable. */
 export function embeddedKeys(prefix: string): string[] | undefined {
   if (!isSingleExecutable()) return undefined;
-  embeddedAsset('manifest.json');
-  return [...manifest!].filter((k) => k.startsWith(prefix));
+  return [...keys()].filter((k) => k.startsWith(prefix));
 }
 
 /**
