@@ -44,7 +44,7 @@ VOLUME ["/var/spool/smarthost", "/etc/smarthost"]
 EXPOSE 2525 8025
 # /healthz of the console (on loopback inside the container unless SMARTHOST_WEB_LISTEN says otherwise)
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["/smarthost", "health"]
-# SIGTERM lets a delivery in progress finish; give it the time docker stop would not
+# SIGTERM: open sessions and deliveries finish (up to 30 s); use docker stop -t 40
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/smarthost"]
 CMD ["serve"]
