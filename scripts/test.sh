@@ -29,6 +29,15 @@ command -v mono >/dev/null || need+=(mono-runtime)
 [ -f /usr/lib/mono/4.5/System.dll ] || need+=(libmono-system4.0-cil)
 command -v msmtp >/dev/null || need+=(msmtp)
 /usr/bin/perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
+# single executables (test/e2e/exe.test.ts): strip for both Linux targets, file, qemu-user with
+# the arm64 libraries to run the arm64 binary, wine to run the Windows one, buildah to build
+# the container image FROM scratch offline
+command -v strip >/dev/null || need+=(binutils)
+command -v file >/dev/null || need+=(file)
+command -v aarch64-linux-gnu-strip >/dev/null || need+=(binutils-aarch64-linux-gnu)
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+[ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)
+[ -x /usr/bin/buildah ] || need+=(buildah)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${need[*]}"

@@ -22,6 +22,7 @@ const COMMAND_MODULES = [
   './commands/admin.ts',
   './commands/import-iis.ts',
   './commands/service.ts',
+  './commands/health.ts',
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -17,7 +17,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import type { Envelope, QueueEvent } from '../core/types.ts';
 import { loadConfig } from '../config/load.ts';
-import { configDirOf, type Config } from '../config/schema.ts';
+import { configDirOf, configFileOf, type Config } from '../config/schema.ts';
 import { openSpool } from '../queue/index.ts';
 import { createDeliveryManager } from '../outbound/index.ts';
 import { openHistory } from '../history/index.ts';
@@ -130,7 +130,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // need a restart (the admin is told which); everything else (TLS certificate included) applies now.
   const started = config;
   const reload = async (): Promise<ReloadResult> => {
-    const next = loadConfig(config.source === '(defaults)' ? undefined : config.source);
+    const next = loadConfig(configFileOf(config));
     await listener.reload(next);
     senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
     const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved]);

@@ -57,7 +57,7 @@ export const configSchema = z.strictObject({
 
 /** The validated configuration, plus where it came from. Internals receive it frozen. */
 export type Config = z.infer<typeof configSchema> & {
-  /** Absolute path of the config file, or '(defaults)'. */
+  /** Absolute path of the config file, or '(defaults)' / '(defaults and environment)' when there is none. */
   source: string;
   /** Absolute mailroot (resolved against the config file's folder). */
   mailrootPath: string;
@@ -66,5 +66,11 @@ export type Config = z.infer<typeof configSchema> & {
 
 /** The folder relative file names in a config (certificates, keys, CA, users file) resolve against. */
 export function configDirOf(config: Pick<Config, 'source'>): string {
-  return config.source === '(defaults)' ? process.cwd() : path.dirname(config.source);
+  const file = configFileOf(config);
+  return file ? path.dirname(file) : process.cwd();
+}
+
+/** The config file a config was read from, or undefined when it came from the defaults (and environment) alone. */
+export function configFileOf(config: Pick<Config, 'source'>): string | undefined {
+  return config.source.startsWith('(') ? undefined : config.source;
 }

@@ -23,6 +23,8 @@ import { installErrorHandler } from './http.ts';
 import { createMetrics } from './metrics.ts';
 import { createSessionTable } from './sessions.ts';
 import type { WebServices } from './services.ts';
+import { embeddedKeys } from '../core/embedded.ts';
+import { serveEmbeddedUi } from './embedded-ui.ts';
 import badmailRoutes from './routes/badmail.ts';
 import configRoutes from './routes/config.ts';
 import dashboardRoutes from './routes/dashboard.ts';
@@ -101,8 +103,12 @@ export async function buildWeb(services: WebServices, config: ConsoleConfig, opt
   }
   await app.register(metricsRoutes, { ...routeOptions, metrics });
 
-  await app.register(fastifyStatic, { root: UI_ROOT, prefix: '/ui/', index: false, cacheControl: false });
-  app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').sendFile('index.html'));
+  const embeddedUi = embeddedKeys('ui/'); // a single executable carries the files inside (core/embedded.ts)
+  if (embeddedUi) serveEmbeddedUi(app, embeddedUi);
+  else {
+    await app.register(fastifyStatic, { root: UI_ROOT, prefix: '/ui/', index: false, cacheControl: false });
+    app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').sendFile('index.html'));
+  }
   return app;
 }
 

@@ -9,7 +9,7 @@ import { newQueueId } from '../../core/ids.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Envelope } from '../../core/types.ts';
 import { checkConfigText } from '../../config/load.ts';
-import type { Config } from '../../config/schema.ts';
+import { configFileOf, type Config } from '../../config/schema.ts';
 import type { Spool, QueueEntry } from '../../queue/index.ts';
 import type { HistoryStore } from '../../history/index.ts';
 import type { TokenProvider } from '../../m365/tokens.ts';
@@ -203,7 +203,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
       current: () => deps.getConfig(),
       text: async () => {
         const src = deps.getConfig().source;
-        return src === '(defaults)' ? '# running on the embedded defaults (no config file)\n' : readFile(src, 'utf8');
+        return !configFileOf({ source: src }) ? '# running on the embedded defaults (no config file; SMARTHOST_* variables may set some keys)\n' : readFile(src, 'utf8');
       },
       source: deps.getConfig().source,
       validate: (text) => checkConfigText(text, deps.getConfig().source).errors,
@@ -211,7 +211,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         const src = deps.getConfig().source;
         const problems = checkConfigText(text, src).errors;
         if (problems.length) return { ok: false, problems };
-        if (src === '(defaults)') return { ok: false, message: 'smarthost runs on its embedded defaults: start it with --config FILE to edit the configuration here' };
+        if (!configFileOf({ source: src })) return { ok: false, message: 'smarthost runs on its embedded defaults: start it with --config FILE to edit the configuration here' };
         const tmp = `${src}.new`;
         await writeFile(tmp, text, { mode: 0o600 });
         await rename(tmp, src);
