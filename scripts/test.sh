@@ -49,7 +49,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-[ -x node_modules/.bin/node ] && [ -d node_modules/smtp-server ] || npm ci --no-audit --no-fund
+[ -x node_modules/.bin/node ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 NODE=node_modules/.bin/node
 
 # Arguments pick test files (globs); default: all of them. Node's runner expands the globs.
