@@ -10,7 +10,8 @@
  * routeBroken (credentials refused, SMTP AUTH off…) parks that upstream: nothing is bounced, the
  * messages wait (deferred, waitingForUpstream) until releaseUpstream() or the probe time.
  * Pacing (maxRecipientsPerMessage, maxMessagesPerMinute, maxRecipientsPerDay) makes messages wait,
- * never fail. Null-sender messages (reports) are never bounced: a failed one goes to badmail only.
+ * never fail. Reports (null sender, or ours sent as a Microsoft 365 mailbox) are never bounced: a
+ * failed one goes to badmail only, with its reason.
  * At most config.delivery.concurrency messages are in delivery at once.
  */
 import type { Clock } from '../core/clock.ts';
@@ -109,7 +110,8 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   function outboundMessage(rec: QueueRecord, recipients: string[]): OutboundMessage {
     return {
       id: rec.id,
-      mailFrom: masquerade(rec.envelope.mailFrom),
+      // a report's sender was chosen for its route (a Microsoft 365 mailbox): never masqueraded
+      mailFrom: rec.envelope.client.source === 'ndr' ? rec.envelope.mailFrom : masquerade(rec.envelope.mailFrom),
       recipients,
       size: rec.envelope.size,
       smtputf8: rec.envelope.smtputf8,
@@ -212,6 +214,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   async function failRecipients(rec: QueueRecord, failed: Outcome[], headline?: string): Promise<void> {
     if (!failed.length) return;
     const now = clock.now();
+    if (rec.envelope.client.source === 'ndr') headline ??= 'smarthost could not send this delivery report; it is kept here (no report is made about a report).';
     try {
       const name = await spool.toBadmail(rec, failed.map((o) => o.recipient), buildBdrText(rec, failed, new Date(now), headline));
       emit({ type: 'state', id: rec.id, state: 'badmail', reason: `${failed.length} recipient(s) failed; badmail/${name}.BAD`, at: iso(now) });

@@ -434,3 +434,64 @@ test('connector mode: the tenant MX endpoint sees the client certificate over ST
   await sleep(1500);
   assert.equal(mx.received.length, 1, 'accepted by the MX endpoint: sent once');
 });
+
+// ---- NDRs through Microsoft 365 (issue 15.1) -----------------------------------------------------
+
+test('a recipient refused by Exchange: the NDR goes back through SMTP AUTH as the mailbox (envelope and From), and the strict stand-in takes it', async () => {
+  exo.refuseRcpt.set('nobody@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
+  try {
+    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), FAST].join('\n'));
+    const refusedBefore = exo.refusedSenders.length;
+    const r = await swaks(relay, MAILBOX, 'nobody@contoso.com', 'bounced by exchange');
+    assert.equal(r.code, 0, r.out);
+    await waitUntil('the NDR at Exchange', () => exo.received.some(subjectIs('Undeliverable: bounced by exchange')));
+    const ndr = exo.received.find(subjectIs('Undeliverable: bounced by exchange'))!;
+    assert.equal(ndr.mailFrom, MAILBOX, 'envelope sender is the mailbox, not <>');
+    assert.equal(ndr.from, MAILBOX);
+    assert.deepEqual(ndr.rcptTo, [MAILBOX]);
+    const text = ndr.raw.toString('latin1');
+    assert.match(text, /Content-Type: multipart\/report; report-type=delivery-status/);
+    assert.match(text, /^Auto-Submitted: auto-replied/m);
+    assert.match(text, /Final-Recipient: rfc822; nobody@contoso\.com\r\nAction: failed\r\nStatus: 5\.1\.10/);
+    assert.match(text, /Content-Type: text\/rfc822-headers[\s\S]*Subject: bounced by exchange/, "the original's headers");
+    assert.deepEqual(exo.refusedSenders.slice(refusedBefore), [], 'nothing refused as a sender');
+    await waitUntil('an empty queue', async () => (await queueList(relay)).length === 0, 5000);
+    // the original is in badmail (refused); the report is not
+    assert.equal(badmail(relay).filter((f) => f.endsWith('.BAD')).length, 1);
+  } finally {
+    exo.refuseRcpt.delete('nobody@contoso.com');
+  }
+});
+
+test('NDRs sent through Graph (ndr.upstream) go as the mailbox; an ndr.from the mailbox may not use is replaced by it, with a warning', async () => {
+  exo.refuseRcpt.set('ghost@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
+  try {
+    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), graphUpstream('graph'), 'ndr: { upstream: graph, from: postmaster@contoso.com }', FAST].join('\n'));
+    const r = await swaks(relay, MAILBOX, 'ghost@contoso.com', 'bounced, reported via graph');
+    assert.equal(r.code, 0, r.out);
+    await waitUntil('the NDR at Graph', () => graph.sent.some((m) => m.subject === 'Undeliverable: bounced, reported via graph'));
+    const m = graph.sent.find((x) => x.subject === 'Undeliverable: bounced, reported via graph')!;
+    assert.equal(m.mailbox, MAILBOX);
+    assert.equal(m.from, MAILBOX, 'postmaster@ is not sendable by the mailbox: the mailbox is used');
+    assert.deepEqual(m.to, [MAILBOX]);
+    assert.match(relay.output(), /ndr\.from postmaster@contoso\.com is not an address mailbox scanner@contoso\.com may send as/);
+    await waitUntil('an empty queue', async () => (await queueList(relay)).length === 0, 5000);
+  } finally {
+    exo.refuseRcpt.delete('ghost@contoso.com');
+  }
+});
+
+test('the strict stand-in refuses a null sender as Exchange does (so the NDR tests above can fail); the refused message stays in badmail', async () => {
+  const relay = await relayWith(['upstreams:', smtpUpstream('o365'), FAST].join('\n'));
+  const before = exo.refusedSenders.length;
+  const r = await run('/usr/bin/python3', ['-c', [
+    'import smtplib',
+    `s = smtplib.SMTP("127.0.0.1", ${relay.port}, timeout=30)`,
+    `s.sendmail("", ["alice@contoso.com"], "From: ${MAILBOX}\\r\\nSubject: null sender through exchange\\r\\n\\r\\nreport\\r\\n")`,
+    's.quit()',
+  ].join('\n')]);
+  assert.equal(r.code, 0, r.out);
+  await waitUntil('the null sender refused', () => exo.refusedSenders.slice(before).includes('<> 550 5.7.60'));
+  await waitUntil('the refused report kept in badmail', () => badmail(relay).some((f) => f.endsWith('.BDR')));
+  assert.ok(!exo.received.some(subjectIs('null sender through exchange')));
+});

@@ -11,6 +11,9 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../../config/load.ts');
       const cfg = loadConfig(file);
       process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
+      // valid, but would not work as meant: said, without failing the check
+      const { ndrSenderWarnings } = await import('../../m365/ndr-sender.ts');
+      for (const w of ndrSenderWarnings(cfg.upstreams, cfg.ndr.from, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
     });
   config
     .command('sample')

@@ -70,6 +70,9 @@ export const upstreamSchema = z.strictObject({
   oauth: oauthSchema.optional().describe('OAuth2 sign-in for auth: xoauth2 and graph:// upstreams'),
   graph: graphSchema.optional().describe('Microsoft Graph settings (graph:// upstreams)'),
   connector: connectorSchema.optional().describe('tenant MX endpoint settings (connector:// upstreams)'),
+  ndr: z.strictObject({
+    from: z.string().optional().describe('address this upstream sends delivery reports as; Microsoft 365 SMTP AUTH / Graph: must be the mailbox or one in sendAs (default: the mailbox)'),
+  }).optional().describe('delivery reports sent through this upstream (docs/microsoft-365.md, NDRs)'),
 }).superRefine((u, ctx) => {
   const isGraph = u.url.startsWith('graph://');
   if ((u.auth === 'xoauth2' || isGraph) && !u.oauth) ctx.addIssue({ code: 'custom', path: ['oauth'], message: `${isGraph ? 'a graph:// upstream' : 'auth: xoauth2'} needs an oauth: section (tenant, clientId, and a clientSecret or certificate)` });

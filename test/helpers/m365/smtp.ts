@@ -8,7 +8,11 @@
  *     app with no permission in its token, an RBAC "Application SMTP.SendAsApp" scope holding it: else
  *     `535 5.7.3 Authentication unsuccessful`; `smtpAuthDisabled` gives `535 5.7.139 …`;
  *   - MAIL FROM before AUTH: `530 5.7.57`; a MAIL FROM or From header other than the mailbox or an
- *     address it has Send As on: `550 5.7.60 SMTP; Client does not have permissions to send as this sender`.
+ *     address it has Send As on: `550 5.7.60 SMTP; Client does not have permissions to send as this sender`;
+ *     the null sender `MAIL FROM:<>` too (client submission sends only as a mailbox; Microsoft
+ *     documents no null reverse-path, research m365-quotas-ndr.md §5), so a relay's NDR must go out
+ *     as the mailbox;
+ *   - `refuseRcpt` refuses chosen recipients at RCPT TO (a bounce by the final upstream).
  * Also a plain MX stand-in for connector mode (no AUTH, STARTTLS, optional client certificate).
  */
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
@@ -41,6 +45,10 @@ export interface SmtpStandIn {
   smtpAuthDisabled: boolean;
   /** Reply given after DATA instead of 250 (e.g. '550 5.7.64 TenantAttribution; Relay Access Denied'). */
   rejectData?: string;
+  /** Recipient → reply refusing it at RCPT TO (e.g. '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup'). */
+  refuseRcpt: Map<string, string>;
+  /** MAIL FROM commands refused (null sender or not sendable), as "<address> reply". */
+  refusedSenders: string[];
   close(): Promise<void>;
 }
 
@@ -52,7 +60,7 @@ function smtpError(reply: string): Error {
 }
 
 export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; tenantId: string }): Promise<SmtpStandIn> {
-  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, close: async () => {} };
+  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, refuseRcpt: new Map(), refusedSenders: [], close: async () => {} };
   const server = new SMTPServer({
     key: tls.key, cert: tls.cert, logger: false, authMethods: ['XOAUTH2'], size: 36 * 1024 * 1024,
     banner: 'Microsoft ESMTP MAIL Service ready (stand-in)',
@@ -79,7 +87,16 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
     onMailFrom(address, session, cb) {
       if (!session.user) return cb(smtpError('530 5.7.57 Client not authenticated to send mail. [standin.prod.outlook.com]'));
       const user = String(session.user);
-      if (![user, ...(state.sendAs.get(user) ?? [])].includes(address.address.toLowerCase())) return cb(smtpError(`550 5.7.60 ${SEND_AS}`));
+      const from = (address.address ?? '').toLowerCase();
+      if (!from || ![user, ...(state.sendAs.get(user) ?? [])].includes(from)) {
+        state.refusedSenders.push(`<${from}> 550 5.7.60`);
+        return cb(smtpError(`550 5.7.60 ${SEND_AS}`));
+      }
+      cb();
+    },
+    onRcptTo(address, _session, cb) {
+      const refusal = state.refuseRcpt.get(address.address.toLowerCase());
+      if (refusal) return cb(smtpError(refusal));
       cb();
     },
     onData(stream, session, cb) {
@@ -105,7 +122,7 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
 
 /** A tenant MX endpoint for connector mode: anonymous, STARTTLS, optionally asking for a client certificate. */
 export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string } = {}): Promise<SmtpStandIn> {
-  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, close: async () => {} };
+  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, refuseRcpt: new Map(), refusedSenders: [], close: async () => {} };
   // smtp-server hands hooks the session, not the socket: keep the TLS socket of each session at upgrade.
   const sockets = new Map<string, TLSSocket>();
   const server = new SMTPServer({
