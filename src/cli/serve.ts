@@ -153,7 +153,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       spool,
       history,
       bus,
-      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name) },
+      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name), quotas: () => delivery.quotas() },
       tokens: () => tokens,
       logger: logger.child({ stage: 'web' }),
       reload,

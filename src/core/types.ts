@@ -77,6 +77,11 @@ export interface Outcome {
   routeBroken?: boolean;
   /** Upstream asked us to wait (Retry-After), in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * A Microsoft 365 budget of the sending mailbox / app / tenant is spent (SubmissionQuotaExceeded,
+   * Graph 429, 432 4.3.2, 5.7.233…): the recipient waits for it; not an attempt, never a bounce.
+   */
+  quota?: boolean;
   /** ISO time of the outcome. */
   at: string;
 }

@@ -20,7 +20,8 @@ import type { Config } from '../config/schema.ts';
 import type { OutboundMessage, Outcome, QueueEventSink, QueueId, Transport } from '../core/types.ts';
 import type { Spool } from '../queue/spool.ts';
 import { pendingRecipients, retryDelay, type QueueRecord } from '../queue/record.ts';
-import { UpstreamPacer } from './pacing.ts';
+import { QuotaBoard, type QuotaStatus } from './quotas.ts';
+import { classifyQuota, isMicrosoftMailboxRoute } from '../m365/quota.ts';
 import { loadPacing, savePacing, SAVE_INTERVAL_MS } from './pacing-store.ts';
 import { RouteBoard, type UpstreamStatus } from './routes.ts';
 import { explainOutcome } from './explain.ts';
@@ -48,6 +49,8 @@ export interface DeliveryManager {
   /** The admin fixed a parked upstream: use it again and retry the messages waiting for it. */
   releaseUpstream(name: string): Promise<boolean>;
   upstreams(): UpstreamStatus[];
+  /** Per sending mailbox (and Graph app, tenant): usage against the limits, and when a held one resumes. */
+  quotas(): QuotaStatus[];
 }
 
 type ManagerConfig = Pick<Config, 'delivery' | 'ndr' | 'upstreams' | 'hostnameResolved'>;
@@ -65,14 +68,16 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   const delivery = config.delivery;
   const probeIntervalMs = delivery.upstreamProbeInterval ?? 15 * 60_000;
   const routes = new RouteBoard(transports.map((t) => t.name), clock, probeIntervalMs, deps.events);
-  const pacers = new Map(transports.map((t) => [t.name, new UpstreamPacer(config.upstreams.find((u) => u.name === t.name) ?? {})]));
+  // budgets are per sending mailbox (and Graph app, and tenant), shared by the upstreams using it
+  const quotas = new QuotaBoard(config.upstreams.filter((u) => transports.some((t) => t.name === u.name)));
+  const microsoft = new Set(config.upstreams.filter(isMicrosoftMailboxRoute).map((u) => u.name));
   const saved = deps.pacingFile ? loadPacing(deps.pacingFile, logger) : {};
-  for (const [name, pacer] of pacers) pacer.restore(saved[name], clock.now());
+  quotas.restore(saved, clock.now());
   let pacingChanged = false;
   const savePacers = (): void => {
     if (!deps.pacingFile || !pacingChanged) return;
     pacingChanged = false;
-    savePacing(deps.pacingFile, Object.fromEntries([...pacers].map(([name, p]) => [name, p.snapshot(clock.now())])), logger);
+    savePacing(deps.pacingFile, quotas.snapshot(clock.now()), logger);
   };
   let saveTimer: NodeJS.Timeout | undefined;
   const inFlight = new Map<QueueId, Promise<void>>();
@@ -148,22 +153,44 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     let remaining = [...recipients];
     let attempted = false;
     let pacedUntil: number | undefined;
+    let waitReason: string | undefined;
     let waitingFor: string | undefined;
+    const waitTill = (until: number, reason: string): void => {
+      if (pacedUntil === undefined || until < pacedUntil) {
+        pacedUntil = until;
+        waitReason = reason;
+      }
+    };
     for (const transport of transportsFor(rec)) {
       if (!remaining.length) break;
       if (!routes.available(transport.name)) {
         waitingFor ??= transport.name;
         continue;
       }
-      const pacer = pacers.get(transport.name)!;
       const next: string[] = [];
       let sentHere = false;
+      // the tenant's external-recipient limit: only recipients outside the tenant wait
+      const external = quotas.externalHeld(transport.name, clock.now());
+      if (external) {
+        const out = remaining.filter((r) => quotas.isExternal(transport.name, r));
+        if (out.length) {
+          next.push(...out);
+          remaining = remaining.filter((r) => !out.includes(r));
+          waitTill(external.until, external.reason);
+        }
+      }
       while (remaining.length) {
-        const n = pacer.reserve(clock.now(), remaining.length);
+        // a spent budget of this mailbox / app holds every message of it, not only the refused one
+        const held = quotas.heldUntil(transport.name, clock.now());
+        if (held) {
+          waitTill(held.until, `waiting for mailbox quota: ${held.reason}; sending resumes at ${iso(held.until)}`);
+          next.push(...remaining);
+          break;
+        }
+        const n = quotas.reserve(transport.name, clock.now(), remaining.length);
         if (n > 0) pacingChanged = true;
         if (n === 0) {
-          const until = pacer.waitUntil(clock.now());
-          pacedUntil = pacedUntil === undefined ? until : Math.min(pacedUntil, until);
+          waitTill(quotas.pacedUntil(transport.name, clock.now()), 'waiting for the sending mailbox\'s pace (messages per minute / recipients per day)');
           next.push(...remaining);
           break;
         }
@@ -177,7 +204,33 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes: explained, durationMs, at: iso() });
         logger.info({ id: rec.id, upstream: transport.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
         let parkedHere = false;
+        const counted: Outcome[] = [];
         for (const o of outcomes) {
+          const quota = microsoft.has(transport.name) && !handedOff(o) ? classifyQuota(o, transport.kind) : undefined;
+          if (quota && quota.kind !== 'park') {
+            const diag = o.diagnostic ?? o.status;
+            const h = quotas.hold(transport.name, quota.scope === 'tenant' ? 'tenant' : quota.scope, clock.now(), quota.holdMs, `${quota.why} (${diag})`, quota.kind === 'backoff');
+            pacingChanged = true;
+            const internal = quota.kind === 'tenant-external' && !quotas.isExternal(transport.name, o.recipient);
+            const until = internal ? clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS) : h?.until ?? clock.now() + quota.holdMs;
+            if (h && !internal) logger.warn({ upstream: transport.name, quota: quota.kind, until: iso(h.until), reply: diag }, `${quota.why}: its messages wait until ${iso(h.until)}, none is bounced`);
+            results.set(o.recipient, { ...o, action: 'delayed', quota: true, reason: `${quota.why}; the message waits (until ${iso(until)}), it is not bounced` });
+            waitTill(until, `waiting for Microsoft 365 quota: ${quota.why} (${diag}); sending resumes at ${iso(until)}`);
+            next.push(o.recipient);
+            continue;
+          }
+          if (quota?.kind === 'park') {
+            // only an admin or Microsoft lifts it: every upstream of that mailbox / tenant stops, nothing loops
+            const diag = o.diagnostic ?? o.status;
+            for (const name of quotas.siblings(transport.name, quota.scope)) routes.park(name, `${quota.why}: ${diag}`);
+            logger.error({ upstream: transport.name, parked: quotas.siblings(transport.name, quota.scope), reply: diag }, `${quota.why}: parked until an administrator releases it`);
+            results.set(o.recipient, { ...o, action: 'delayed', routeBroken: true });
+            parkedHere = true;
+            waitingFor ??= transport.name;
+            next.push(o.recipient);
+            continue;
+          }
+          counted.push(o);
           const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);
           results.set(o.recipient, broken ? { ...o, routeBroken: true } : o);
           if (broken) {
@@ -192,11 +245,13 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
           // a possible duplicate is not rushed to the next upstream: it waits for its retry
           if (o.action === 'delayed' && !o.possibleDuplicate) next.push(o.recipient);
         }
+        if (counted.some(handedOff)) quotas.succeeded(transport.name);
         // Before the parked check: a probe of a parked route that got past the refusal must release
         // the route (or its probe slot), else the route stays parked with its slot taken, for good.
+        // A spent quota says nothing about the route's health.
         if (!parkedHere) {
-          if (outcomes.some(handedOff)) routes.ok(transport.name);
-          else if (outcomes.length && outcomes.every((o) => o.action === 'delayed')) routes.failing(transport.name, outcomes[0].diagnostic ?? outcomes[0].status);
+          if (counted.some(handedOff)) routes.ok(transport.name);
+          else if (counted.length && counted.every((o) => o.action === 'delayed')) routes.failing(transport.name, counted[0].diagnostic ?? counted[0].status);
           else routes.endProbe(transport.name);
         }
         if (routes.isParked(transport.name)) {
@@ -208,7 +263,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       if (!sentHere) routes.endProbe(transport.name);
       remaining = next;
     }
-    return { results, attempted, pacedUntil, waitingFor };
+    return { results, attempted, pacedUntil, waitReason, waitingFor };
   }
 
   async function failRecipients(rec: QueueRecord, failed: Outcome[], headline?: string): Promise<void> {
@@ -228,13 +283,13 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   async function deliver(rec: QueueRecord): Promise<void> {
     const now = clock.now();
     const pending = pendingRecipients(rec);
-    const { results, attempted, pacedUntil, waitingFor } = pending.length ? await attempt(rec, pending) : { results: new Map<string, Outcome>(), attempted: false, pacedUntil: undefined, waitingFor: undefined };
+    const { results, attempted, pacedUntil, waitReason, waitingFor } = pending.length ? await attempt(rec, pending) : { results: new Map<string, Outcome>(), attempted: false, pacedUntil: undefined, waitReason: undefined, waitingFor: undefined };
     const failedNow: Outcome[] = [];
     let retryAfter = 0;
     for (const r of rec.recipients) {
       const o = results.get(r.address);
       if (!o || r.state !== 'pending') continue;
-      if (!o.routeBroken) r.attempts++;
+      if (!o.routeBroken && !o.quota) r.attempts++;
       r.lastOutcome = o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning };
       if (handedOff(o)) r.state = 'delivered';
       else if (o.action === 'failed') {
@@ -251,7 +306,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
 
     let still = rec.recipients.filter((r) => r.state === 'pending');
     // did an upstream actually answer for a recipient still pending? (not paced, not a parked route)
-    const triedPending = attempted && still.some((r) => results.has(r.address) && !results.get(r.address)!.routeBroken);
+    const triedPending = attempted && still.some((r) => results.has(r.address) && !results.get(r.address)!.routeBroken && !results.get(r.address)!.quota);
     const receivedAt = Date.parse(rec.envelope.receivedAt) || now;
     const expiresAt = receivedAt + delivery.expiration;
     if (still.length && triedPending && clock.now() >= expiresAt) {
@@ -290,7 +345,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       rec.lastError = `waiting for upstream ${waitingFor}, which is parked: ${last?.diagnostic ?? parkedFor ?? 'route refused'}`;
     } else {
       rec.nextAttemptAt = pacedUntil ?? clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS);
-      rec.lastError = 'waiting for the upstream\'s sending pace (messages per minute / recipients per day)';
+      rec.lastError = waitReason ?? 'waiting for the upstream\'s sending pace (messages per minute / recipients per day)';
     }
     if (triedPending && delivery.delayNotification > 0 && !rec.delayNotified && clock.now() - receivedAt >= delivery.delayNotification) {
       rec.delayNotified = true;
@@ -390,5 +445,6 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       return true;
     },
     upstreams: () => routes.list(),
+    quotas: () => quotas.list(clock.now()),
   };
 }

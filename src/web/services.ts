@@ -78,8 +78,23 @@ export interface UpstreamStatus {
   tokenRenewals?: number;
 }
 
+/** One Microsoft 365 sending budget (a mailbox, a Graph app on a mailbox, a tenant's external recipients). */
+export interface QuotaView {
+  key: string;
+  upstreams: string[];
+  messagesLastMinute: number;
+  maxMessagesPerMinute?: number;
+  recipientsLast24h: number;
+  maxRecipientsPerDay?: number;
+  /** ISO time sending resumes, and why it waits; absent when it may send. */
+  resumesAt?: string;
+  reason?: string;
+}
+
 export interface UpstreamService {
   status(): UpstreamStatus[] | Promise<UpstreamStatus[]>;
+  /** Per sending mailbox: today's usage against the limits, and when a held one resumes. */
+  quotas?(): QuotaView[] | Promise<QuotaView[]>;
   /** Un-parks an upstream so queued mail is tried again; false when no such upstream. */
   release(name: string): Promise<boolean>;
 }

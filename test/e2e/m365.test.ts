@@ -495,3 +495,76 @@ test('the strict stand-in refuses a null sender as Exchange does (so the NDR tes
   await waitUntil('the refused report kept in badmail', () => badmail(relay).some((f) => f.endsWith('.BDR')));
   assert.ok(!exo.received.some(subjectIs('null sender through exchange')));
 });
+
+// ---- quotas per mailbox (issue 15.2) --------------------------------------------------------------
+
+test('two upstreams signing in as the same mailbox never hold more than 3 connections together (Exchange answers 432 4.3.2 beyond)', async () => {
+  const relay = await relayWith([
+    'upstreams:', smtpUpstream('first'), smtpUpstream('second'),
+    'senders:',
+    `  - { clients: [127.0.0.2], allow: [${MAILBOX}], upstream: first }`,
+    `  - { clients: [127.0.0.3], allow: [${MAILBOX}], upstream: second }`,
+    FAST,
+  ].join('\n'));
+  const refusedBefore = exo.refusedConnections;
+  exo.maxSessions.delete(MAILBOX);
+  const sends = Array.from({ length: 16 }, (_, i) => swaks(relay, MAILBOX, `c${i}@contoso.com`, `pool ${i}`, ['--local-interface', i % 2 ? '127.0.0.2' : '127.0.0.3']));
+  for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.out);
+  await waitUntil('all 16 at Exchange', () => Array.from({ length: 16 }, (_, i) => `pool ${i}`).every((s) => exo.received.some(subjectIs(s))), 40_000);
+  assert.ok((exo.maxSessions.get(MAILBOX) ?? 0) <= 3, `at most 3 sessions at once, saw ${exo.maxSessions.get(MAILBOX)}`);
+  assert.ok((exo.maxSessions.get(MAILBOX) ?? 0) >= 2, 'both upstreams were used in parallel');
+  assert.equal(exo.refusedConnections - refusedBefore, 0, 'no 432 4.3.2');
+});
+
+test('Graph 429 with Retry-After holds every message of that mailbox, not only the refused one; nothing bounces', async () => {
+  const relay = await relayWith(['upstreams:', graphUpstream('graph'), FAST].join('\n'));
+  graph.throttle(1, 3);
+  const before = graph.requests.length;
+  const first = await swaks(relay, MAILBOX, 'alice@contoso.com', 'held 1');
+  assert.equal(first.code, 0, first.out);
+  await waitUntil('the 429', () => graph.requests.slice(before).some((q) => q.status === 429));
+  const second = await swaks(relay, MAILBOX, 'bob@contoso.com', 'held 2');
+  assert.equal(second.code, 0, second.out);
+  await waitUntil('both at Graph', () => graph.sent.some((m) => m.subject === 'held 1') && graph.sent.some((m) => m.subject === 'held 2'), 30_000);
+  const mine = graph.requests.slice(before).filter((q) => q.path.endsWith('/sendMail'));
+  const throttledAt = mine.find((q) => q.status === 429)!.at;
+  const after = mine.filter((q) => q.at > throttledAt);
+  assert.deepEqual(after.map((q) => q.status), [202, 202], 'one 429, then each message once');
+  for (const q of after) assert.ok(q.at - throttledAt >= 2900, `a request ${q.at - throttledAt} ms after a Retry-After of 3 s`);
+  assert.deepEqual(badmail(relay), []);
+});
+
+test('554 5.2.0 SubmissionQuotaExceeded: the message waits (no bounce, no NDR); the console API shows the mailbox held and when it resumes', async () => {
+  exo.rejectData = '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message [BeginDiagnosticData]';
+  try {
+    const webPort = await freePort();
+    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), FAST, 'web:', '  address: 127.0.0.1', `  port: ${webPort}`].join('\n'));
+    await waitPort(webPort);
+    const r = await swaks(relay, MAILBOX, 'alice@contoso.com', 'over quota');
+    assert.equal(r.code, 0, r.out);
+    let entry: QueueEntry | undefined;
+    await waitUntil('the message held', async () => {
+      entry = (await queueList(relay)).find((e) => /quota/.test(e.lastError ?? ''));
+      return Boolean(entry);
+    });
+    assert.equal(entry!.state, 'deferred');
+    assert.match(entry!.lastError!, /over Microsoft's sending quota/);
+    const web = `http://127.0.0.1:${webPort}`;
+    const cookie = ((await fetch(`${web}/api/session`)).headers.get('set-cookie') ?? '').split(';')[0];
+    const { quotas } = await (await fetch(`${web}/api/quotas`, { headers: { cookie } })).json() as { quotas: { key: string; upstreams: string[]; resumesAt?: string; reason?: string; maxMessagesPerMinute?: number; maxRecipientsPerDay?: number }[] };
+    const q = quotas.find((x) => x.key === `mailbox:${MAILBOX}`);
+    assert.ok(q, JSON.stringify(quotas));
+    assert.deepEqual(q.upstreams, ['o365']);
+    assert.equal(q.maxMessagesPerMinute, 30);
+    assert.equal(q.maxRecipientsPerDay, 10000);
+    const resumes = Date.parse(q.resumesAt ?? '');
+    assert.ok(resumes > Date.now() + 50 * 60_000, `resumes in about an hour: ${q.resumesAt}`);
+    assert.match(q.reason ?? '', /SubmissionQuotaExceeded/);
+    await sleep(1500);
+    assert.deepEqual(badmail(relay), [], 'nothing bounced for a quota');
+    assert.equal((await queueList(relay)).length, 1, 'no NDR queued');
+    assert.match(relay.output(), /"level":(40|"warn")[^\n]*over Microsoft's sending quota|over Microsoft's sending quota[^\n]*none is bounced/);
+  } finally {
+    exo.rejectData = undefined;
+  }
+});

@@ -126,6 +126,7 @@ function chart(stats) {
 pages.dashboard = async (_arg, _fresh, token) => {
   try {
     const d = await api('GET', '/api/dashboard?hours=24');
+    const quotas = (await api('GET', '/api/quotas').catch(() => ({ quotas: [] }))).quotas;
     const sum = (k) => d.stats.reduce((n, b) => n + b[k], 0);
     setPage(token, 
       h('h1', { text: 'Dashboard (last 24 hours)' }),
@@ -137,6 +138,11 @@ pages.dashboard = async (_arg, _fresh, token) => {
       table([['Name', (u) => u.name], ['State', (u) => badge(u.state)], ['Why', (u) => h('span', { class: 'reason', text: u.reason || '' })],
         ['Token expires', (u) => (u.tokenExpiresAt ? fmtTime(u.tokenExpiresAt) : '—')],
         ['', (u) => (u.state === 'parked' ? h('button', { class: 'secondary', onclick: (e) => { e.stopPropagation(); act(`release ${u.name}`, () => api('POST', `/api/upstreams/${encodeURIComponent(u.name)}/release`)); } }, 'Release') : '')]], d.upstreams),
+      quotas.length ? h('h2', { text: 'Sending quotas (per mailbox)' }) : '',
+      quotas.length ? table([['Mailbox', (q) => q.key.replace(/^[a-z]+:/, '')], ['Upstreams', (q) => q.upstreams.join(', ')],
+        ['Last minute', (q) => `${q.messagesLastMinute}${q.maxMessagesPerMinute ? ` / ${q.maxMessagesPerMinute}` : ''}`],
+        ['Recipients, 24 h', (q) => `${q.recipientsLast24h}${q.maxRecipientsPerDay ? ` / ${q.maxRecipientsPerDay}` : ''}`],
+        ['Sending resumes', (q) => (q.resumesAt ? h('div', {}, fmtTime(q.resumesAt), h('div', { class: 'reason', text: q.reason || '' })) : 'now')]], quotas) : '',
       h('h2', { text: 'Last errors' }),
       table([['When', (e) => fmtTime(e.at)], ['Message', (e) => h('a', { href: `#message/${encodeURIComponent(e.id)}`, text: e.id })], ['Recipient', (e) => e.recipient || ''],
         ['What happened', (e) => h('div', {}, badge(e.action), ' ', h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }))]], d.recentErrors),

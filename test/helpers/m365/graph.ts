@@ -34,7 +34,7 @@ export interface SentMessage {
 export interface GraphStandIn {
   base: string;
   sent: SentMessage[];
-  requests: { method: string; path: string; status: number; bytes: number }[];
+  requests: { method: string; path: string; status: number; bytes: number; at: number }[];
   /** Mailboxes that exist, with the From addresses each may send as (its own is implied). */
   mailboxes: Map<string, string[]>;
   throttle(times: number, retryAfterSeconds: number): void;
@@ -171,7 +171,7 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      res.on('finish', () => state.requests.push({ method: req.method ?? '', path: new URL(req.url ?? '/', base).pathname, status: res.statusCode, bytes: body.length }));
+      res.on('finish', () => state.requests.push({ method: req.method ?? '', path: new URL(req.url ?? '/', base).pathname, status: res.statusCode, bytes: body.length, at: Date.now() }));
       handle(req, res, body).catch((e) => error(res, 500, 'InternalServerError', String(e)));
     });
   });
