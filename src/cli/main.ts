@@ -19,6 +19,7 @@ const COMMAND_MODULES = [
   './commands/headers.ts',
   './commands/doctor.ts',
   './commands/admin.ts',
+  './commands/route.ts',
 ];
 
 export async function buildProgram(): Promise<Command> {

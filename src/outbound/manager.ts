@@ -20,6 +20,11 @@ import type { Config } from '../config/schema.ts';
 import type { OutboundMessage, Outcome, QueueEventSink, QueueId, Transport } from '../core/types.ts';
 import type { Spool } from '../queue/spool.ts';
 import { pendingRecipients, retryDelay, type QueueRecord } from '../queue/record.ts';
+import { Readable } from 'node:stream';
+import type { RouteConfig } from '../config/sections/routing.ts';
+import { createRouter, DEFAULT_ROUTE } from '../routing/index.ts';
+import { applySenderMode, type SenderModeSpec } from '../routing/sender-mode.ts';
+import { upstreamMailbox } from '../m365/ndr-sender.ts';
 import { QuotaBoard, type QuotaStatus } from './quotas.ts';
 import { classifyQuota, isMicrosoftMailboxRoute } from '../m365/quota.ts';
 import { loadPacing, savePacing, SAVE_INTERVAL_MS } from './pacing-store.ts';
@@ -53,7 +58,7 @@ export interface DeliveryManager {
   quotas(): QuotaStatus[];
 }
 
-type ManagerConfig = Pick<Config, 'delivery' | 'ndr' | 'upstreams' | 'hostnameResolved'>;
+type ManagerConfig = Pick<Config, 'delivery' | 'ndr' | 'upstreams' | 'hostnameResolved'> & Partial<Pick<Config, 'routes' | 'routing'>>;
 
 const SCAN_FALLBACK_MS = 5_000;
 
@@ -67,6 +72,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   const { spool, transports, logger, clock } = deps;
   const delivery = config.delivery;
   const probeIntervalMs = delivery.upstreamProbeInterval ?? 15 * 60_000;
+  const router = createRouter({ routes: config.routes ?? [], routing: config.routing ?? { rules: [] }, upstreams: config.upstreams });
   const routes = new RouteBoard(transports.map((t) => t.name), clock, probeIntervalMs, deps.events);
   // budgets are per sending mailbox (and Graph app, and tenant), shared by the upstreams using it
   const quotas = new QuotaBoard(config.upstreams.filter((u) => transports.some((t) => t.name === u.name)));
@@ -95,7 +101,14 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     }
   };
 
-  function transportsFor(rec: QueueRecord): Transport[] {
+  /** The transports of a recipient group: its route's upstreams in order, else the legacy choice. */
+  function transportsFor(rec: QueueRecord, route?: RouteConfig): Transport[] {
+    if (route) {
+      const list = route.upstreams.map((n) => transports.find((t) => t.name === n)).filter((t): t is Transport => Boolean(t));
+      if (list.length) return list;
+      logger.warn({ id: rec.id, route: route.name }, 'the route names no configured upstream; using all upstreams');
+      return transports;
+    }
     const wanted = rec.envelope.upstream;
     if (wanted) {
       const t = transports.find((x) => x.name === wanted);
@@ -105,18 +118,38 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     return transports;
   }
 
-  function masquerade(address: string): string {
-    const domain = delivery.masqueradeDomain;
+  function masquerade(address: string, route?: RouteConfig): string {
+    const domain = route?.sender?.masqueradeDomain ?? delivery.masqueradeDomain;
     if (!domain || !address) return address;
     const at = address.lastIndexOf('@');
     return at < 0 ? `${address}@${domain}` : `${address.slice(0, at)}@${domain}`;
   }
 
-  function outboundMessage(rec: QueueRecord, recipients: string[]): OutboundMessage {
+  /**
+   * The message as this transport sends it. A route with sender mode rewrite / on-behalf changes the
+   * header block (and the envelope sender) here, per route, so a split message goes out right on each.
+   */
+  async function outboundFor(rec: QueueRecord, recipients: string[], route: RouteConfig | undefined, transport: Transport): Promise<OutboundMessage> {
+    const plain = outboundMessage(rec, recipients, route);
+    const mode = route?.sender?.mode ?? 'send-as';
+    if (mode === 'send-as' || rec.envelope.client.source === 'ndr') return plain;
+    const upstream = config.upstreams.find((u) => u.name === transport.name);
+    const mailbox = upstream ? upstreamMailbox(upstream) : undefined;
+    const spec: SenderModeSpec = mode === 'rewrite' ? { mode: 'rewrite', address: route!.sender!.rewriteTo! } : mailbox ? { mode: 'on-behalf', mailbox } : { mode: 'send-as' };
+    if (spec.mode === 'send-as') return plain;
+    const rewritten = applySenderMode(await spool.readMessage(rec.id), { mailFrom: rec.envelope.mailFrom }, spec);
+    const bytes = rewritten.message;
+    return {
+      ...plain, mailFrom: rewritten.mailFrom, size: bytes.length,
+      open: () => Readable.from([bytes]), read: async () => bytes, locate: () => ({ buffer: bytes }),
+    };
+  }
+
+  function outboundMessage(rec: QueueRecord, recipients: string[], route?: RouteConfig): OutboundMessage {
     return {
       id: rec.id,
       // a report's sender was chosen for its route (a Microsoft 365 mailbox): never masqueraded
-      mailFrom: rec.envelope.client.source === 'ndr' ? rec.envelope.mailFrom : masquerade(rec.envelope.mailFrom),
+      mailFrom: rec.envelope.client.source === 'ndr' ? rec.envelope.mailFrom : masquerade(rec.envelope.mailFrom, route),
       recipients,
       size: rec.envelope.size,
       smtputf8: rec.envelope.smtputf8,
@@ -148,7 +181,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   }
 
   /** Sends `recipients` through the upstreams in order; returns the last outcome per recipient and what happened. */
-  async function attempt(rec: QueueRecord, recipients: string[]) {
+  async function attempt(rec: QueueRecord, recipients: string[], route?: RouteConfig) {
     const results = new Map<string, Outcome>();
     let remaining = [...recipients];
     let attempted = false;
@@ -161,7 +194,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         waitReason = reason;
       }
     };
-    for (const transport of transportsFor(rec)) {
+    for (const transport of transportsFor(rec, route)) {
       if (!remaining.length) break;
       if (!routes.available(transport.name)) {
         waitingFor ??= transport.name;
@@ -197,12 +230,12 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
         const batch = remaining.splice(0, n);
         sentHere = true;
         const started = Date.now();
-        const outcomes = await sendSafely(transport, outboundMessage(rec, batch));
+        const outcomes = await sendSafely(transport, await outboundFor(rec, batch, route, transport));
         const durationMs = Date.now() - started;
         // History and the console show what each reply means, as the record and the .BDR do.
         const explained = outcomes.map((o) => (o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning }));
-        emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes: explained, durationMs, at: iso() });
-        logger.info({ id: rec.id, upstream: transport.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
+        emit({ type: 'attempt', id: rec.id, upstream: transport.name, ...(route ? { route: route.name } : {}), outcomes: explained, durationMs, at: iso() });
+        logger.info({ id: rec.id, upstream: transport.name, route: route?.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
         let parkedHere = false;
         const counted: Outcome[] = [];
         for (const o of outcomes) {
@@ -266,6 +299,35 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     return { results, attempted, pacedUntil, waitReason, waitingFor };
   }
 
+  /** The route of a recipient: its own (routing), else routing.default when routes exist, else none (legacy). */
+  function routeOf(rec: QueueRecord, r: QueueRecord['recipients'][number]): RouteConfig | undefined {
+    if (r.route) return router.route(r.route) ?? (logger.warn({ id: rec.id, route: r.route }, 'message names a route that is no longer configured; using the default route'), router.route(config.routing?.default ?? DEFAULT_ROUTE));
+    if (rec.envelope.upstream || !router.active) return undefined;
+    return config.routing?.default ? router.route(config.routing.default) : undefined;
+  }
+
+  /** Each route's recipients of the message, delivered through that route; the answers merged. */
+  async function attemptByRoute(rec: QueueRecord, pending: string[]) {
+    const merged = { results: new Map<string, Outcome>(), attempted: false, pacedUntil: undefined as number | undefined, waitReason: undefined as string | undefined, waitingFor: undefined as string | undefined };
+    const groups = new Map<RouteConfig | undefined, string[]>();
+    for (const r of rec.recipients) {
+      if (!pending.includes(r.address)) continue;
+      const route = routeOf(rec, r);
+      groups.set(route, [...(groups.get(route) ?? []), r.address]);
+    }
+    for (const [route, recipients] of groups) {
+      const got = await attempt(rec, recipients, route);
+      for (const [k, v] of got.results) merged.results.set(k, v);
+      merged.attempted ||= got.attempted;
+      if (got.pacedUntil !== undefined && (merged.pacedUntil === undefined || got.pacedUntil < merged.pacedUntil)) {
+        merged.pacedUntil = got.pacedUntil;
+        merged.waitReason = got.waitReason;
+      }
+      merged.waitingFor ??= got.waitingFor;
+    }
+    return merged;
+  }
+
   async function failRecipients(rec: QueueRecord, failed: Outcome[], headline?: string): Promise<void> {
     if (!failed.length) return;
     const now = clock.now();
@@ -277,13 +339,19 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     } catch (err) {
       logger.error({ err, id: rec.id }, 'could not write badmail');
     }
-    await sendReport(config, spool, logger, rec, 'failed', failed, new Date(now));
+    await sendReport(config, spool, logger, rec, 'failed', failed, new Date(now), undefined, reportRouteOf(rec, failed));
+  }
+
+  /** The route a report about these recipients goes back through: theirs (the first one's). */
+  function reportRouteOf(rec: QueueRecord, about: Outcome[]): RouteConfig | undefined {
+    const r = rec.recipients.find((x) => x.address === about[0]?.recipient);
+    return r ? routeOf(rec, r) : undefined;
   }
 
   async function deliver(rec: QueueRecord): Promise<void> {
     const now = clock.now();
     const pending = pendingRecipients(rec);
-    const { results, attempted, pacedUntil, waitReason, waitingFor } = pending.length ? await attempt(rec, pending) : { results: new Map<string, Outcome>(), attempted: false, pacedUntil: undefined, waitReason: undefined, waitingFor: undefined };
+    const { results, attempted, pacedUntil, waitReason, waitingFor } = await attemptByRoute(rec, pending);
     const failedNow: Outcome[] = [];
     let retryAfter = 0;
     for (const r of rec.recipients) {
@@ -350,7 +418,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     if (triedPending && delivery.delayNotification > 0 && !rec.delayNotified && clock.now() - receivedAt >= delivery.delayNotification) {
       rec.delayNotified = true;
       const delayed = still.map((r) => r.lastOutcome).filter((o): o is Outcome => Boolean(o));
-      await sendReport(config, spool, logger, rec, 'delayed', delayed, new Date(clock.now()), new Date(expiresAt));
+      await sendReport(config, spool, logger, rec, 'delayed', delayed, new Date(clock.now()), new Date(expiresAt), reportRouteOf(rec, delayed));
     }
     await spool.settle(rec, 'deferred');
     emit({ type: 'state', id: rec.id, state: 'deferred', reason: rec.lastError, at: iso() });

@@ -16,6 +16,7 @@ import type { Config } from '../config/schema.ts';
 import type { Outcome } from '../core/types.ts';
 import type { Spool } from '../queue/spool.ts';
 import type { QueueRecord } from '../queue/record.ts';
+import type { RouteConfig } from '../config/sections/routing.ts';
 import { ndrSenderFor, type NdrSender } from '../m365/ndr-sender.ts';
 import { buildDsn } from './ndr.ts';
 
@@ -42,15 +43,19 @@ export function isReport(rec: QueueRecord, headers: string): boolean {
   return /^Content-Type:[ \t]*multipart\/report/im.test(headers) || /^Auto-Submitted:[ \t]*auto-replied/im.test(headers);
 }
 
-/** The upstream a report on `rec` goes through and who it is sent as. */
-export function reportRoute(config: ReportConfig, rec: QueueRecord): { upstream?: string; sender: NdrSender } {
+/**
+ * The upstream a report on `rec` goes through and who it is sent as: ndr.upstream, else the route's
+ * first upstream (the route of the recipients reported on), else the message's upstream, else the
+ * first. The route's `ndr.from` wins over the global one.
+ */
+export function reportRoute(config: ReportConfig, rec: QueueRecord, route?: RouteConfig): { upstream?: string; sender: NdrSender } {
   const upstreams = config.upstreams ?? [];
-  const name = config.ndr.upstream ?? rec.envelope.upstream ?? upstreams[0]?.name;
+  const name = config.ndr.upstream ?? route?.upstreams[0] ?? rec.envelope.upstream ?? upstreams[0]?.name;
   const upstream = upstreams.find((u) => u.name === name);
-  return { upstream: name, sender: ndrSenderFor(upstream, config.ndr.from, config.hostnameResolved) };
+  return { upstream: name, sender: ndrSenderFor(upstream, route?.ndr?.from ?? config.ndr.from, config.hostnameResolved) };
 }
 
-export async function sendReport(config: ReportConfig, spool: Spool, logger: Logger, rec: QueueRecord, kind: 'failed' | 'delayed', outcomes: Outcome[], now: Date, willRetryUntil?: Date): Promise<void> {
+export async function sendReport(config: ReportConfig, spool: Spool, logger: Logger, rec: QueueRecord, kind: 'failed' | 'delayed', outcomes: Outcome[], now: Date, willRetryUntil?: Date, via?: RouteConfig): Promise<void> {
   const to = reportRecipients(config, rec.envelope.mailFrom);
   if (!to.length || !outcomes.length || rec.envelope.client.source === 'ndr') return;
   let content: Buffer | undefined;
@@ -63,7 +68,7 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
     const subject = rec.envelope.subject ?? /^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(headerPreview)?.[1]?.replace(/\r?\n[ \t]+/g, ' ').trim();
     // RET=FULL asks for the whole message back; kept to a size any mailbox takes
     const full = rec.envelope.dsn?.ret === 'FULL' && rec.envelope.size <= FULL_RETURN_LIMIT ? await spool.readMessage(rec.id) : undefined;
-    const route = reportRoute(config, rec);
+    const route = reportRoute(config, rec, via);
     if (route.sender.warning) logger.warn({ id: rec.id, upstream: route.upstream }, route.sender.warning);
     content = buildDsn({
       kind, queueId: rec.id, reportingMta: config.hostnameResolved, from: route.sender.from, to, originalSender: rec.envelope.mailFrom,
@@ -74,6 +79,8 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
       mailFrom: route.sender.mailFrom, recipients: to, client: { address: '', source: 'ndr' }, receivedAt: now.toISOString(), size: content.length,
       // a mailbox-only route: the report must leave through the upstream whose mailbox it is from
       upstream: route.sender.pin ? route.upstream : config.ndr.upstream, headerFrom: route.sender.from,
+      // not pinned: the report goes back over the route of the recipients it reports on
+      ...(via && !route.sender.pin && !config.ndr.upstream ? { route: via.name, recipientRoutes: Object.fromEntries(to.map((t) => [t, via.name])) } : {}),
       subject: `${kind === 'failed' ? 'Undeliverable' : 'Delivery delayed'}: ${subject ?? ''}`.trim(),
     }, content);
     logger.info({ id: rec.id, report: id, kind, to, from: route.sender.mailFrom || '<>', upstream: route.upstream }, 'delivery report queued');

@@ -27,6 +27,8 @@ export interface QueueEntryView {
   /** What that reply usually means, in words; the console fills it from show() when absent. */
   lastMeaning?: string;
   upstream?: string;
+  /** Route(s) of the message (routing), comma-separated when it was split. */
+  route?: string;
 }
 
 export interface QueueDetailView extends QueueEntryView {

@@ -14,6 +14,8 @@ export function register(program: Command): void {
       // valid, but would not work as meant: said, without failing the check
       const { ndrSenderWarnings } = await import('../../m365/ndr-sender.ts');
       for (const w of ndrSenderWarnings(cfg.upstreams, cfg.ndr.from, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
+      const { routingWarnings } = await import('../../routing/index.ts');
+      for (const w of routingWarnings(cfg)) process.stdout.write(`warning: ${w}\n`);
     });
   config
     .command('sample')

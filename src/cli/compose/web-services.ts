@@ -52,6 +52,7 @@ function view(e: QueueEntry): QueueEntryView {
     nextAttemptAt: r.nextAttemptAt ? new Date(r.nextAttemptAt).toISOString() : undefined,
     lastReason: r.holdReason ?? r.lastError ?? last?.reason ?? last?.diagnostic,
     upstream: r.envelope.upstream,
+    route: [...new Set(r.recipients.map((x) => x.route).filter(Boolean))].join(',') || r.envelope.route,
   };
 }
 

@@ -165,7 +165,7 @@ pages.queue = async (_arg, fresh, token) => {
       const r = await api('GET', `/api/queue?${params}`);
       body.replaceChildren(h('p', { class: 'muted', text: `${r.total} message(s)` }), table([
         ['Received', (m) => fmtTime(m.receivedAt)], ['Id', (m) => m.id], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')],
-        ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
+        ['Route', (m) => m.route || ''], ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
         ['Next try', (m) => fmtTime(m.nextAttemptAt)],
         ['', (m) => h('span', {},
           h('button', { class: 'secondary', 'data-action': 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `/api/queue/${encodeURIComponent(m.id)}/retry`)) }, 'Retry'), ' ',
