@@ -20,6 +20,7 @@ const COMMAND_MODULES = [
   './commands/doctor.ts',
   './commands/admin.ts',
   './commands/route.ts',
+  './commands/upstream.ts',
 ];
 
 export async function buildProgram(): Promise<Command> {

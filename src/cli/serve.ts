@@ -90,6 +90,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e),
       // Microsoft's daily recipient budget outlives a restart or reload; so must our count of it
       pacingFile: path.join(cfg.mailrootPath, 'pacing.json'),
+      controlDir: path.join(cfg.mailrootPath, 'control'),
     });
     return { manager, transports: built.transports, tokens: built.tokens };
   };

@@ -21,6 +21,8 @@ import type { OutboundMessage, Outcome, QueueEventSink, QueueId, Transport } fro
 import type { Spool } from '../queue/spool.ts';
 import { pendingRecipients, retryDelay, type QueueRecord } from '../queue/record.ts';
 import { Readable } from 'node:stream';
+import { readdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import type { RouteConfig } from '../config/sections/routing.ts';
 import { createRouter, DEFAULT_ROUTE } from '../routing/index.ts';
 import { applySenderMode, type SenderModeSpec } from '../routing/sender-mode.ts';
@@ -42,6 +44,11 @@ export interface DeliveryDeps {
   events?: QueueEventSink;
   /** Where the upstreams' daily recipient counts are kept across restarts and reloads (pacing-store.ts). */
   pacingFile?: string;
+  /**
+   * Folder where `smarthost upstream release NAME` leaves `release.NAME` for the running relay (read
+   * on every queue scan, then removed): the CLI's way to release a parked upstream or route.
+   */
+  controlDir?: string;
 }
 
 export interface DeliveryManager {
@@ -73,7 +80,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   const delivery = config.delivery;
   const probeIntervalMs = delivery.upstreamProbeInterval ?? 15 * 60_000;
   const router = createRouter({ routes: config.routes ?? [], routing: config.routing ?? { rules: [] }, upstreams: config.upstreams });
-  const routes = new RouteBoard(transports.map((t) => t.name), clock, probeIntervalMs, deps.events);
+  const routes = new RouteBoard(transports.map((t) => t.name), clock, probeIntervalMs, deps.events, logger);
   // budgets are per sending mailbox (and Graph app, and tenant), shared by the upstreams using it
   const quotas = new QuotaBoard(config.upstreams.filter((u) => transports.some((t) => t.name === u.name)));
   const microsoft = new Set(config.upstreams.filter(isMicrosoftMailboxRoute).map((u) => u.name));
@@ -476,8 +483,38 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     }
   }
 
+  /** Release requests left by the CLI (controlDir/release.NAME): NAME is an upstream or a route. */
+  async function readControl(): Promise<void> {
+    if (!deps.controlDir) return;
+    let names: string[];
+    try {
+      names = await readdir(deps.controlDir);
+    } catch {
+      return;
+    }
+    for (const file of names) {
+      if (!file.startsWith('release.')) continue;
+      const name = file.slice('release.'.length);
+      const upstreams = router.route(name) && !transports.some((t) => t.name === name) ? router.route(name)!.upstreams : [name];
+      for (const u of upstreams) {
+        if (routes.isParked(u)) logger.warn({ upstream: u }, `release of upstream ${u} asked from the command line`);
+        await releaseUpstream(u);
+      }
+      await unlink(path.join(deps.controlDir, file)).catch(() => undefined);
+    }
+  }
+
+  async function releaseUpstream(name: string): Promise<boolean> {
+    if (!routes.release(name)) return false;
+    const waiting = await spool.list({ state: 'deferred' });
+    for (const e of waiting) if (e.record.waitingForUpstream === name) await spool.retry(e.record.id).catch(() => undefined);
+    kick();
+    return true;
+  }
+
   async function scan(): Promise<void> {
     try {
+      await readControl();
       await spool.rescan();
       kick();
     } catch (err) {
@@ -505,13 +542,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     },
     kick,
     runOnce,
-    async releaseUpstream(name: string) {
-      if (!routes.release(name)) return false;
-      const waiting = await spool.list({ state: 'deferred' });
-      for (const e of waiting) if (e.record.waitingForUpstream === name) await spool.retry(e.record.id).catch(() => undefined);
-      kick();
-      return true;
-    },
+    releaseUpstream,
     upstreams: () => routes.list(),
     quotas: () => quotas.list(clock.now()),
   };

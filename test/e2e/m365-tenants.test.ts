@@ -77,7 +77,8 @@ before(async () => {
     ...(t.name === 'northwind' ? ['    sendAs: [alerts@northwind.com]'] : []),
     `    ca: ${caFile}`,
     `    oauth: { clientId: ${t.name}-graph, clientSecret: ${t.name}-graph-secret, authority: ${t.idp.base} }`,
-    `    graph: { base: ${t.graph.base} }`,
+    // graph.base with or without the version: northwind's is given as …/v1.0
+    `    graph: { base: ${t.graph.base}${t.name === 'northwind' ? '/v1.0' : ''} }`,
   ]);
   relay = await startRelay([
     'upstreams:', ...upstreams,

@@ -568,3 +568,30 @@ test('554 5.2.0 SubmissionQuotaExceeded: the message waits (no bounce, no NDR); 
     exo.rejectData = undefined;
   }
 });
+
+test('a parked upstream is released from the CLI (smarthost upstream release); parking and release are logged as warnings with the reason', async () => {
+  exo.fullAccess.set('smtp-app', []);
+  try {
+    const relay = await relayWith(['upstreams:', smtpUpstream('o365'), FAST].join('\n'));
+    const r = await swaks(relay, MAILBOX, 'alice@contoso.com', 'released from the cli');
+    assert.equal(r.code, 0, r.out);
+    await waitUntil('the message parked', async () => (await queueList(relay)).some((e) => e.waitingForUpstream === 'o365'));
+    const parkedLine = relay.output().split('\n').find((l) => l.includes('upstream o365 parked'));
+    assert.ok(parkedLine, relay.output().slice(-2000));
+    assert.equal((JSON.parse(parkedLine) as { level: number }).level, 40, 'warning');
+    assert.match(parkedLine, /5\.7\.3/);
+    const unknown = await run(NODE, [CLI, 'upstream', 'release', 'nope', '--config', relay.configFile]);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.out, /no upstream or route named "nope"/);
+    exo.fullAccess.set('smtp-app', [MAILBOX]);
+    const rel = await run(NODE, [CLI, 'upstream', 'release', 'o365', '--config', relay.configFile]);
+    assert.equal(rel.code, 0, rel.out);
+    assert.match(rel.out, /released o365/);
+    await waitUntil('delivery after the release', () => exo.received.some(subjectIs('released from the cli')));
+    const releasedLine = relay.output().split('\n').find((l) => l.includes('upstream o365 released'));
+    assert.ok(releasedLine);
+    assert.equal((JSON.parse(releasedLine) as { level: number }).level, 40);
+  } finally {
+    exo.fullAccess.set('smtp-app', [MAILBOX]);
+  }
+});
