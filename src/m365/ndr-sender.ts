@@ -73,3 +73,12 @@ export function ndrSenderFor(upstream: UpstreamConfig | undefined, configured: s
 export function ndrSenderWarnings(upstreams: readonly UpstreamConfig[], configured: string | undefined, hostname: string): string[] {
   return upstreams.map((u) => ndrSenderFor(u, configured, hostname).warning).filter((w): w is string => Boolean(w));
 }
+
+/** The same, for each route's own `ndr.from` on the route's first upstream (the one its reports take). */
+export function routeNdrWarnings(upstreams: readonly UpstreamConfig[], routes: ReadonlyArray<{ name: string; upstreams: string[]; ndr?: { from?: string } }>, hostname: string): string[] {
+  return routes.flatMap((r) => {
+    const first = upstreams.find((u) => u.name === r.upstreams[0]);
+    const w = r.ndr?.from ? ndrSenderFor(first, r.ndr.from, hostname).warning : undefined;
+    return w ? [`route ${r.name}: ${w.replace(/^ndr\.from/, 'ndr.from')}`] : [];
+  });
+}

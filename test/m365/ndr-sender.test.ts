@@ -56,3 +56,11 @@ test('config check warns when ndr.from cannot be sent through a Microsoft 365 ro
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a route\'s own ndr.from is checked on the upstream its reports take', async () => {
+  const { routeNdrWarnings } = await import('../../src/m365/ndr-sender.ts');
+  const routes = [{ name: 'c', upstreams: ['smtp'], ndr: { from: 'postmaster@contoso.com' } }, { name: 'ok', upstreams: ['smtp'], ndr: { from: 'x@alerts.contoso.com' } }, { name: 'isp', upstreams: ['isp'], ndr: { from: 'a@b.c' } }];
+  const w = routeNdrWarnings(ups, routes, 'relay.test');
+  assert.equal(w.length, 1);
+  assert.match(w[0], /^route c: ndr\.from postmaster@contoso\.com is not an address mailbox scanner@contoso\.com may send as/);
+});

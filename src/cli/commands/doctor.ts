@@ -302,8 +302,8 @@ export async function runDoctor(config: Config, opts: DoctorOptions): Promise<Do
     checkClock(opts),
   ]);
   const items = [...spf, checkCertificate(config, (opts.now ?? Date.now)()), ...upstreams.flat(), clock];
-  const { ndrSenderWarnings } = await import('../../m365/ndr-sender.ts');
-  for (const w of ndrSenderWarnings(config.upstreams, config.ndr.from, config.hostnameResolved)) items.push({ area: 'upstream', subject: 'ndr.from', state: 'warning', detail: w });
+  const { ndrSenderWarnings, routeNdrWarnings } = await import('../../m365/ndr-sender.ts');
+  for (const w of [...ndrSenderWarnings(config.upstreams, config.ndr.from, config.hostnameResolved), ...routeNdrWarnings(config.upstreams, config.routes, config.hostnameResolved)]) items.push({ area: 'upstream', subject: 'ndr.from', state: 'warning', detail: w });
   if (config.upstreams.length === 0) items.push({ area: 'upstream', subject: 'upstreams', state: 'warning', detail: 'no upstream configured: mail waits in the queue' });
   return items;
 }
