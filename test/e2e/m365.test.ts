@@ -96,12 +96,12 @@ const files = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
 const badmail = (relay: RelayProcess) => files(path.join(relay.mailroot, 'badmail'));
 const subjectIs = (s: string) => (m: Received) => /^Subject: (.*)$/m.exec(m.raw.toString('latin1'))?.[1]?.trim() === s;
 
-function smtpUpstream(name: string, extra = ''): string {
+function smtpUpstream(name: string, extra = '', mailbox = MAILBOX): string {
   return [
     `  - name: ${name}`,
     `    url: smtp+starttls://127.0.0.1:${exo.port}`,
     '    auth: xoauth2',
-    `    mailbox: ${MAILBOX}`,
+    `    mailbox: ${mailbox}`,
     `    ca: ${caFile}`,
     `    oauth: { tenant: ${idp.tenantDomain}, clientId: smtp-app, clientSecret: smtp-secret, authority: ${idp.base} }`,
     extra,
@@ -499,21 +499,29 @@ test('the strict stand-in refuses a null sender as Exchange does (so the NDR tes
 // ---- quotas per mailbox (issue 15.2) --------------------------------------------------------------
 
 test('two upstreams signing in as the same mailbox never hold more than 3 connections together (Exchange answers 432 4.3.2 beyond)', async () => {
-  const relay = await relayWith([
-    'upstreams:', smtpUpstream('first'), smtpUpstream('second'),
-    'senders:',
-    `  - { clients: [127.0.0.2], allow: [${MAILBOX}], upstream: first }`,
-    `  - { clients: [127.0.0.3], allow: [${MAILBOX}], upstream: second }`,
-    FAST,
-  ].join('\n'));
-  const refusedBefore = exo.refusedConnections;
-  exo.maxSessions.delete(MAILBOX);
-  const sends = Array.from({ length: 16 }, (_, i) => swaks(relay, MAILBOX, `c${i}@contoso.com`, `pool ${i}`, ['--local-interface', i % 2 ? '127.0.0.2' : '127.0.0.3']));
-  for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.out);
-  await waitUntil('all 16 at Exchange', () => Array.from({ length: 16 }, (_, i) => `pool ${i}`).every((s) => exo.received.some(subjectIs(s))), 40_000);
-  assert.ok((exo.maxSessions.get(MAILBOX) ?? 0) <= 3, `at most 3 sessions at once, saw ${exo.maxSessions.get(MAILBOX)}`);
-  assert.ok((exo.maxSessions.get(MAILBOX) ?? 0) >= 2, 'both upstreams were used in parallel');
-  assert.equal(exo.refusedConnections - refusedBefore, 0, 'no 432 4.3.2');
+  // a mailbox of its own: the relays of earlier cases keep idle sessions open as MAILBOX
+  const POOL = 'pool@contoso.com';
+  exo.fullAccess.set('smtp-app', [MAILBOX, POOL]);
+  exo.sessionLimit = 3;
+  try {
+    const relay = await relayWith([
+      'upstreams:', smtpUpstream('first', '', POOL), smtpUpstream('second', '', POOL),
+      'senders:',
+      `  - { clients: [127.0.0.2], allow: [${POOL}], upstream: first }`,
+      `  - { clients: [127.0.0.3], allow: [${POOL}], upstream: second }`,
+      FAST,
+    ].join('\n'));
+    const refusedBefore = exo.refusedConnections;
+    const sends = Array.from({ length: 16 }, (_, i) => swaks(relay, POOL, `c${i}@contoso.com`, `pool ${i}`, ['--local-interface', i % 2 ? '127.0.0.2' : '127.0.0.3']));
+    for (const r of await Promise.all(sends)) assert.equal(r.code, 0, r.out);
+    await waitUntil('all 16 at Exchange', () => Array.from({ length: 16 }, (_, i) => `pool ${i}`).every((s) => exo.received.some(subjectIs(s))), 40_000);
+    assert.ok((exo.maxSessions.get(POOL) ?? 0) <= 3, `at most 3 sessions at once, saw ${exo.maxSessions.get(POOL)}`);
+    assert.ok((exo.maxSessions.get(POOL) ?? 0) >= 2, 'both upstreams were used in parallel');
+    assert.equal(exo.refusedConnections - refusedBefore, 0, 'no 432 4.3.2');
+  } finally {
+    exo.sessionLimit = undefined;
+    exo.fullAccess.set('smtp-app', [MAILBOX]);
+  }
 });
 
 test('Graph 429 with Retry-After holds every message of that mailbox, not only the refused one; nothing bounces', async () => {

@@ -13,7 +13,7 @@
  *     documents no null reverse-path, research m365-quotas-ndr.md §5), so a relay's NDR must go out
  *     as the mailbox;
  *   - `refuseRcpt` refuses chosen recipients at RCPT TO (a bounce by the final upstream);
- *   - at most 3 simultaneous authenticated sessions per mailbox: a 4th gets
+ *   - with `sessionLimit: 3`, at most 3 simultaneous authenticated sessions per mailbox: a 4th gets
  *     `432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded` at MAIL FROM, as Exchange
  *     answers every connection over the limit (smtp-submission-improvements).
  * Also a plain MX stand-in for connector mode (no AUTH, STARTTLS, optional client certificate).
@@ -52,9 +52,14 @@ export interface SmtpStandIn {
   refuseRcpt: Map<string, string>;
   /** MAIL FROM commands refused (null sender or not sendable), as "<address> reply". */
   refusedSenders: string[];
-  /** Most simultaneous authenticated sessions seen per mailbox, and how many got `432 4.3.2` for going over 3. */
+  /** Most simultaneous authenticated sessions seen per mailbox, and how many got `432 4.3.2` for going over the limit. */
   maxSessions: Map<string, number>;
   refusedConnections: number;
+  /**
+   * Exchange's simultaneous sessions per mailbox (3), when set: the sessions past it get `432 4.3.2`.
+   * Off by default because the relays of earlier cases in a file keep their idle pooled sessions open.
+   */
+  sessionLimit?: number;
   close(): Promise<void>;
 }
 
@@ -106,7 +111,7 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
       if (!session.user) return cb(smtpError('530 5.7.57 Client not authenticated to send mail. [standin.prod.outlook.com]'));
       const user = String(session.user);
       // sessions are counted in arrival order: those past the third are refused while the others last
-      if ([...counted].filter(([, m]) => m === user).findIndex(([id]) => id === session.id) >= 3) {
+      if (state.sessionLimit !== undefined && [...counted].filter(([, m]) => m === user).findIndex(([id]) => id === session.id) >= state.sessionLimit) {
         state.refusedConnections++;
         return cb(smtpError('432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [standin.prod.outlook.com]'));
       }
