@@ -214,7 +214,7 @@ pages.message = async (id, _fresh, token) => {
     setPage(token, h('h1', { text: `Message ${m.id}` }),
       h('p', {}, badge(m.status), ' ', h('span', { class: 'reason', text: m.reason || '' })),
       table([['Field', (r) => r[0]], ['Value', (r) => r[1]]], [['From', m.mailFrom || '<>'], ['To', m.recipients.join(', ')], ['Subject', m.subject || ''], ['Received', fmtTime(m.receivedAt)],
-        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || '']].map((r) => Object.assign(r, { id: r[0] }))),
+        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || ''], ['Route', m.route || '']].map((r) => Object.assign(r, { id: r[0] }))),
       h('h2', { text: 'Timeline' }),
       h('div', { id: 'timeline' }, table([['When', (e) => fmtTime(e.at)], ['What', (e) => h('span', {}, e.kind, ' ', badge(e.action))], ['Recipient', (e) => e.recipient || ''],
         ['Upstream said', (e) => h('div', {}, h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }), e.possibleDuplicate ? h('div', { class: 'reason', text: 'possible duplicate: the connection dropped after the message was sent' }) : '')],
