@@ -219,6 +219,18 @@ describe('actions', () => {
     assert.equal(hz.json().status, 'ok');
   });
 
+  test('the queue filters by route; a split message is listed under each of its routes', async () => {
+    f.queue.push({ id: 'split1', state: 'deferred', mailFrom: 'scan@contoso.com', recipients: ['a@x.example'], receivedAt: new Date().toISOString(), size: 10, route: 'contoso,fabrikam' });
+    try {
+      const ids = async (route: string) => (await app.inject({ url: `/api/queue?route=${route}`, headers: { cookie: auth.cookie } })).json().messages.map((m: { id: string }) => m.id);
+      assert.deepEqual(await ids('fabrikam'), ['split1']);
+      assert.deepEqual(await ids('contoso'), ['split1']);
+      assert.deepEqual(await ids('conto'), [], 'whole route names only');
+    } finally {
+      f.queue.pop();
+    }
+  });
+
   test('the page is served with a strict Content-Security-Policy', async () => {
     const r = await app.inject({ url: '/' });
     assert.equal(r.statusCode, 200);
