@@ -8,10 +8,11 @@ import path from 'node:path';
 const ALLOWED: Record<string, string[]> = {
   core: [],
   config: ['core'],
-  inbound: ['core', 'config', 'queue'],
+  inbound: ['core', 'config', 'queue', 'routing'],
   pickup: ['core', 'config', 'queue'],
   queue: ['core', 'config'],
-  outbound: ['core', 'config', 'queue', 'transports', 'history', 'm365'],
+  outbound: ['core', 'config', 'queue', 'transports', 'history', 'm365', 'routing'],
+  routing: ['core', 'config'],
   transports: ['core', 'm365', 'config'],
   m365: ['core', 'config'],
   history: ['core', 'config'],

@@ -23,6 +23,8 @@ const COMMAND_MODULES = [
   './commands/import-iis.ts',
   './commands/service.ts',
   './commands/health.ts',
+  './commands/route.ts',
+  './commands/upstream.ts',
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -25,6 +25,7 @@ import { createSmtpListener } from '../inbound/listener.ts';
 import { legacyWarning } from '../inbound/tls-profile.ts';
 import { createSenderCheck, senderRouteFor, applySenderMode } from '../inbound/sender-policy.ts';
 import { createPickupWatcher } from '../pickup/watcher.ts';
+import { createRouter, type Router } from '../routing/index.ts';
 import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
@@ -91,6 +92,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e),
       // Microsoft's daily recipient budget outlives a restart or reload; so must our count of it
       pacingFile: path.join(cfg.mailrootPath, 'pacing.json'),
+      controlDir: path.join(cfg.mailrootPath, 'control'),
     });
     return { manager, transports: built.transports, tokens: built.tokens };
   };
@@ -98,10 +100,23 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // The listener asks through this wrapper, so a reload's new sender rules apply to the next command.
   let senderCheck = config.senders.length ? createSenderCheck(config) : undefined;
 
+  // Routing (src/routing): each recipient's route is chosen on the way into the spool and kept in
+  // the queue record; a message whose recipients need different routes is delivered per route.
+  let router: Router = createRouter(config);
+  const routed = (envelope: Envelope): Envelope => {
+    if (!router.active || envelope.client.source === 'ndr' || envelope.recipientRoutes) return envelope;
+    const choices = router.choose({ mailFrom: envelope.mailFrom, headerFrom: envelope.headerFrom, recipients: envelope.recipients, clientAddress: envelope.client.address, user: envelope.client.user });
+    const recipientRoutes: Record<string, string> = {};
+    for (const c of choices) for (const r of c.recipients) recipientRoutes[r] = c.route;
+    return { ...envelope, route: choices.map((c) => c.route).join(','), recipientRoutes };
+  };
+  const routedSpool = { enqueue: (envelope: Envelope, content: Buffer | NodeJS.ReadableStream, id?: string) => spool.enqueue(routed(envelope), content, id) };
+
   // Sender rules: checked before 250 by the listener; their mode (rewrite / on-behalf) and upstream
   // choice are applied here, on the way into the spool, so the stored message is what goes out.
   const enqueue = {
-    async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream) {
+    async enqueue(original: Envelope, content: Buffer | NodeJS.ReadableStream) {
+      const envelope = routed(original);
       if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content);
       const route = senderRouteFor(config, { clientAddress: envelope.client.address, user: envelope.client.user });
       const withRoute: Envelope = route.upstream ? { ...envelope, upstream: route.upstream.name } : envelope;
@@ -120,7 +135,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     senderCheck: (ctx) => (senderCheck ? senderCheck(ctx) : { verdict: 'none' }),
     onRefusal: (r) => refusals.record(r),
   });
-  const pickup = createPickupWatcher(config, { enqueue: spool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
+  const pickup = createPickupWatcher(config, { enqueue: routedSpool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
 
   const smtp = await listener.start();
   if (config.pickup.enabled) await pickup.start();
@@ -133,7 +148,8 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     const next = loadConfig(configFileOf(config));
     await listener.reload(next);
     senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
-    const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved]);
+    router = createRouter(next);
+    const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved, config.routes, config.routing]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved, next.routes, next.routing]);
     config = next;
     if (outboundChanged) {
       await delivery.stop();
@@ -158,7 +174,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       spool,
       history,
       bus,
-      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name) },
+      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name), quotas: () => delivery.quotas() },
       tokens: () => tokens,
       logger: logger.child({ stage: 'web' }),
       reload,

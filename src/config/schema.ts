@@ -12,6 +12,7 @@ import { limitsSchema } from './sections/limits.ts';
 import { upstreamSchema } from './sections/upstreams.ts';
 import { deliverySchema, ndrSchema } from './sections/delivery.ts';
 import { sendersSchema } from './sections/senders.ts';
+import { routeSchema, routingSchema } from './sections/routing.ts';
 import { historySchema, logSchema, pickupSchema, webSchema } from './sections/misc.ts';
 import { devicesSchema } from './sections/devices.ts';
 
@@ -25,6 +26,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}).describe('message and connection limits'),
   upstreams: z.array(upstreamSchema).default([]).describe('smart hosts, tried in order; with none, mail waits in the queue'),
   senders: sendersSchema,
+  routes: z.array(routeSchema).default([]).describe('named routes: upstreams in failover order, sender policy, NDR sender (docs/routing.md)'),
+  routing: routingSchema.prefault({}).describe('rules choosing the route per message or recipient; first match wins (docs/routing.md)'),
   delivery: deliverySchema.prefault({}).describe('retries, expiry and masquerading'),
   ndr: ndrSchema.prefault({}).describe('non-delivery reports'),
   pickup: pickupSchema.prefault({}).describe('pickup folder'),
@@ -42,6 +45,18 @@ export const configSchema = z.strictObject({
   cfg.senders.forEach((r, i) => {
     if (r.upstream && !names.has(r.upstream)) ctx.addIssue({ code: 'custom', path: ['senders', i, 'upstream'], message: `no upstream named "${r.upstream}"` });
   });
+  const routeNames = new Set<string>();
+  cfg.routes.forEach((r, i) => {
+    if (routeNames.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `route name "${r.name}" is used twice` });
+    routeNames.add(r.name);
+    r.upstreams.forEach((u, j) => {
+      if (!names.has(u)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstreams', j], message: `no upstream named "${u}"` });
+    });
+  });
+  cfg.routing.rules.forEach((r, i) => {
+    if (!routeNames.has(r.route)) ctx.addIssue({ code: 'custom', path: ['routing', 'rules', i, 'route'], message: `no route named "${r.route}" (routes: lists ${[...routeNames].join(', ') || 'none'})` });
+  });
+  if (cfg.routing.default && !routeNames.has(cfg.routing.default)) ctx.addIssue({ code: 'custom', path: ['routing', 'default'], message: `no route named "${cfg.routing.default}"` });
   if (cfg.ndr.upstream && !names.has(cfg.ndr.upstream)) ctx.addIssue({ code: 'custom', path: ['ndr', 'upstream'], message: `no upstream named "${cfg.ndr.upstream}"` });
   // A client told STARTTLS does not exist could never send on a listener that requires TLS.
   cfg.devices.discardEhloKeywords.forEach((d, i) => {

@@ -37,6 +37,10 @@ export interface Envelope {
   size: number;
   /** Name of the upstream chosen at accept time (sender policy), if any. */
   upstream?: string;
+  /** Route(s) chosen at accept time (src/routing), comma-separated when the message was split. */
+  route?: string;
+  /** Recipient → route name (src/routing); the queue record keeps it per recipient. */
+  recipientRoutes?: Record<string, string>;
   /** Subject line, decoded, for logs/history (may be absent). */
   subject?: string;
   /** Header From address (for send-as checks and history). */
@@ -79,6 +83,11 @@ export interface Outcome {
   routeBroken?: boolean;
   /** Upstream asked us to wait (Retry-After), in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * A Microsoft 365 budget of the sending mailbox / app / tenant is spent (SubmissionQuotaExceeded,
+   * Graph 429, 432 4.3.2, 5.7.233…): the recipient waits for it; not an attempt, never a bounce.
+   */
+  quota?: boolean;
   /** ISO time of the outcome. */
   at: string;
 }
@@ -154,7 +163,7 @@ export type MessageState = 'queued' | 'active' | 'deferred' | 'delivered' | 'fai
  */
 export type QueueEvent =
   | { type: 'accepted'; id: QueueId; envelope: Envelope; at: string }
-  | { type: 'attempt'; id: QueueId; upstream: string; outcomes: Outcome[]; durationMs: number; at: string }
+  | { type: 'attempt'; id: QueueId; upstream: string; route?: string; outcomes: Outcome[]; durationMs: number; at: string }
   | { type: 'state'; id: QueueId; state: MessageState; reason?: string; at: string }
   | { type: 'upstream'; upstream: string; state: 'ok' | 'parked' | 'failing'; reason?: string; at: string };
 

@@ -39,7 +39,7 @@ function toSummary(row: Record<string, unknown>): MessageSummary {
   return {
     id: String(row.id), receivedAt: iso(row.received_at), mailFrom: String(row.mail_from), recipients,
     subject: opt(row.subject), size: Number(row.size ?? 0), client: String(row.client ?? ''), source: String(row.source ?? ''),
-    upstream: opt(row.upstream), status: String(row.status), reason: opt(row.reason), updatedAt: iso(row.updated_at),
+    upstream: opt(row.upstream), route: opt(row.route), status: String(row.status), reason: opt(row.reason), updatedAt: iso(row.updated_at),
   };
 }
 
@@ -90,6 +90,11 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
     where.push('m.client = ?');
     params.push(q.client.trim());
     matched.push(`client ${q.client.trim()}`);
+  }
+  if (q.route?.trim()) {
+    // a split message lists its routes comma-separated: match one whole name
+    where.push("(',' || m.route || ',') LIKE ? ESCAPE '\\'");
+    params.push(`%,${q.route.trim().replace(/[\\%_]/g, (c) => `\\${c}`)},%`);
   }
   if (q.status) {
     where.push('m.status = ?');

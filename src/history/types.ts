@@ -19,6 +19,8 @@ export interface HistoryQuery {
   subject?: string;
   /** Client IP address, exact. */
   client?: string;
+  /** Route name (routing): messages with recipients on it. */
+  route?: string;
   status?: MessageState | 'queued';
   /** Accepted at or after. */
   from?: Date;
@@ -41,6 +43,8 @@ export interface MessageSummary {
   client: string;
   source: string;
   upstream?: string;
+  /** Route(s) of the message (routing), comma-separated when it was split. */
+  route?: string;
   status: string;
   /** The last reason in words (upstream reply or admin action), when there is one. */
   reason?: string;

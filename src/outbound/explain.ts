@@ -66,7 +66,20 @@ export function explainReply(code: number | undefined, enhanced: string | undefi
   return { meaning: 'The upstream asked us to try again later.', fix: 'Nothing for now: smarthost retries on its schedule.', routeBroken: false };
 }
 
+/**
+ * A connector (tenant MX endpoint) has no mailbox: "send as" grants mean nothing there. What counts is
+ * that the From domain is an accepted domain of the tenant and that the connector recognises the relay
+ * (its certificate's name, or its IP). research m365.md §4.2.
+ */
+const CONNECTOR_SEND_AS: Pick<Explanation, 'meaning' | 'fix'> = {
+  meaning: 'The tenant\'s MX endpoint refused this sender through the connector: the From (or envelope) domain is not an accepted domain of the tenant, or the inbound connector does not recognise this relay.',
+  fix: 'Add and verify the sender\'s domain as an accepted domain in the Microsoft 365 admin center, and check the inbound connector (Exchange admin center, Mail flow, Connectors): its certificate name must match connector.clientCertificate\'s CN/SAN (an accepted domain), or its IP list this relay\'s public IP. Send As grants (Add-RecipientPermission) do not apply to a connector.',
+};
+
 /** Explanation for an Outcome (uses its reply code, status and diagnostic). */
 export function explainOutcome(o: Outcome): Explanation {
-  return explainReply(o.replyCode, o.status, o.diagnostic ?? o.reason ?? '');
+  const text = o.diagnostic ?? o.reason ?? '';
+  const e = explainReply(o.replyCode, o.status, text);
+  if (o.transport === 'connector' && (/Add-RecipientPermission|Send As/.test(e.fix) || /send as|SendAsDenied/i.test(text))) return { ...e, ...CONNECTOR_SEND_AS };
+  return e;
 }

@@ -5,6 +5,7 @@
  * and a second refusal parks it again. Changes are reported as 'upstream' events. In memory only.
  */
 import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
 import type { QueueEventSink } from '../core/types.ts';
 
 export interface UpstreamStatus {
@@ -22,8 +23,10 @@ export class RouteBoard {
   private clock: Clock;
   private events?: QueueEventSink;
   private probeIntervalMs: number;
+  private logger?: Logger;
 
-  constructor(names: string[], clock: Clock, probeIntervalMs: number, events?: QueueEventSink) {
+  constructor(names: string[], clock: Clock, probeIntervalMs: number, events?: QueueEventSink, logger?: Logger) {
+    this.logger = logger;
     this.clock = clock;
     this.events = events;
     this.probeIntervalMs = probeIntervalMs;
@@ -36,6 +39,9 @@ export class RouteBoard {
     const probeAt = state === 'parked' ? now + this.probeIntervalMs : undefined;
     if (cur && cur.state === state && state !== 'parked') return;
     this.status.set(name, { name, state, reason, since: cur?.state === state ? cur.since : now, probeAt });
+    // an admin must hear of a parked route and of its release, with the reason
+    if (state === 'parked' && cur?.state !== 'parked') this.logger?.warn({ upstream: name, reason, probeAt: new Date(probeAt!).toISOString() }, `upstream ${name} parked: ${reason ?? 'route refused'}`);
+    if (state === 'ok' && cur?.state === 'parked') this.logger?.warn({ upstream: name, reason: reason ?? 'a delivery got through' }, `upstream ${name} released: ${reason ?? 'a delivery got through'}`);
     try {
       this.events?.({ type: 'upstream', upstream: name, state, reason, at: new Date(now).toISOString() });
     } catch { /* sinks must not break delivery */ }

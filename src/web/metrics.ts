@@ -59,12 +59,14 @@ export function createMetrics(clock: Clock): Metrics {
       if (event.type === 'accepted') accepted.inc({ source: event.envelope.client.source });
       if (event.type !== 'attempt') return;
       observeLatency(event.upstream, Math.max(0, event.durationMs) / 1000);
+      // several tenants in one console: every per-upstream count also says its route (routing)
+      const route = event.route ?? 'default';
       for (const o of event.outcomes) {
-        if (o.action === 'delivered' || o.action === 'relayed') delivered.inc({ upstream: event.upstream });
-        else if (o.action === 'delayed') deferred.inc({ upstream: event.upstream });
+        if (o.action === 'delivered' || o.action === 'relayed') delivered.inc({ upstream: event.upstream, route });
+        else if (o.action === 'delayed') deferred.inc({ upstream: event.upstream, route });
         else if (o.action === 'failed') {
           const m = /^(\d)\.(\d{1,3})\./.exec(o.status);
-          bounced.inc({ class: m ? `${m[1]}.${m[2]}` : 'unknown', reason: (m && CLASS_NAMES[m[2]]) ?? 'other' });
+          bounced.inc({ class: m ? `${m[1]}.${m[2]}` : 'unknown', reason: (m && CLASS_NAMES[m[2]]) ?? 'other', route });
         }
       }
     },

@@ -27,6 +27,8 @@ export interface QueueEntryView {
   /** What that reply usually means, in words; the console fills it from show() when absent. */
   lastMeaning?: string;
   upstream?: string;
+  /** Route(s) of the message (routing), comma-separated when it was split. */
+  route?: string;
 }
 
 export interface QueueDetailView extends QueueEntryView {
@@ -78,8 +80,23 @@ export interface UpstreamStatus {
   tokenRenewals?: number;
 }
 
+/** One Microsoft 365 sending budget (a mailbox, a Graph app on a mailbox, a tenant's external recipients). */
+export interface QuotaView {
+  key: string;
+  upstreams: string[];
+  messagesLastMinute: number;
+  maxMessagesPerMinute?: number;
+  recipientsLast24h: number;
+  maxRecipientsPerDay?: number;
+  /** ISO time sending resumes, and why it waits; absent when it may send. */
+  resumesAt?: string;
+  reason?: string;
+}
+
 export interface UpstreamService {
   status(): UpstreamStatus[] | Promise<UpstreamStatus[]>;
+  /** Per sending mailbox: today's usage against the limits, and when a held one resumes. */
+  quotas?(): QuotaView[] | Promise<QuotaView[]>;
   /** Un-parks an upstream so queued mail is tried again; false when no such upstream. */
   release(name: string): Promise<boolean>;
 }

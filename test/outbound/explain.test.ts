@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { explainReply } from '../../src/outbound/explain.ts';
+import { explainOutcome, explainReply } from '../../src/outbound/explain.ts';
 import { buildDsn } from '../../src/outbound/ndr.ts';
 import { reportRecipients } from '../../src/outbound/reports.ts';
 
@@ -50,4 +50,13 @@ test('DSN with RET=FULL carries the whole original message as message/rfc822', (
   }).toString();
   assert.match(dsn, /Content-Type: message\/rfc822\r\n\r\nSubject: whole\r\nFrom: a@b\.c\r\n\r\nthe body\r\n\r\n--=_smarthost_[0-9a-f]+--\r\n$/);
   assert.doesNotMatch(dsn, /text\/rfc822-headers/);
+});
+
+test('a send-as refusal through a connector advises connector things, not Add-RecipientPermission', () => {
+  const o = { recipient: 'a@b.c', action: 'failed' as const, status: '5.7.60', replyCode: 550, diagnostic: '550 5.7.60 SMTP; Client does not have permissions to send as this sender', at: '' };
+  const viaConnector = explainOutcome({ ...o, transport: 'connector' });
+  assert.match(viaConnector.fix, /accepted domain/);
+  assert.match(viaConnector.fix, /certificate name/);
+  assert.doesNotMatch(viaConnector.fix, /Add-RecipientPermission ADDRESS/);
+  assert.match(explainOutcome({ ...o, transport: 'smtp' }).fix, /Add-RecipientPermission/);
 });

@@ -282,3 +282,35 @@ test('a transport that throws or forgets a recipient does not take the message o
   assert.deepEqual(left.map((x) => [x.record.envelope.client.source, x.record.envelope.mailFrom]), [['ndr', '']], 'expired in the end: only its NDR is queued');
   assert.deepEqual(await h.badmail(), [`${e.record.id}.BAD`, `${e.record.id}.BDR`]);
 });
+
+test('a report the upstream refuses is kept in badmail with its reason; no report is made about the report', T, async (t) => {
+  // an upstream that, like Exchange Online client submission, refuses the null sender
+  const up = await startUpstream({ mail: (a) => (a === '' ? [550, '5.7.60 SMTP; Client does not have permissions to send as this sender'] : undefined), rcpt: (a) => (a.startsWith('bad') ? [550, '5.1.1 User unknown'] : undefined) });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('printer@contoso.com', ['bad@x.org']);
+  await h.manager.runOnce();
+  await h.manager.runOnce();
+  const files = await h.badmail();
+  assert.equal(files.length, 4, `the message and its report: ${files.join(', ')}`);
+  const reportBdr = files.find((f) => f.endsWith('.BDR') && !f.startsWith(id))!;
+  const text = await h.readBadmail(reportBdr);
+  assert.match(text, /could not send this delivery report/);
+  assert.match(text, /5\.7\.60/);
+  assert.match(await h.readBadmail(reportBdr.replace(/\.BDR$/, '.BAD')), /multipart\/report/);
+  assert.deepEqual(await h.spool.list(), [], 'nothing left, no report about the report');
+  assert.equal(up.received.length, 0);
+});
+
+test('a message that is itself a report (multipart/report or Auto-Submitted: auto-replied) gets no report', T, async (t) => {
+  const up = await startUpstream({ rcpt: () => [550, '5.1.1 User unknown'] });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  await h.spool.enqueue({ mailFrom: 'robot@contoso.com', recipients: ['gone@x.org'], client: { address: '127.0.0.1', source: 'smtp' }, receivedAt: new Date(h.clock.now()).toISOString(), size: 0 },
+    Buffer.from('From: <robot@contoso.com>\r\nSubject: Undeliverable: x\r\nAuto-Submitted: auto-replied\r\n\r\nreport\r\n'));
+  await h.manager.runOnce();
+  assert.equal((await h.badmail()).length, 2);
+  assert.deepEqual(await h.spool.list(), [], 'no report queued');
+});

@@ -17,6 +17,8 @@ export interface Received {
 export interface UpstreamBehaviour {
   /** Reply for a recipient; undefined = accept. e.g. r => r.startsWith('bad') ? [550, '5.1.1 no such user'] : undefined */
   rcpt?: (address: string) => [number, string] | undefined;
+  /** Reply for MAIL FROM (address '' = the null sender); undefined = accept. */
+  mail?: (address: string) => [number, string] | undefined;
   /** Reply at end of data; undefined = 250. */
   data?: () => [number, string] | undefined;
   /** Drop the TCP connection after the final dot, this many times. */
@@ -48,6 +50,11 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
     authOptional: !behaviour.auth,
     closeTimeout: 200,
     size: behaviour.size,
+    onMailFrom(address, _session, cb) {
+      const r = upstream.behaviour.mail?.(address.address ?? '');
+      if (!r) return cb();
+      cb(Object.assign(new Error(r[1]), { responseCode: r[0] }));
+    },
     onRcptTo(address, _session, cb) {
       const r = upstream.behaviour.rcpt?.(address.address);
       if (!r) return cb();

@@ -12,6 +12,12 @@ export function register(program: Command): void {
       const { requireConfig } = await import('../../config/locate.ts');
       const cfg = loadConfig(requireConfig(file));
       process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
+      // valid, but would not work as meant: said, without failing the check
+      const { ndrSenderWarnings, routeNdrWarnings } = await import('../../m365/ndr-sender.ts');
+      for (const w of ndrSenderWarnings(cfg.upstreams, cfg.ndr.from, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
+      for (const w of routeNdrWarnings(cfg.upstreams, cfg.routes, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
+      const { routingWarnings } = await import('../../routing/index.ts');
+      for (const w of routingWarnings(cfg)) process.stdout.write(`warning: ${w}\n`);
     });
   config
     .command('sample')

@@ -19,6 +19,7 @@ import type { EventBus } from './events.ts';
 export interface UpstreamBoard {
   status(): Array<{ name: string; state: 'ok' | 'failing' | 'parked'; reason?: string }>;
   release(name: string): boolean | Promise<boolean>;
+  quotas?(): Array<{ key: string; upstreams: string[]; messagesLastMinute: number; maxMessagesPerMinute?: number; recipientsLast24h: number; maxRecipientsPerDay?: number; heldUntil?: number; reason?: string }>;
 }
 
 export interface WebServiceDeps {
@@ -79,6 +80,7 @@ function view(e: QueueEntry): QueueEntryView {
     nextAttemptAt: r.nextAttemptAt ? new Date(r.nextAttemptAt).toISOString() : undefined,
     lastReason: r.holdReason ?? r.lastError ?? last?.reason ?? last?.diagnostic,
     upstream: r.envelope.upstream,
+    route: [...new Set(r.recipients.map((x) => x.route).filter(Boolean))].join(',') || r.envelope.route,
   };
 }
 
@@ -198,6 +200,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         });
       },
       release: async (name) => deps.upstreams.release(name),
+      quotas: () => (deps.upstreams.quotas?.() ?? []).map(({ heldUntil, ...q }) => ({ ...q, resumesAt: heldUntil ? new Date(heldUntil).toISOString() : undefined })),
     },
     config: {
       current: () => deps.getConfig(),

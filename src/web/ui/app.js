@@ -137,6 +137,7 @@ function devicesSection(dv) {
 pages.dashboard = async (_arg, _fresh, token) => {
   try {
     const d = await api('GET', '/api/dashboard?hours=24');
+    const quotas = (await api('GET', '/api/quotas').catch(() => ({ quotas: [] }))).quotas;
     const sum = (k) => d.stats.reduce((n, b) => n + b[k], 0);
     setPage(token,
       h('h1', { text: 'Dashboard (last 24 hours)' }),
@@ -151,6 +152,11 @@ pages.dashboard = async (_arg, _fresh, token) => {
         ['Token expires', (u) => (u.tokenExpiresAt ? fmtTime(u.tokenExpiresAt) : '—')],
         ['', (u) => (u.state === 'parked' ? h('button', { class: 'secondary', onclick: (e) => { e.stopPropagation(); act(`release ${u.name}`, () => api('POST', `/api/upstreams/${encodeURIComponent(u.name)}/release`)); } }, 'Release') : '')]], d.upstreams),
       ...devicesSection(d.devices),
+      quotas.length ? h('h2', { text: 'Sending quotas (per mailbox)' }) : '',
+      quotas.length ? table([['Mailbox', (q) => q.key.replace(/^[a-z]+:/, '')], ['Upstreams', (q) => q.upstreams.join(', ')],
+        ['Last minute', (q) => `${q.messagesLastMinute}${q.maxMessagesPerMinute ? ` / ${q.maxMessagesPerMinute}` : ''}`],
+        ['Recipients, 24 h', (q) => `${q.recipientsLast24h}${q.maxRecipientsPerDay ? ` / ${q.maxRecipientsPerDay}` : ''}`],
+        ['Sending resumes', (q) => (q.resumesAt ? h('div', {}, fmtTime(q.resumesAt), h('div', { class: 'reason', text: q.reason || '' })) : 'now')]], quotas) : '',
       h('h2', { text: 'Last errors' }),
       table([['When', (e) => fmtTime(e.at)], ['Message', (e) => h('a', { href: `#message/${encodeURIComponent(e.id)}`, text: e.id })], ['Recipient', (e) => e.recipient || ''],
         ['What happened', (e) => h('div', {}, badge(e.action), ' ', h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }))]], d.recentErrors),
@@ -186,7 +192,7 @@ pages.queue = async (_arg, fresh, token) => {
       body.replaceChildren(h('p', { class: 'muted', text: `${r.total} message(s)` }), table([
         ['Received', (m) => fmtTime(m.receivedAt)], ['Id', (m) => h('a', { href: `#queued/${encodeURIComponent(m.id)}`, class: 'id', text: m.id })],
         ['Subject', (m) => h('a', { href: `#queued/${encodeURIComponent(m.id)}`, class: 'subject', text: m.subject || '(no subject)' })], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')],
-        ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
+        ['Route', (m) => m.route || ''], ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
         ['Next try', (m) => fmtTime(m.nextAttemptAt)],
         ['', (m) => h('span', {},
           h('button', { class: 'secondary', 'data-action': 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `/api/queue/${encodeURIComponent(m.id)}/retry`)) }, 'Retry'), ' ',
@@ -261,7 +267,7 @@ pages.message = async (id, _fresh, token) => {
     setPage(token, h('h1', { text: `Message ${m.id}` }),
       h('p', {}, badge(m.status), ' ', h('span', { class: 'reason', text: m.reason || '' })),
       table([['Field', (r) => r[0]], ['Value', (r) => r[1]]], [['From', m.mailFrom || '<>'], ['To', m.recipients.join(', ')], ['Subject', m.subject || ''], ['Received', fmtTime(m.receivedAt)],
-        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || '']].map((r) => Object.assign(r, { id: r[0] }))),
+        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || ''], ['Route', m.route || '']].map((r) => Object.assign(r, { id: r[0] }))),
       h('h2', { text: 'Timeline' }),
       h('div', { id: 'timeline' }, table([['When', (e) => fmtTime(e.at)], ['What', (e) => h('span', {}, e.kind, ' ', badge(e.action))], ['Recipient', (e) => e.recipient || ''],
         ['Upstream said', (e) => h('div', {}, h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }), e.possibleDuplicate ? h('div', { class: 'reason', text: 'possible duplicate: the connection dropped after the message was sent' }) : '')],
