@@ -160,6 +160,9 @@ for (const w of WORKERS) {
 const assets = {};
 for (const f of readdirSync(rel('src/web/ui'))) assets[`ui/${f}`] = rel('src/web/ui', f);
 for (const f of readdirSync(path.join(workDir, 'worker'))) assets[`worker/${f}`] = path.join(workDir, 'worker', f);
+// `service install` on Windows copies the service wrapper (WinSW, 58 KB, shipped by node-windows)
+// out of the executable (src/service/index.ts), so the one .exe is all an admin copies.
+for (const f of ['winsw.exe', 'winsw.exe.config']) assets[f] = rel('node_modules/node-windows/bin/winsw', f);
 writeFileSync(path.join(workDir, 'manifest.json'), JSON.stringify(Object.keys(assets)));
 assets['manifest.json'] = path.join(workDir, 'manifest.json');
 

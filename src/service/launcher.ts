@@ -5,6 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
+import { embeddedAsset, isSingleExecutable } from '../core/embedded.ts';
 
 export interface Launcher {
   /** Absolute path of the program to run. */
@@ -15,28 +16,15 @@ export interface Launcher {
   sea: boolean;
 }
 
-type SeaModule = { isSea(): boolean; getAsset(key: string): ArrayBuffer };
-
-/** node:sea when this process is a single executable application, else undefined. */
-function seaModule(): SeaModule | undefined {
-  const sea = process.getBuiltinModule?.('node:sea') as SeaModule | undefined;
-  return sea?.isSea() ? sea : undefined;
-}
-
-/** A file embedded in the single executable (sea-config.json "assets"), or undefined. */
+/** A file embedded in the single executable (scripts/build-exe.mjs assets), or undefined. */
 export function seaAsset(name: string): Buffer | undefined {
-  try {
-    const asset = seaModule()?.getAsset(name);
-    return asset ? Buffer.from(asset) : undefined;
-  } catch {
-    return undefined; // not embedded
-  }
+  return embeddedAsset(name);
 }
 
 /** The launcher of the running process, resolved through symlinks (/usr/bin/smarthost → the package). */
 export function currentLauncher(): Launcher {
   const executable = realpathSync(process.execPath);
-  if (seaModule()) return { executable, prefix: [], sea: true };
+  if (isSingleExecutable()) return { executable, prefix: [], sea: true };
   const script = process.argv[1] ? realpathSync(path.resolve(process.argv[1])) : '';
   return { executable, prefix: script ? [script] : [], sea: false };
 }

@@ -350,4 +350,27 @@ test('Windows x64: a PE32+ executable; under wine the test-only Node 22 build ru
   const bad = await underWine(WIN_TEST, 'config', 'check', 'win-bad.yaml');
   assert.equal(bad.code, 2, bad.stdout + bad.stderr);
   assert.match(bad.stderr, /win-bad\.yaml:2:\d+: access\.relay\.mode: expected "only" or "all-except", got "everyone"/);
+
+  // serve under wine: the spool as on Windows (no folder fsync there: docs/queue.md) takes a message
+  // with 250 and the delivery thread hands it to the upstream. Output goes to files, as above.
+  const up = await upstream();
+  const port = await freePort();
+  writeFileSync(path.join(work, 'win-serve.yaml'), `listen: [{ address: 127.0.0.1, port: ${port}, tls: none }]\nmailroot: ./win-mailroot\nweb: { enabled: false }\nupstreams: [{ name: sink, url: "smtp://127.0.0.1:${up.port}" }]\n`);
+  const serveOut = openSync(path.join(work, 'wine-serve.out'), 'w');
+  const serving = spawn(wine, [WIN_TEST, 'serve', '--config', 'win-serve.yaml'], { env, cwd: work, stdio: ['ignore', serveOut, serveOut] });
+  cleanups.push(async () => {
+    serving.kill('SIGKILL');
+    await run('/usr/lib/wine/wineserver', ['-k'], { env });
+  });
+  closeSync(serveOut);
+  await waitPort(port, '127.0.0.1', 120_000);
+  const sent = await swaks(port, 'from wine');
+  assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+  const queuedAs = /250 2\.0\.0 Ok: queued as (\S+)/.exec(sent.stdout)?.[1];
+  assert.ok(queuedAs, sent.stdout);
+  const [msg] = await up.waitFor(1, 60_000);
+  assert.match(msg.raw.toString(), /Subject: from wine/);
+  assert.match(msg.raw.toString(), new RegExp(`with ESMTP id ${queuedAs}`));
+  const log = readFileSync(path.join(work, 'wine-serve.out'), 'utf8');
+  assert.match(log, /mailroot.*[A-Z]:\\\\.*win-mailroot/);
 });
