@@ -27,6 +27,7 @@ import { createPickupWatcher } from '../pickup/watcher.ts';
 import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
+import { assertStartable } from './compose/preflight.ts';
 
 export interface RunningRelay {
   config(): Config;
@@ -192,6 +193,8 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 /** Runs until a signal: SIGTERM/SIGINT stop gracefully, SIGHUP reloads. */
 export async function serve(configFile: string | undefined): Promise<void> {
   const config = loadConfig(configFile);
+  // the same validation as `config check`, before anything is created (compose/preflight.ts)
+  await assertStartable(config);
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
   const relay = await startRelay(config, { logger });
   (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;

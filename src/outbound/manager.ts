@@ -16,6 +16,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Config } from '../config/schema.ts';
+import { wordDuration } from '../config/units.ts';
 import type { OutboundMessage, Outcome, QueueEventSink, QueueId, Transport } from '../core/types.ts';
 import type { Spool } from '../queue/spool.ts';
 import { pendingRecipients, retryDelay, type QueueRecord } from '../queue/record.ts';
@@ -137,7 +138,8 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     for (const r of message.recipients) {
       if (!given.has(r)) outcomes.push({ recipient: r, action: 'delayed', status: '4.3.0', transport: transport.kind, at: iso(), diagnostic: `${transport.name} gave no result for this recipient (internal error); it will be tried again` });
     }
-    return outcomes.filter((o) => message.recipients.includes(o.recipient));
+    // the .BDR, history and the console name the upstream as the admin configured it
+    return outcomes.filter((o) => message.recipients.includes(o.recipient)).map((o) => (o.upstream ? o : { ...o, upstream: transport.name }));
   }
 
   /** Sends `recipients` through the upstreams in order; returns the last outcome per recipient and what happened. */
@@ -212,14 +214,15 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
   async function failRecipients(rec: QueueRecord, failed: Outcome[], headline?: string): Promise<void> {
     if (!failed.length) return;
     const now = clock.now();
+    let name: string | undefined;
     try {
-      const name = await spool.toBadmail(rec, failed.map((o) => o.recipient), buildBdrText(rec, failed, new Date(now), headline));
+      name = await spool.toBadmail(rec, failed.map((o) => o.recipient), buildBdrText(rec, failed, new Date(now), headline));
       emit({ type: 'state', id: rec.id, state: 'badmail', reason: `${failed.length} recipient(s) failed; badmail/${name}.BAD`, at: iso(now) });
       logger.warn({ id: rec.id, badmail: name, recipients: failed.map((o) => o.recipient), replies: failed.map((o) => o.diagnostic ?? o.status) }, 'delivery failed; message written to badmail');
     } catch (err) {
       logger.error({ err, id: rec.id }, 'could not write badmail');
     }
-    await sendReport(config, spool, logger, rec, 'failed', failed, new Date(now));
+    await sendReport(config, spool, logger, rec, 'failed', failed, new Date(now), undefined, name);
   }
 
   async function deliver(rec: QueueRecord): Promise<void> {
@@ -254,13 +257,13 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     if (still.length && triedPending && clock.now() >= expiresAt) {
       const expired: Outcome[] = still.map((r) => ({
         recipient: r.address, action: 'failed', status: '4.4.7', transport: r.lastOutcome?.transport ?? 'spool', remoteMta: r.lastOutcome?.remoteMta,
-        diagnostic: r.lastOutcome?.diagnostic, at: iso(), reason: `expired after ${Math.round(delivery.expiration / 3_600_000)} hours in the queue; last reply: ${r.lastOutcome?.diagnostic ?? 'none'}`,
+        diagnostic: r.lastOutcome?.diagnostic, at: iso(), upstream: r.lastOutcome?.upstream, reason: `expired after ${wordDuration(delivery.expiration)} in the queue; last reply: ${r.lastOutcome?.diagnostic ?? 'none'}`,
       }));
       for (const r of still) {
         r.state = 'failed';
         r.lastOutcome = expired.find((o) => o.recipient === r.address);
       }
-      await failRecipients(rec, expired, `smarthost gave up on this message: it could not be delivered within ${Math.round(delivery.expiration / 3_600_000)} hours.`);
+      await failRecipients(rec, expired, `smarthost gave up on this message: it could not be delivered within ${wordDuration(delivery.expiration)}.`);
       still = [];
     }
 

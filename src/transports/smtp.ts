@@ -100,6 +100,16 @@ function traceLogger(trace: (line: string) => void) {
   return { trace: write, debug: write, info: write, warn: write, error: write, fatal: write };
 }
 
+/** The upstream's `ca` file; a file that cannot be read is a configuration error naming it. */
+function readCa(upstream: UpstreamConfig, configDir: string | undefined): Buffer {
+  const file = path.resolve(configDir ?? '.', upstream.ca!);
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new SmarthostError('SH_CONFIG_READ', `upstream ${upstream.name}: ca: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTransportOptions): Transport & { readonly url: ParsedSmtpUrl } {
   // nodemailer's dot-stuffing loops over every byte in JavaScript; swapped for an identical, faster one.
   installFastDotStuffing();
@@ -147,7 +157,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     ...(auth ? { forceAuth: true, requireAuthOffer: true } : {}),
     tls: {
       rejectUnauthorized: upstream.verifyCertificate,
-      ca: upstream.ca ? readFileSync(path.resolve(opts.configDir ?? '.', upstream.ca)) : undefined,
+      ca: upstream.ca ? readCa(upstream, opts.configDir) : undefined,
       servername: isIP(url.host) ? undefined : url.host,
     },
     ...(pooled ? { pool: true, maxConnections: upstream.maxConnections, maxMessages: upstream.maxMessagesPerConnection } : {}),

@@ -6,10 +6,13 @@ export function register(program: Command): void {
   config
     .command('check')
     .argument('[file]', 'YAML config file', 'smarthost.yaml')
-    .description('validate a config file; errors name the file, line and what is expected')
+    .description('validate a config file as serve does at start (secrets, certificates, console password, upstreams); errors name the file, line and what is expected')
     .action(async (file: string) => {
       const { loadConfig } = await import('../../config/load.ts');
       const cfg = loadConfig(file);
+      // everything serve refuses at start, in the same words (compose/preflight.ts)
+      const { assertStartable } = await import('../compose/preflight.ts');
+      await assertStartable(cfg);
       process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
     });
   config
