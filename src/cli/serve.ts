@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import type { Envelope, QueueEvent } from '../core/types.ts';
+import type { Envelope, QueueEvent, QueueId } from '../core/types.ts';
 import { loadConfig } from '../config/load.ts';
 import { configDirOf, type Config } from '../config/schema.ts';
 import { openSpool } from '../queue/index.ts';
@@ -100,14 +100,16 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // Sender rules: checked before 250 by the listener; their mode (rewrite / on-behalf) and upstream
   // choice are applied here, on the way into the spool, so the stored message is what goes out.
   const enqueue = {
-    async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream) {
-      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content);
+    // `id` is the one the listener wrote into the Received: header: the message is stored under it,
+    // so the client's "250 … queued as ID" and the header name the same message
+    async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId) {
+      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content, id);
       const route = senderRouteFor(config, { clientAddress: envelope.client.address, user: envelope.client.user });
       const withRoute: Envelope = route.upstream ? { ...envelope, upstream: route.upstream.name } : envelope;
-      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content);
+      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content, id);
       const raw = Buffer.isBuffer(content) ? content : await collect(content);
       const rewritten = applySenderMode(raw, withRoute, route.spec);
-      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message);
+      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message, id);
     },
   };
   const listener = createSmtpListener(config, {
