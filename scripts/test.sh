@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # smtp-source (bench), headless Chromium, PostgreSQL, HAProxy, nsd (DNS on loopback), pyspf.
 need=()
 command -v swaks >/dev/null || need+=(swaks)
+# Recommends that --no-install-recommends leaves out, keyed on what the tests use: swaks --tls needs
+# Net::SSLeay (the tests use --tls, AUTH PLAIN/LOGIN and plain sockets, all else swaks has built in)
+perl -MNet::SSLeay -e1 2>/dev/null || need+=(libnet-ssleay-perl)
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 command -v chromium >/dev/null || need+=(chromium)
@@ -15,7 +18,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v nsd >/dev/null || need+=(nsd)
 command -v openssl >/dev/null || need+=(openssl)
-[ -d /usr/share/doc/python3-spf ] || need+=(python3-spf)
+/usr/bin/python3 -c 'import spf' 2>/dev/null || need+=(python3-spf)
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
