@@ -646,7 +646,7 @@ class FolderSpool implements Spool {
 
   async close(): Promise<void> {
     await this.flushRemovals();
-    this.spares.close();
+    await this.spares.close();
     for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];
     this.fresh.clear();
