@@ -151,62 +151,70 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     let waitingFor: string | undefined;
     for (const transport of transportsFor(rec)) {
       if (!remaining.length) break;
-      if (!routes.available(transport.name)) {
-        waitingFor ??= transport.name;
-        continue;
-      }
-      const pacer = pacers.get(transport.name)!;
-      const next: string[] = [];
-      let sentHere = false;
-      while (remaining.length) {
-        const n = pacer.reserve(clock.now(), remaining.length);
-        if (n > 0) pacingChanged = true;
-        if (n === 0) {
-          const until = pacer.waitUntil(clock.now());
-          pacedUntil = pacedUntil === undefined ? until : Math.min(pacedUntil, until);
-          next.push(...remaining);
-          break;
+      // an upstream not known to work takes one delivery at a time (RouteBoard.takeTurn): a refusal
+      // parks it before the next message tries, instead of one refused login per message in flight
+      const endTurn = await routes.takeTurn(transport.name);
+      try {
+        if (!routes.available(transport.name)) {
+          waitingFor ??= transport.name;
+          continue;
         }
-        const batch = remaining.splice(0, n);
-        sentHere = true;
-        const started = Date.now();
-        const outcomes = await sendSafely(transport, outboundMessage(rec, batch));
-        const durationMs = Date.now() - started;
-        // History and the console show what each reply means, as the record and the .BDR do.
-        const explained = outcomes.map((o) => (o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning }));
-        emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes: explained, durationMs, at: iso() });
-        logger.info({ id: rec.id, upstream: transport.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
-        let parkedHere = false;
-        for (const o of outcomes) {
-          const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);
-          results.set(o.recipient, broken ? { ...o, routeBroken: true } : o);
-          if (broken) {
-            parkedHere = true;
-            routes.park(transport.name, o.diagnostic ?? o.reason ?? 'route refused');
-            waitingFor ??= transport.name;
-            next.push(o.recipient);
-            continue;
+        const pacer = pacers.get(transport.name)!;
+        const next: string[] = [];
+        let sentHere = false;
+        while (remaining.length) {
+          const n = pacer.reserve(clock.now(), remaining.length);
+          if (n > 0) pacingChanged = true;
+          if (n === 0) {
+            const until = pacer.waitUntil(clock.now());
+            pacedUntil = pacedUntil === undefined ? until : Math.min(pacedUntil, until);
+            next.push(...remaining);
+            break;
           }
-          attempted = true;
-          if (o.possibleDuplicate) rec.possibleDuplicate = true;
-          // a possible duplicate is not rushed to the next upstream: it waits for its retry
-          if (o.action === 'delayed' && !o.possibleDuplicate) next.push(o.recipient);
+          const batch = remaining.splice(0, n);
+          sentHere = true;
+          const started = Date.now();
+          const outcomes = await sendSafely(transport, outboundMessage(rec, batch));
+          const durationMs = Date.now() - started;
+          // History and the console show what each reply means, as the record and the .BDR do.
+          const explained = outcomes.map((o) => (o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning }));
+          emit({ type: 'attempt', id: rec.id, upstream: transport.name, outcomes: explained, durationMs, at: iso() });
+          logger.info({ id: rec.id, upstream: transport.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
+          let parkedHere = false;
+          for (const o of outcomes) {
+            const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);
+            results.set(o.recipient, broken ? { ...o, routeBroken: true } : o);
+            if (broken) {
+              parkedHere = true;
+              routes.park(transport.name, o.diagnostic ?? o.reason ?? 'route refused');
+              waitingFor ??= transport.name;
+              next.push(o.recipient);
+              continue;
+            }
+            attempted = true;
+            if (o.possibleDuplicate) rec.possibleDuplicate = true;
+            // a possible duplicate is not rushed to the next upstream: it waits for its retry
+            if (o.action === 'delayed' && !o.possibleDuplicate) next.push(o.recipient);
+          }
+          // Before the parked check: a probe of a parked route that got past the refusal must release
+          // the route (or its probe slot), else the route stays parked with its slot taken, for good.
+          if (!parkedHere) {
+            if (outcomes.some(handedOff)) routes.ok(transport.name);
+            else if (outcomes.length && outcomes.every((o) => o.action === 'delayed')) routes.failing(transport.name, outcomes[0].diagnostic ?? outcomes[0].status);
+            else routes.endProbe(transport.name);
+            if (outcomes.some((o) => o.action !== 'delayed')) routes.confirm(transport.name);
+          }
+          if (routes.isParked(transport.name)) {
+            next.push(...remaining);
+            remaining = [];
+            break;
+          }
         }
-        // Before the parked check: a probe of a parked route that got past the refusal must release
-        // the route (or its probe slot), else the route stays parked with its slot taken, for good.
-        if (!parkedHere) {
-          if (outcomes.some(handedOff)) routes.ok(transport.name);
-          else if (outcomes.length && outcomes.every((o) => o.action === 'delayed')) routes.failing(transport.name, outcomes[0].diagnostic ?? outcomes[0].status);
-          else routes.endProbe(transport.name);
-        }
-        if (routes.isParked(transport.name)) {
-          next.push(...remaining);
-          remaining = [];
-          break;
-        }
+        if (!sentHere) routes.endProbe(transport.name);
+        remaining = next;
+      } finally {
+        endTurn();
       }
-      if (!sentHere) routes.endProbe(transport.name);
-      remaining = next;
     }
     return { results, attempted, pacedUntil, waitingFor };
   }

@@ -130,6 +130,24 @@ test('routeBroken: refused credentials park the upstream, nothing bounces, relea
   assert.ok(h.events.some((e) => e.type === 'state' && e.id === a && e.state === 'delivered'));
 });
 
+test('a refusal parks the route before the next message tries: ten messages waiting, one refused login (smart lockout counts them)', T, async (t) => {
+  const up = await startUpstream({ auth: { user: 'scanner@contoso.com', pass: 'new-password' } }, true);
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: m365, url: "smtp+starttls://127.0.0.1:${up.port}", username: scanner@contoso.com, password: old-password, verifyCertificate: false }\n`);
+  t.after(() => h.close());
+  for (let i = 0; i < 10; i++) await h.enqueue('scanner@contoso.com', [`r${i}@x.org`]);
+  await h.manager.runOnce();
+  assert.equal(up.authAttempts, 1, 'the messages in parallel did not each try a login');
+  const queued = await h.spool.list({ state: 'deferred' });
+  assert.equal(queued.length, 10);
+  assert.ok(queued.every((e) => e.record.waitingForUpstream === 'm365'));
+  // once the upstream has taken a message, deliveries run in parallel again
+  up.behaviour.auth = { user: 'scanner@contoso.com', pass: 'old-password' };
+  assert.equal(await h.manager.releaseUpstream('m365'), true);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 10);
+});
+
 test('routeBroken: the upstream is probed again after upstreamProbeInterval', T, async (t) => {
   const up = await startUpstream({ auth: { user: 'u', pass: 'right' } }, true);
   t.after(() => up.close());
