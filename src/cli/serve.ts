@@ -198,7 +198,13 @@ export async function serve(configFile: string | undefined): Promise<void> {
   // the same validation as `config check`, before anything is created (compose/preflight.ts)
   await assertStartable(config);
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
+  // A SIGHUP while starting (the SMTP port may already answer) would end the process by default:
+  // it is remembered and applied once the relay runs.
+  let reloadWhenStarted = false;
+  const early = (): void => { reloadWhenStarted = true; };
+  process.on('SIGHUP', early);
   const relay = await startRelay(config, { logger });
+  process.off('SIGHUP', early);
   (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -212,7 +218,9 @@ export async function serve(configFile: string | undefined): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     relay.reload().catch((err) => logger.error({ err: String(err) }, 'reload refused: the running configuration stays in force'));
-  });
+  };
+  process.on('SIGHUP', reload);
+  if (reloadWhenStarted) reload();
 }
