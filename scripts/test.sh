@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 # smtp-source (bench), headless Chromium, PostgreSQL, HAProxy, nsd (DNS on loopback), pyspf.
 need=()
 command -v swaks >/dev/null || need+=(swaks)
+# Recommends that --no-install-recommends leaves out, keyed on what the tests use: swaks --tls needs
+# Net::SSLeay and IO::Socket::SSL (the tests use --tls, AUTH PLAIN/LOGIN and plain sockets, all else
+# swaks has built in)
+perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 command -v chromium >/dev/null || need+=(chromium)
@@ -16,19 +20,18 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v nsd >/dev/null || need+=(nsd)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
-[ -d /usr/share/doc/python3-spf ] || need+=(python3-spf)
+/usr/bin/python3 -c 'import spf' 2>/dev/null || need+=(python3-spf)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # service unit verify + security score
 command -v setpriv >/dev/null || need+=(util-linux)        # service capability test
 /usr/bin/python3 -c 'import seccomp' 2>/dev/null || need+=(python3-seccomp)  # the unit's SystemCallFilter, applied in a test
 [ -x /usr/lib/wine/wine64 ] || need+=(wine wine64)         # the spool under Windows' node.exe
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
 # Old-device clients (test/e2e/devices.test.ts): Mono's System.Net.Mail.SmtpClient (mcs + runtime +
-# System.dll), msmtp (GnuTLS), and swaks's TLS modules.
+# System.dll) and msmtp (GnuTLS).
 command -v mcs >/dev/null || need+=(mono-mcs)
 command -v mono >/dev/null || need+=(mono-runtime)
 [ -f /usr/lib/mono/4.5/System.dll ] || need+=(libmono-system4.0-cil)
 command -v msmtp >/dev/null || need+=(msmtp)
-/usr/bin/perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 # single executables (test/e2e/exe.test.ts): strip for both Linux targets, file, qemu-user with
 # the arm64 libraries to run the arm64 binary, wine to run the Windows one, buildah to build
 # the container image FROM scratch offline

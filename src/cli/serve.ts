@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import type { Envelope, QueueEvent } from '../core/types.ts';
+import type { Envelope, QueueEvent, QueueId } from '../core/types.ts';
 import { loadConfig } from '../config/load.ts';
 import { configDirOf, configFileOf, type Config } from '../config/schema.ts';
 import { openSpool } from '../queue/index.ts';
@@ -30,6 +30,7 @@ import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
 import { createRefusalLog } from './compose/refusals.ts';
+import { assertStartable } from './compose/preflight.ts';
 
 export interface RunningRelay {
   config(): Config;
@@ -115,15 +116,17 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // Sender rules: checked before 250 by the listener; their mode (rewrite / on-behalf) and upstream
   // choice are applied here, on the way into the spool, so the stored message is what goes out.
   const enqueue = {
-    async enqueue(original: Envelope, content: Buffer | NodeJS.ReadableStream) {
+    // `id` is the one the listener wrote into the Received: header: the message is stored under it,
+    // so the client's "250 … queued as ID" and the header name the same message
+    async enqueue(original: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId) {
       const envelope = routed(original);
-      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content);
+      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content, id);
       const route = senderRouteFor(config, { clientAddress: envelope.client.address, user: envelope.client.user });
       const withRoute: Envelope = route.upstream ? { ...envelope, upstream: route.upstream.name } : envelope;
-      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content);
+      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content, id);
       const raw = Buffer.isBuffer(content) ? content : await collect(content);
       const rewritten = applySenderMode(raw, withRoute, route.spec);
-      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message);
+      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message, id);
     },
   };
   // What the listener refused, for /metrics and the console's Refusals page.
@@ -221,9 +224,17 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 /** Runs until a signal: SIGTERM/SIGINT stop gracefully, SIGHUP reloads. */
 export async function serve(configFile: string | undefined, opts: { triedConfigs?: string[] } = {}): Promise<void> {
   const config = loadConfig(configFile);
+  // the same validation as `config check`, before anything is created (compose/preflight.ts)
+  await assertStartable(config);
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
   if (opts.triedConfigs) logger.warn({ tried: opts.triedConfigs, mailroot: config.mailrootPath }, 'no config file found: running on the embedded defaults, spool in the current folder');
+  // A SIGHUP while starting (the SMTP port may already answer) would end the process by default:
+  // it is remembered and applied once the relay runs.
+  let reloadWhenStarted = false;
+  const early = (): void => { reloadWhenStarted = true; };
+  process.on('SIGHUP', early);
   const relay = await startRelay(config, { logger });
+  process.off('SIGHUP', early);
   (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -237,7 +248,9 @@ export async function serve(configFile: string | undefined, opts: { triedConfigs
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     relay.reload().catch((err) => logger.error({ err: String(err) }, 'reload refused: the running configuration stays in force'));
-  });
+  };
+  process.on('SIGHUP', reload);
+  if (reloadWhenStarted) reload();
 }

@@ -67,6 +67,8 @@ export const configSchema = z.strictObject({
       }
     }
   });
+  // a setting that would do nothing is refused, not ignored
+  if ((cfg.ndr.to === 'sender' || cfg.ndr.to === 'off') && cfg.ndr.adminCopy) ctx.addIssue({ code: 'custom', path: ['ndr', 'adminCopy'], message: `ndr.adminCopy is set but ndr.to is "${cfg.ndr.to}", so no copy would be sent: remove ndr.to (the copy is then sent, as IIS's "Send copy of NDR to" does) or set it to both or admin` });
   if ((cfg.ndr.to === 'admin' || cfg.ndr.to === 'both') && !cfg.ndr.adminCopy) ctx.addIssue({ code: 'custom', path: ['ndr', 'adminCopy'], message: `ndr.to is "${cfg.ndr.to}" but no adminCopy address is set` });
 });
 

@@ -72,6 +72,8 @@ export interface Outcome {
   remoteMta?: string;
   /** Transport that produced the outcome: 'smtp', 'graph', 'connector', 'spool'. */
   transport: string;
+  /** The configured name of the upstream that answered (upstreams[].name), set by the delivery manager. */
+  upstream?: string;
   /** Plain-words reason for an admin ("what it means, what to do"). */
   reason?: string;
   /** The connection was lost after the final dot: the upstream may have it already. */

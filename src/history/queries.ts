@@ -9,6 +9,7 @@
  */
 import type { HistoryBackend } from './sql.ts';
 import { likePattern } from './sql.ts';
+import { resolveIdPrefix } from '../core/ids.ts';
 import type { HistoryQuery, MessageDetail, MessageSummary, RecentError, SearchResult, StatsBucket, TimelineEntry } from './types.ts';
 
 const iso = (v: unknown): string => new Date(Number(v)).toISOString();
@@ -148,7 +149,9 @@ function toTimeline(row: Record<string, unknown>): TimelineEntry {
 }
 
 /** A message with each recipient's last state and its whole timeline, oldest first. */
-export async function getMessage(db: HistoryBackend, id: string): Promise<MessageDetail | undefined> {
+export async function getMessage(db: HistoryBackend, given: string): Promise<MessageDetail | undefined> {
+  const id = await resolveHistoryId(db, given);
+  if (!id) return undefined;
   const [row] = await db.query('SELECT * FROM messages WHERE id = ?', [id]);
   const events = await db.query('SELECT * FROM events WHERE message_id = ? ORDER BY at, seq', [id]);
   if (!row && events.length === 0) return undefined;
@@ -157,6 +160,19 @@ export async function getMessage(db: HistoryBackend, id: string): Promise<Messag
     ? toSummary(row)
     : { id, receivedAt: iso(events[0].at), mailFrom: '', recipients: [], size: 0, client: '', source: '', status: 'unknown', updatedAt: iso(events[events.length - 1].at) };
   return { ...summary, recipientStatus: rcpts.map((r) => ({ address: String(r.address), status: opt(r.status) })), timeline: events.map(toTimeline) };
+}
+
+/**
+ * The full id for an id or a unique start of one (as the queue commands take it); undefined when
+ * none matches; SH_USAGE naming the matches when several do. Only id characters are looked up with
+ * LIKE, so nothing the admin types is a pattern.
+ */
+async function resolveHistoryId(db: HistoryBackend, given: string): Promise<string | undefined> {
+  const [exact] = await db.query('SELECT id FROM messages WHERE id = ?', [given]);
+  if (exact || !/^[0-9A-Za-z-]+$/.test(given)) return given;
+  const rows = await db.query('SELECT id FROM messages WHERE id LIKE ? ORDER BY id LIMIT 11', [`${given}%`]);
+  const ids = rows.map((r) => String(r.id)).filter((id) => id.startsWith(given));
+  return resolveIdPrefix(given, ids.slice(0, 10), ids.length > 10) ?? given;
 }
 
 /** Distinct messages per bucket that were accepted, delivered, deferred or failed (attempt or state). */

@@ -17,6 +17,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Config } from '../config/schema.ts';
+import { wordDuration } from '../config/units.ts';
 import type { OutboundMessage, Outcome, QueueEventSink, QueueId, Transport } from '../core/types.ts';
 import type { Spool } from '../queue/spool.ts';
 import { pendingRecipients, retryDelay, type QueueRecord } from '../queue/record.ts';
@@ -184,7 +185,8 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     for (const r of message.recipients) {
       if (!given.has(r)) outcomes.push({ recipient: r, action: 'delayed', status: '4.3.0', transport: transport.kind, at: iso(), diagnostic: `${transport.name} gave no result for this recipient (internal error); it will be tried again` });
     }
-    return outcomes.filter((o) => message.recipients.includes(o.recipient));
+    // the .BDR, history and the console name the upstream as the admin configured it
+    return outcomes.filter((o) => message.recipients.includes(o.recipient)).map((o) => (o.upstream ? o : { ...o, upstream: transport.name }));
   }
 
   /** Sends `recipients` through the upstreams in order; returns the last outcome per recipient and what happened. */
@@ -203,105 +205,113 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     };
     for (const transport of transportsFor(rec, route)) {
       if (!remaining.length) break;
-      if (!routes.available(transport.name)) {
-        waitingFor ??= transport.name;
-        continue;
-      }
-      const next: string[] = [];
-      let sentHere = false;
-      // the tenant's external-recipient limit: only recipients outside the tenant wait
-      const external = quotas.externalHeld(transport.name, clock.now());
-      if (external) {
-        const out = remaining.filter((r) => quotas.isExternal(transport.name, r));
-        if (out.length) {
-          next.push(...out);
-          remaining = remaining.filter((r) => !out.includes(r));
-          waitTill(external.until, external.reason);
+      // an upstream not known to work takes one delivery at a time (RouteBoard.takeTurn): a refusal
+      // parks it before the next message tries, instead of one refused login per message in flight
+      const endTurn = await routes.takeTurn(transport.name);
+      try {
+        if (!routes.available(transport.name)) {
+          waitingFor ??= transport.name;
+          continue;
         }
-      }
-      while (remaining.length) {
-        // a spent budget of this mailbox / app holds every message of it, not only the refused one
-        const held = quotas.heldUntil(transport.name, clock.now());
-        if (held) {
-          waitTill(held.until, `waiting for mailbox quota: ${held.reason}; sending resumes at ${iso(held.until)}`);
-          next.push(...remaining);
-          break;
-        }
-        const n = quotas.reserve(transport.name, clock.now(), remaining.length);
-        if (n > 0) pacingChanged = true;
-        if (n === 0) {
-          waitTill(quotas.pacedUntil(transport.name, clock.now()), 'waiting for the sending mailbox\'s pace (messages per minute / recipients per day)');
-          next.push(...remaining);
-          break;
-        }
-        const batch = remaining.splice(0, n);
-        sentHere = true;
-        const started = Date.now();
-        const outcomes = await sendSafely(transport, await outboundFor(rec, batch, route, transport));
-        const durationMs = Date.now() - started;
-        // History and the console show what each reply means, as the record and the .BDR do.
-        const explained = outcomes.map((o) => (o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning }));
-        emit({ type: 'attempt', id: rec.id, upstream: transport.name, ...(route ? { route: route.name } : {}), outcomes: explained, durationMs, at: iso() });
-        logger.info({ id: rec.id, upstream: transport.name, route: route?.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
-        let parkedHere = false;
-        const counted: Outcome[] = [];
-        for (const o of outcomes) {
-          const quota = microsoft.has(transport.name) && !handedOff(o) ? classifyQuota(o, transport.kind) : undefined;
-          if (quota && quota.kind !== 'park') {
-            const diag = o.diagnostic ?? o.status;
-            const h = quotas.hold(transport.name, quota.scope === 'tenant' ? 'tenant' : quota.scope, clock.now(), quota.holdMs, `${quota.why} (${diag})`, quota.kind === 'backoff');
-            pacingChanged = true;
-            const internal = quota.kind === 'tenant-external' && !quotas.isExternal(transport.name, o.recipient);
-            const until = internal ? clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS) : h?.until ?? clock.now() + quota.holdMs;
-            if (h && !internal) logger.warn({ upstream: transport.name, quota: quota.kind, until: iso(h.until), reply: diag }, `${quota.why}: its messages wait until ${iso(h.until)}, none is bounced`);
-            results.set(o.recipient, { ...o, action: 'delayed', quota: true, reason: `${quota.why}; the message waits (until ${iso(until)}), it is not bounced` });
-            waitTill(until, `waiting for Microsoft 365 quota: ${quota.why} (${diag}); sending resumes at ${iso(until)}`);
-            next.push(o.recipient);
-            continue;
+        const next: string[] = [];
+        let sentHere = false;
+        // the tenant's external-recipient limit: only recipients outside the tenant wait
+        const external = quotas.externalHeld(transport.name, clock.now());
+        if (external) {
+          const out = remaining.filter((r) => quotas.isExternal(transport.name, r));
+          if (out.length) {
+            next.push(...out);
+            remaining = remaining.filter((r) => !out.includes(r));
+            waitTill(external.until, external.reason);
           }
-          if (quota?.kind === 'park') {
-            // only an admin or Microsoft lifts it: every upstream of that mailbox / tenant stops, nothing loops
-            const diag = o.diagnostic ?? o.status;
-            for (const name of quotas.siblings(transport.name, quota.scope)) routes.park(name, `${quota.why}: ${diag}`);
-            logger.error({ upstream: transport.name, parked: quotas.siblings(transport.name, quota.scope), reply: diag }, `${quota.why}: parked until an administrator releases it`);
-            results.set(o.recipient, { ...o, action: 'delayed', routeBroken: true });
-            parkedHere = true;
-            waitingFor ??= transport.name;
-            next.push(o.recipient);
-            continue;
+        }
+        while (remaining.length) {
+          // a spent budget of this mailbox / app holds every message of it, not only the refused one
+          const held = quotas.heldUntil(transport.name, clock.now());
+          if (held) {
+            waitTill(held.until, `waiting for mailbox quota: ${held.reason}; sending resumes at ${iso(held.until)}`);
+            next.push(...remaining);
+            break;
           }
-          counted.push(o);
-          const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);
-          results.set(o.recipient, broken ? { ...o, routeBroken: true } : o);
-          if (broken) {
-            parkedHere = true;
-            routes.park(transport.name, o.diagnostic ?? o.reason ?? 'route refused');
-            waitingFor ??= transport.name;
-            next.push(o.recipient);
-            continue;
+          const n = quotas.reserve(transport.name, clock.now(), remaining.length);
+          if (n > 0) pacingChanged = true;
+          if (n === 0) {
+            waitTill(quotas.pacedUntil(transport.name, clock.now()), 'waiting for the sending mailbox\'s pace (messages per minute / recipients per day)');
+            next.push(...remaining);
+            break;
           }
-          attempted = true;
-          if (o.possibleDuplicate) rec.possibleDuplicate = true;
-          // a possible duplicate is not rushed to the next upstream: it waits for its retry
-          if (o.action === 'delayed' && !o.possibleDuplicate) next.push(o.recipient);
+          const batch = remaining.splice(0, n);
+          sentHere = true;
+          const started = Date.now();
+          const outcomes = await sendSafely(transport, await outboundFor(rec, batch, route, transport));
+          const durationMs = Date.now() - started;
+          // History and the console show what each reply means, as the record and the .BDR do.
+          const explained = outcomes.map((o) => (o.reason || handedOff(o) ? o : { ...o, reason: explainOutcome(o).meaning }));
+          emit({ type: 'attempt', id: rec.id, upstream: transport.name, ...(route ? { route: route.name } : {}), outcomes: explained, durationMs, at: iso() });
+          logger.info({ id: rec.id, upstream: transport.name, route: route?.name, from: rec.envelope.mailFrom, recipients: batch, replies: outcomes.map((o) => `${o.recipient}: ${o.action} ${o.diagnostic ?? o.status}`), durationMs }, 'delivery attempt');
+          let parkedHere = false;
+          const counted: Outcome[] = [];
+          for (const o of outcomes) {
+            const quota = microsoft.has(transport.name) && !handedOff(o) ? classifyQuota(o, transport.kind) : undefined;
+            if (quota && quota.kind !== 'park') {
+              const diag = o.diagnostic ?? o.status;
+              const h = quotas.hold(transport.name, quota.scope === 'tenant' ? 'tenant' : quota.scope, clock.now(), quota.holdMs, `${quota.why} (${diag})`, quota.kind === 'backoff');
+              pacingChanged = true;
+              const internal = quota.kind === 'tenant-external' && !quotas.isExternal(transport.name, o.recipient);
+              const until = internal ? clock.now() + (delivery.scanInterval || SCAN_FALLBACK_MS) : h?.until ?? clock.now() + quota.holdMs;
+              if (h && !internal) logger.warn({ upstream: transport.name, quota: quota.kind, until: iso(h.until), reply: diag }, `${quota.why}: its messages wait until ${iso(h.until)}, none is bounced`);
+              results.set(o.recipient, { ...o, action: 'delayed', quota: true, reason: `${quota.why}; the message waits (until ${iso(until)}), it is not bounced` });
+              waitTill(until, `waiting for Microsoft 365 quota: ${quota.why} (${diag}); sending resumes at ${iso(until)}`);
+              next.push(o.recipient);
+              continue;
+            }
+            if (quota?.kind === 'park') {
+              // only an admin or Microsoft lifts it: every upstream of that mailbox / tenant stops, nothing loops
+              const diag = o.diagnostic ?? o.status;
+              for (const name of quotas.siblings(transport.name, quota.scope)) routes.park(name, `${quota.why}: ${diag}`);
+              logger.error({ upstream: transport.name, parked: quotas.siblings(transport.name, quota.scope), reply: diag }, `${quota.why}: parked until an administrator releases it`);
+              results.set(o.recipient, { ...o, action: 'delayed', routeBroken: true });
+              parkedHere = true;
+              waitingFor ??= transport.name;
+              next.push(o.recipient);
+              continue;
+            }
+            counted.push(o);
+            const broken = o.action === 'delayed' && (o.routeBroken || explainOutcome(o).routeBroken);
+            results.set(o.recipient, broken ? { ...o, routeBroken: true } : o);
+            if (broken) {
+              parkedHere = true;
+              routes.park(transport.name, o.diagnostic ?? o.reason ?? 'route refused');
+              waitingFor ??= transport.name;
+              next.push(o.recipient);
+              continue;
+            }
+            attempted = true;
+            if (o.possibleDuplicate) rec.possibleDuplicate = true;
+            // a possible duplicate is not rushed to the next upstream: it waits for its retry
+            if (o.action === 'delayed' && !o.possibleDuplicate) next.push(o.recipient);
+          }
+          if (counted.some(handedOff)) quotas.succeeded(transport.name);
+          // Before the parked check: a probe of a parked route that got past the refusal must release
+          // the route (or its probe slot), else the route stays parked with its slot taken, for good.
+          // A spent quota says nothing about the route's health.
+          if (!parkedHere) {
+            if (counted.some(handedOff)) routes.ok(transport.name);
+            else if (counted.length && counted.every((o) => o.action === 'delayed')) routes.failing(transport.name, counted[0].diagnostic ?? counted[0].status);
+            else routes.endProbe(transport.name);
+            if (counted.some((o) => o.action !== 'delayed')) routes.confirm(transport.name);
+          }
+          if (routes.isParked(transport.name)) {
+            next.push(...remaining);
+            remaining = [];
+            break;
+          }
         }
-        if (counted.some(handedOff)) quotas.succeeded(transport.name);
-        // Before the parked check: a probe of a parked route that got past the refusal must release
-        // the route (or its probe slot), else the route stays parked with its slot taken, for good.
-        // A spent quota says nothing about the route's health.
-        if (!parkedHere) {
-          if (counted.some(handedOff)) routes.ok(transport.name);
-          else if (counted.length && counted.every((o) => o.action === 'delayed')) routes.failing(transport.name, counted[0].diagnostic ?? counted[0].status);
-          else routes.endProbe(transport.name);
-        }
-        if (routes.isParked(transport.name)) {
-          next.push(...remaining);
-          remaining = [];
-          break;
-        }
+        if (!sentHere) routes.endProbe(transport.name);
+        remaining = next;
+      } finally {
+        endTurn();
       }
-      if (!sentHere) routes.endProbe(transport.name);
-      remaining = next;
     }
     return { results, attempted, pacedUntil, waitReason, waitingFor };
   }
@@ -339,14 +349,15 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     if (!failed.length) return;
     const now = clock.now();
     if (rec.envelope.client.source === 'ndr') headline ??= 'smarthost could not send this delivery report; it is kept here (no report is made about a report).';
+    let name: string | undefined;
     try {
-      const name = await spool.toBadmail(rec, failed.map((o) => o.recipient), buildBdrText(rec, failed, new Date(now), headline));
+      name = await spool.toBadmail(rec, failed.map((o) => o.recipient), buildBdrText(rec, failed, new Date(now), headline));
       emit({ type: 'state', id: rec.id, state: 'badmail', reason: `${failed.length} recipient(s) failed; badmail/${name}.BAD`, at: iso(now) });
       logger.warn({ id: rec.id, badmail: name, recipients: failed.map((o) => o.recipient), replies: failed.map((o) => o.diagnostic ?? o.status) }, 'delivery failed; message written to badmail');
     } catch (err) {
       logger.error({ err, id: rec.id }, 'could not write badmail');
     }
-    await sendReport(config, spool, logger, rec, 'failed', failed, new Date(now), undefined, reportRouteOf(rec, failed));
+    await sendReport(config, spool, logger, rec, 'failed', failed, new Date(now), undefined, reportRouteOf(rec, failed), name);
   }
 
   /** The route a report about these recipients goes back through: theirs (the first one's). */
@@ -387,13 +398,13 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     if (still.length && triedPending && clock.now() >= expiresAt) {
       const expired: Outcome[] = still.map((r) => ({
         recipient: r.address, action: 'failed', status: '4.4.7', transport: r.lastOutcome?.transport ?? 'spool', remoteMta: r.lastOutcome?.remoteMta,
-        diagnostic: r.lastOutcome?.diagnostic, at: iso(), reason: `expired after ${Math.round(delivery.expiration / 3_600_000)} hours in the queue; last reply: ${r.lastOutcome?.diagnostic ?? 'none'}`,
+        diagnostic: r.lastOutcome?.diagnostic, at: iso(), upstream: r.lastOutcome?.upstream, reason: `expired after ${wordDuration(delivery.expiration)} in the queue; last reply: ${r.lastOutcome?.diagnostic ?? 'none'}`,
       }));
       for (const r of still) {
         r.state = 'failed';
         r.lastOutcome = expired.find((o) => o.recipient === r.address);
       }
-      await failRecipients(rec, expired, `smarthost gave up on this message: it could not be delivered within ${Math.round(delivery.expiration / 3_600_000)} hours.`);
+      await failRecipients(rec, expired, `smarthost gave up on this message: it could not be delivered within ${wordDuration(delivery.expiration)}.`);
       still = [];
     }
 

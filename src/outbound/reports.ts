@@ -19,18 +19,36 @@ import type { QueueRecord } from '../queue/record.ts';
 import type { RouteConfig } from '../config/sections/routing.ts';
 import { ndrSenderFor, type NdrSender } from '../m365/ndr-sender.ts';
 import { buildDsn } from './ndr.ts';
+import type { Reader } from './explain.ts';
 
 type ReportConfig = Pick<Config, 'ndr' | 'hostnameResolved'> & Partial<Pick<Config, 'upstreams'>>;
 
 /** Largest message returned whole on RET=FULL; bigger ones get their headers only. */
 const FULL_RETURN_LIMIT = 5 * 1024 * 1024;
 
+/**
+ * Who gets reports: ndr.to, or when it is not set, the sender plus the admin copy when
+ * ndr.adminCopy is set (IIS's "Send copy of Non-Delivery Report to" works alone, so does ours).
+ */
+export function ndrAudience(ndr: ReportConfig['ndr']): 'sender' | 'admin' | 'both' | 'off' {
+  return ndr.to ?? (ndr.adminCopy ? 'both' : 'sender');
+}
+
+/** The reports to send on this message, each with its reader; [] for a null sender. */
+export function reportsFor(config: ReportConfig, mailFrom: string): Array<{ to: string; reader: Reader }> {
+  if (!mailFrom) return [];
+  const to = ndrAudience(config.ndr);
+  const { adminCopy } = config.ndr;
+  const out: Array<{ to: string; reader: Reader }> = [];
+  // the sender's report, unless the sender is the admin copy address (which then gets the admin's)
+  if ((to === 'sender' || to === 'both') && mailFrom !== adminCopy) out.push({ to: mailFrom, reader: 'sender' });
+  if ((to === 'admin' || to === 'both') && adminCopy) out.push({ to: adminCopy, reader: 'admin' });
+  return out;
+}
+
 /** Who receives a report on this message, per config.ndr; [] for a null sender. */
 export function reportRecipients(config: ReportConfig, mailFrom: string): string[] {
-  if (!mailFrom) return [];
-  const { to, adminCopy } = config.ndr;
-  const list = to === 'sender' ? [mailFrom] : to === 'admin' ? [adminCopy] : to === 'both' ? [mailFrom, adminCopy] : [];
-  return [...new Set(list.filter((a): a is string => Boolean(a)))];
+  return reportsFor(config, mailFrom).map((r) => r.to);
 }
 
 /**
@@ -55,10 +73,16 @@ export function reportRoute(config: ReportConfig, rec: QueueRecord, route?: Rout
   return { upstream: name, sender: ndrSenderFor(upstream, route?.ndr?.from ?? config.ndr.from, config.hostnameResolved) };
 }
 
-export async function sendReport(config: ReportConfig, spool: Spool, logger: Logger, rec: QueueRecord, kind: 'failed' | 'delayed', outcomes: Outcome[], now: Date, willRetryUntil?: Date, via?: RouteConfig): Promise<void> {
-  const to = reportRecipients(config, rec.envelope.mailFrom);
-  if (!to.length || !outcomes.length || rec.envelope.client.source === 'ndr') return;
+/**
+ * Queues the reports on a message: one to its sender in words for them, one to the admin copy
+ * address that also says where the message is in badmail/ (`badmailName`) and how to resend it.
+ * Each goes out as an address its upstream may send as (reportRoute), over the route it reports on.
+ */
+export async function sendReport(config: ReportConfig, spool: Spool, logger: Logger, rec: QueueRecord, kind: 'failed' | 'delayed', outcomes: Outcome[], now: Date, willRetryUntil?: Date, via?: RouteConfig, badmailName?: string): Promise<void> {
+  const reports = reportsFor(config, rec.envelope.mailFrom);
+  if (!reports.length || !outcomes.length || rec.envelope.client.source === 'ndr') return;
   let content: Buffer | undefined;
+  let to: string[] = reports.map((r) => r.to);
   try {
     const { headerPreview } = await spool.show(rec.id);
     if (isReport(rec, headerPreview)) {
@@ -70,20 +94,23 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
     const full = rec.envelope.dsn?.ret === 'FULL' && rec.envelope.size <= FULL_RETURN_LIMIT ? await spool.readMessage(rec.id) : undefined;
     const route = reportRoute(config, rec, via);
     if (route.sender.warning) logger.warn({ id: rec.id, upstream: route.upstream }, route.sender.warning);
-    content = buildDsn({
-      kind, queueId: rec.id, reportingMta: config.hostnameResolved, from: route.sender.from, to, originalSender: rec.envelope.mailFrom,
-      originalSubject: subject, arrivalDate: new Date(Date.parse(rec.envelope.receivedAt) || now.getTime()), now,
-      outcomes, originalHeaders: headerPreview, envid: rec.envelope.dsn?.envid, willRetryUntil, originalMessage: full,
-    });
-    const id = await spool.enqueue({
-      mailFrom: route.sender.mailFrom, recipients: to, client: { address: '', source: 'ndr' }, receivedAt: now.toISOString(), size: content.length,
-      // a mailbox-only route: the report must leave through the upstream whose mailbox it is from
-      upstream: route.sender.pin ? route.upstream : config.ndr.upstream, headerFrom: route.sender.from,
-      // not pinned: the report goes back over the route of the recipients it reports on
-      ...(via && !route.sender.pin && !config.ndr.upstream ? { route: via.name, recipientRoutes: Object.fromEntries(to.map((t) => [t, via.name])) } : {}),
-      subject: `${kind === 'failed' ? 'Undeliverable' : 'Delivery delayed'}: ${subject ?? ''}`.trim(),
-    }, content);
-    logger.info({ id: rec.id, report: id, kind, to, from: route.sender.mailFrom || '<>', upstream: route.upstream }, 'delivery report queued');
+    for (const report of reports) {
+      to = [report.to];
+      content = buildDsn({
+        kind, queueId: rec.id, reportingMta: config.hostnameResolved, from: route.sender.from, to, originalSender: rec.envelope.mailFrom,
+        originalSubject: subject, arrivalDate: new Date(Date.parse(rec.envelope.receivedAt) || now.getTime()), now,
+        outcomes, originalHeaders: headerPreview, envid: rec.envelope.dsn?.envid, willRetryUntil, originalMessage: full, reader: report.reader, badmailName,
+      });
+      const id = await spool.enqueue({
+        mailFrom: route.sender.mailFrom, recipients: to, client: { address: '', source: 'ndr' }, receivedAt: now.toISOString(), size: content.length,
+        // a mailbox-only route: the report must leave through the upstream whose mailbox it is from
+        upstream: route.sender.pin ? route.upstream : config.ndr.upstream, headerFrom: route.sender.from,
+        // not pinned: the report goes back over the route of the recipients it reports on
+        ...(via && !route.sender.pin && !config.ndr.upstream ? { route: via.name, recipientRoutes: Object.fromEntries(to.map((t) => [t, via.name])) } : {}),
+        subject: `${kind === 'failed' ? 'Undeliverable' : 'Delivery delayed'}: ${subject ?? ''}`.trim(),
+      }, content);
+      logger.info({ id: rec.id, report: id, kind, to, reader: report.reader, from: route.sender.mailFrom || '<>', upstream: route.upstream }, 'delivery report queued');
+    }
   } catch (err) {
     logger.error({ err, id: rec.id, kind }, 'could not queue the delivery report; it is kept in badmail');
     // never dropped: the report (or, when it could not even be built, the reason) goes to badmail

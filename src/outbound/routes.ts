@@ -3,6 +3,10 @@
  * (the route is broken: credentials refused, SMTP AUTH disabled…). A parked upstream gets no mail
  * until an admin releases it (releaseUpstream) or its probe time comes: then ONE delivery tries it,
  * and a second refusal parks it again. Changes are reported as 'upstream' events. In memory only.
+ *
+ * An upstream not tried yet (since start, or since it was parked) gets one delivery at a time (takeTurn): with a wrong password and ten messages waiting,
+ * Microsoft 365 sees one refused login, not ten at once (its smart lockout counts them), and a
+ * refusal parks the route before a second message is tried. Once it answers, deliveries run in parallel.
  */
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
@@ -20,6 +24,10 @@ export interface UpstreamStatus {
 export class RouteBoard {
   private status = new Map<string, UpstreamStatus>();
   private probing = new Set<string>();
+  /** Upstreams past their first delivery since start or since they were parked: no longer one at a time. */
+  private confirmed = new Set<string>();
+  /** The one delivery in progress on an upstream not confirmed yet; the next waits for it. */
+  private turns = new Map<string, Promise<void>>();
   private clock: Clock;
   private events?: QueueEventSink;
   private probeIntervalMs: number;
@@ -63,12 +71,37 @@ export class RouteBoard {
     this.probing.delete(name);
   }
 
+  /**
+   * Waits until this delivery may use the upstream: at once when it is confirmed, else after the
+   * delivery before it. Resolves with the function to call when done (always call it).
+   */
+  async takeTurn(name: string): Promise<() => void> {
+    for (let t = this.turns.get(name); t; t = this.turns.get(name)) await t;
+    // no await between the check above and this: the next caller sees our turn
+    if (this.confirmed.has(name)) return () => {};
+    let done!: () => void;
+    this.turns.set(name, new Promise<void>((resolve) => { done = resolve; }));
+    return () => {
+      this.turns.delete(name);
+      done();
+    };
+  }
+
+  /** The upstream answered a delivery (delivered, or refused a recipient or the message): parallel deliveries from now on. */
+  confirm(name: string): void {
+    this.confirmed.add(name);
+  }
+
   park(name: string, reason: string): void {
+    this.confirmed.delete(name);
     this.probing.delete(name);
     this.set(name, 'parked', reason);
   }
 
   failing(name: string, reason: string): void {
+    // connection trouble says nothing about our credentials: no reason to hold deliveries back one
+    // by one (each would wait a connection timeout, and its failover with it)
+    this.confirmed.add(name);
     const wasProbe = this.probing.delete(name);
     // a parked route stays parked unless this was its probe (which got past the refusal)
     if (this.status.get(name)?.state === 'parked' && !wasProbe) return;
@@ -76,6 +109,7 @@ export class RouteBoard {
   }
 
   ok(name: string): void {
+    this.confirmed.add(name);
     this.probing.delete(name);
     this.set(name, 'ok');
   }

@@ -227,6 +227,8 @@ export interface Spare {
 export class SpareFiles {
   private ready: Spare[] = [];
   private creating = 0;
+  /** Spare files being created (open in the thread pool). */
+  private readonly inFlight = new Set<Promise<void>>();
   private serial = 0;
   private closed = false;
   private readonly dir: string;
@@ -266,25 +268,35 @@ export class SpareFiles {
     while (!this.closed && this.ready.length + this.creating < this.target) {
       const file = this.newName();
       this.creating++;
-      openFd(file, 'wx', 0o640, (err, fd) => {
-        this.creating--;
-        if (err) return; // the next take() tries again; a message creates its own file meanwhile
-        if (this.closed) {
-          closeFd(fd, () => unlinkQuietly(file));
-          return;
-        }
-        this.ready.push({ fd, file, size: 0 });
+      // tracked so that close() can wait for it: its file exists on disk before the callback runs
+      const made = new Promise<void>((resolve) => {
+        openFd(file, 'wx', 0o640, (err, fd) => {
+          this.creating--;
+          if (err) return resolve(); // the next take() tries again; a message creates its own file meanwhile
+          if (this.closed) {
+            closeFd(fd, () => { unlinkQuietly(file); resolve(); });
+            return;
+          }
+          this.ready.push({ fd, file, size: 0 });
+          resolve();
+        });
       });
+      this.inFlight.add(made);
+      void made.then(() => this.inFlight.delete(made));
     }
   }
 
-  /** Closes and removes the spares (the spool's close()). */
-  close(): void {
+  /**
+   * Closes and removes the spares (the spool's close()). Resolves once spares still being created
+   * when it was called are removed too: after close(), tmp/ holds none of ours.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const { fd, file } of this.ready.splice(0)) {
       closeQuietly(fd);
       unlinkQuietly(file);
     }
+    await Promise.all([...this.inFlight]);
   }
 }
 

@@ -50,8 +50,8 @@ export interface WebOptions {
 const UI_ROOT = path.join(import.meta.dirname, 'ui');
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/** The resolved password hash, or undefined; throws when the config makes the console unsafe. */
-function passwordHashFrom(web: ConsoleConfig['web']): string | undefined {
+/** The resolved password hash, or undefined; throws when the config makes the console unsafe (also run by `config check`). */
+export function passwordHashFrom(web: ConsoleConfig['web']): string | undefined {
   let hash: string | undefined;
   if (web.adminPassword !== undefined) {
     try {

@@ -321,7 +321,8 @@ test('Windows x64: a PE32+ executable; under wine the test-only Node 22 build ru
   const wine = '/usr/lib/wine/wine64';
   if (!needTool(t, wine, 'wine wine64')) return;
   const prefix = path.join(work, 'wineprefix');
-  const env = { PATH: '/usr/bin:/bin', HOME: work, WINEPREFIX: prefix, WINEDEBUG: '-all' };
+  // O365_PASSWORD: config check refuses an unset secret, as serve does
+  const env = { PATH: '/usr/bin:/bin', HOME: work, WINEPREFIX: prefix, WINEDEBUG: '-all', O365_PASSWORD: 'not-used' };
   // Under wine, Node's stdout/stderr cannot be pipes (EBADF): they go to files.
   const underWine = async (...args: string[]): Promise<Ran> => {
     const out = path.join(work, 'wine.out');

@@ -60,3 +60,21 @@ test('a send-as refusal through a connector advises connector things, not Add-Re
   assert.doesNotMatch(viaConnector.fix, /Add-RecipientPermission ADDRESS/);
   assert.match(explainOutcome({ ...o, transport: 'smtp' }).fix, /Add-RecipientPermission/);
 });
+
+test('durations in words never read "0 hours": minutes under an hour, hours, days', async () => {
+  const { wordDuration } = await import('../../src/config/units.ts');
+  assert.equal(wordDuration(30 * 60_000), '30 minutes');
+  assert.equal(wordDuration(60_000), '1 minute');
+  assert.equal(wordDuration(90 * 60_000), '90 minutes');
+  assert.equal(wordDuration(3_600_000), '1 hour');
+  assert.equal(wordDuration(12 * 3_600_000), '12 hours');
+  assert.equal(wordDuration(2 * 86_400_000), '2 days');
+  assert.equal(wordDuration(45_000), '45 seconds');
+});
+
+test('an expired message: the sender is not told to resend a .BAD file; the admin is', async () => {
+  const { explainOutcome } = await import('../../src/outbound/explain.ts');
+  const o = { recipient: 'a@x.org', action: 'failed' as const, status: '4.4.7', transport: 'smtp', at: new Date().toISOString() };
+  assert.match(explainOutcome(o).fix, /\.BAD/);
+  assert.doesNotMatch(explainOutcome(o, 'sender').fix, /\.BAD|pickup/);
+});

@@ -29,6 +29,8 @@ export interface UpstreamBehaviour {
   size?: number;
   /** Require STARTTLS + AUTH with these credentials. */
   auth?: { user: string; pass: string };
+  /** The AUTH mechanisms offered (with auth); default PLAIN, LOGIN, XOAUTH2. */
+  authMethods?: string[];
 }
 
 export interface TestUpstream {
@@ -102,7 +104,7 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
   if (tls || behaviour.auth) {
     const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }]);
     certPem = pems.cert;
-    Object.assign(options, { key: pems.private, cert: pems.cert, authMethods: ['PLAIN', 'LOGIN', 'XOAUTH2'] });
+    Object.assign(options, { key: pems.private, cert: pems.cert, authMethods: behaviour.authMethods ?? ['PLAIN', 'LOGIN', 'XOAUTH2'] });
   } else {
     Object.assign(options, { disabledCommands: ['STARTTLS', 'AUTH'] });
   }

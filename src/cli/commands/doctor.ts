@@ -145,6 +145,9 @@ async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorO
     options: {
       host, port, secure: scheme === 'smtps', requireTLS: scheme === 'smtp+starttls', ignoreTLS: scheme === 'smtp',
       name: u.heloName ?? config.hostnameResolved, auth, tls,
+      // with credentials, log in or fail, even when the server offers no AUTH (auth-offer.ts):
+      // "authenticated as" is said only after an accepted AUTH
+      ...(auth ? { forceAuth: true, requireAuthOffer: true } : {}),
       connectionTimeout: opts.timeoutMs, greetingTimeout: opts.timeoutMs, socketTimeout: opts.timeoutMs,
     },
   };
@@ -205,6 +208,7 @@ async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOpti
   }
   if (prepared.trouble) return [...items, { area: 'upstream', subject, state: 'could-not-check', detail: prepared.trouble }];
   const nodemailer = (await import('nodemailer')).default;
+  (await import('../../transports/auth-offer.ts')).installAuthOfferCheck();
   const transport = nodemailer.createTransport(prepared.options as never);
   const target = `${prepared.options!.host}:${prepared.options!.port}`;
   try {
@@ -258,7 +262,8 @@ export function checkConnectorCertificate(u: UpstreamConfig, config: Config, now
 }
 
 async function describeSmtpError(e: unknown, target: string): Promise<string> {
-  const err = e as { code?: string; responseCode?: number; response?: string; message?: string };
+  const err = e as { code?: string; responseCode?: number; response?: string; message?: string; authNotOffered?: string };
+  if (err.authNotOffered) return err.authNotOffered;
   const { explainM365 } = await import('../../m365/errors.ts');
   // Microsoft's explanations only fit Microsoft's replies: other servers reuse the same codes.
   const microsoft = /(office365|outlook|microsoft)\.com|\.mx\.microsoft/i.test(target);
