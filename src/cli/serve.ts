@@ -228,16 +228,19 @@ export async function serve(configFile: string | undefined, opts: { triedConfigs
   await assertStartable(config);
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
   if (opts.triedConfigs) logger.warn({ tried: opts.triedConfigs, mailroot: config.mailrootPath }, 'no config file found: running on the embedded defaults, spool in the current folder');
-  // A SIGHUP while starting (the SMTP port may already answer) would end the process by default:
-  // it is remembered and applied once the relay runs.
-  let reloadWhenStarted = false;
-  const early = (): void => { reloadWhenStarted = true; };
-  process.on('SIGHUP', early);
-  const relay = await startRelay(config, { logger });
-  process.off('SIGHUP', early);
-  (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
+  // The signal handlers are set before the relay starts and never removed: a signal while starting
+  // (the SMTP port may already answer) would otherwise end the process by its default action, and a
+  // listener removed while its signal is on the way loses that signal. One that arrives while
+  // starting is acted on once the relay runs: SIGTERM/SIGINT stop it gracefully, SIGHUP reloads.
+  let relay: RunningRelay | undefined;
+  let stopAsked: string | undefined;
+  let reloadAsked = false;
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (signal: string): Promise<void> => {
+    if (!relay) {
+      stopAsked ??= signal;
+      return;
+    }
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping: finishing open SMTP sessions and deliveries');
@@ -246,11 +249,18 @@ export async function serve(configFile: string | undefined, opts: { triedConfigs
     await relay.stop().catch((err) => logger.error({ err }, 'error while stopping'));
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
   const reload = (): void => {
+    if (!relay) {
+      reloadAsked = true;
+      return;
+    }
     relay.reload().catch((err) => logger.error({ err: String(err) }, 'reload refused: the running configuration stays in force'));
   };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', reload);
-  if (reloadWhenStarted) reload();
+  relay = await startRelay(config, { logger });
+  (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
+  if (stopAsked) void stop(stopAsked);
+  else if (reloadAsked) reload();
 }

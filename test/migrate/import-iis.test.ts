@@ -37,10 +37,21 @@ async function imported(name: string, args: string[] = []): Promise<{ file: stri
   const out = path.join(tmp, `${name}.yaml`);
   const r = await runCli(['import-iis', fixture(name), '--out', out, ...args]);
   assert.equal(r.stdout, '', 'with --out the config goes to the file only');
-  const check = await runCli(['config', 'check', out]);
+  const config = YAML.parse(readFileSync(out, 'utf8'));
+  // What the report leaves to the admin (the smart host's password, SMTP users) is what config check
+  // still refuses, as serve would; once the admin has done it, the config passes.
+  const secrets = [...readFileSync(out, 'utf8').matchAll(/^\s*env: (\w+)$/gm)].map((m) => m[1]);
+  const usersFile: string | undefined = config.auth?.usersFile;
+  if (secrets.length || usersFile) {
+    const before = await runCli(['config', 'check', out]);
+    assert.equal(before.code, 2, `config check before the admin's steps: ${before.stdout}${before.stderr}`);
+    assert.match(before.stderr, new RegExp(secrets[0] ?? 'users file could not be read'));
+  }
+  if (usersFile) writeFileSync(path.resolve(path.dirname(out), usersFile), '{}\n');
+  const check = await runCli(['config', 'check', out], { env: { ...process.env, ...Object.fromEntries(secrets.map((n) => [n, 'set-by-the-admin'])) } });
   assert.equal(check.code, 0, `config check: ${check.stderr}`);
   assert.match(check.stdout, /: OK \(/);
-  return { file: out, config: YAML.parse(readFileSync(out, 'utf8')), report: r.stderr, code: r.code };
+  return { file: out, config, report: r.stderr, code: r.code };
 }
 
 /** Runs the imported config with its listener, mailroot and smart host swapped for test ones. */

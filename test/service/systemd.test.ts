@@ -16,6 +16,9 @@ import { runCli } from '../helpers/cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const launcher: Launcher = { executable: process.execPath, prefix: [path.join(ROOT, 'bin/smarthost.js')], sea: false };
+// As a global npm install puts it: the checkout running the tests may sit under /tmp, which the
+// unit's sandbox hides, so install refuses it (tested below).
+const installed: Launcher = { executable: '/usr/bin/node', prefix: ['/usr/lib/node_modules/smarthost/bin/smarthost.js'], sea: false };
 const ctx = (root: string, extra: object = {}) => ({ platform: 'linux' as const, env: {}, launcher, version: '0.1.0', root, ...extra });
 
 function recorder(answers: Record<string, string> = {}): { runner: Runner; calls: string[] } {
@@ -95,7 +98,7 @@ test('the unit: one capability, read-only system except spool and config folder,
 test('install into a temporary root: files, modes, commands in order; the starter config passes config check', async () => {
   const root = mkdtempSync(path.join(tmpdir(), 'sh-root-'));
   const rec = recorder({ 'systemctl is-active smarthost.service': 'active\n', 'systemctl is-enabled smarthost.service': 'enabled\n' });
-  await applyPlan(planInstall(ctx(root)), { runner: rec.runner, root });
+  await applyPlan(planInstall(ctx(root, { launcher: installed })), { runner: rec.runner, root });
   assert.deepEqual(rec.calls, [
     'systemd-sysusers /etc/sysusers.d/smarthost.conf',
     'chown root:smarthost /etc/smarthost',
@@ -109,33 +112,33 @@ test('install into a temporary root: files, modes, commands in order; the starte
   assert.equal(mode('/etc/smarthost/smarthost.yaml'), '640');
   assert.equal(mode('/var/spool/smarthost'), '750');
   assert.equal(mode(UNIT_PATH), '644');
-  assert.equal(readFileSync(path.join(root, UNIT_PATH), 'utf8'), systemdUnit(unitOpts));
+  assert.equal(readFileSync(path.join(root, UNIT_PATH), 'utf8'), systemdUnit({ ...unitOpts, launcher: installed }));
   assert.match(readFileSync(path.join(root, '/etc/sysusers.d/smarthost.conf'), 'utf8'), /^u smarthost - "smarthost SMTP relay" \/var\/spool\/smarthost \/usr\/sbin\/nologin$/m);
   const cfg = loadConfig(path.join(root, '/etc/smarthost/smarthost.yaml'));
   assert.equal(cfg.mailrootPath, '/var/spool/smarthost');
   assert.deepEqual(cfg.listen.map((l) => `${l.address}:${l.port}`), ['0.0.0.0:25']);
   assert.deepEqual(cfg.access.relay, { mode: 'only', list: ['127.0.0.0/8', '::1'] }); // never an open relay
-  const status = await serviceStatus(ctx(root), rec.runner);
+  const status = await serviceStatus(ctx(root, { launcher: installed }), rec.runner);
   assert.equal(status.running, true);
   assert.equal(status.text, 'smarthost is running (starts at boot).\nConfig: /etc/smarthost/smarthost.yaml');
 
   // A second install keeps the admin's config, and its mailroot decides the spool.
   writeFileSync(path.join(root, '/etc/smarthost/smarthost.yaml'), 'mailroot: /srv/mail\n');
-  const again = planInstall(ctx(root));
+  const again = planInstall(ctx(root, { launcher: installed }));
   assert.equal(again.steps.some((s) => s.kind === 'write' && s.path === '/etc/smarthost/smarthost.yaml'), false);
   assert.match(describePlan(again), /^ReadWritePaths=\/srv\/mail \/etc\/smarthost$/m);
   assert.match(describePlan(again), /chown -R smarthost:smarthost \/srv\/mail/);
 
   // Uninstall: the unit goes, config and spool stay, and it says so.
   const rec2 = recorder();
-  const un = planUninstall(ctx(root));
+  const un = planUninstall(ctx(root, { launcher: installed }));
   await applyPlan(un, { runner: rec2.runner, root });
   assert.deepEqual(rec2.calls, ['systemctl disable --now smarthost.service', 'systemctl daemon-reload', 'systemctl reset-failed smarthost.service']);
   assert.equal(existsSync(path.join(root, UNIT_PATH)), false);
   assert.equal(existsSync(path.join(root, '/etc/smarthost/smarthost.yaml')), true);
   assert.equal(existsSync(path.join(root, '/var/spool/smarthost')), true);
   assert.match(un.notes.join('\n'), /Kept: the config \/etc\/smarthost\/smarthost\.yaml, the spool \/srv\/mail/);
-  const gone = await serviceStatus(ctx(root), recorder({ 'systemctl is-active smarthost.service': 'inactive\n' }).runner);
+  const gone = await serviceStatus(ctx(root, { launcher: installed }), recorder({ 'systemctl is-active smarthost.service': 'inactive\n' }).runner);
   assert.equal(gone.running, false);
   assert.match(gone.text, /not installed as a service/);
   rmSync(root, { recursive: true, force: true });
