@@ -12,6 +12,8 @@
  *    complete command, and `dataDeadline` after "354" for the whole message. Trickling one byte at
  *    a time (slowloris) resets the idle timeout but not these. While the relay itself is busy
  *    (a hook not answered yet, or the message being written to the spool) the deadline waits.
+ *  - AUTH is advertised in EHLO only where it can be used: not in plaintext before STARTTLS when
+ *    AUTH needs TLS (the library advertises it there, then answers AUTH with 538).
  *  - PROXY protocol only from listed peers, which may be CIDR ranges (the library matches exact
  *    addresses only), in version 1 or 2 (the library reads version 1 only).
  * On deadline the client gets "421 4.4.2" and the connection is closed.
@@ -43,6 +45,8 @@ export class SmarthostConnection extends SMTPConnection {
   deadlineTimer: NodeJS.Timeout | undefined;
   /** The server is stopping gracefully: close as soon as nothing is in flight. */
   stopping = false;
+  /** Set while EHLO is answered in plaintext where AUTH needs STARTTLS first. */
+  private hideAuth = false;
 
   /**
    * As the library's init(), without its fixed 100 ms pause before the greeting (an early-talker
@@ -58,7 +62,19 @@ export class SmarthostConnection extends SMTPConnection {
     });
   }
 
+  /** RFC 4954 §4 / RFC 3207: a mechanism refused until STARTTLS is not advertised before it. */
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    const options = this._server.options;
+    this.hideAuth = !this.secure && this._isSupported('STARTTLS') && !options.hideSTARTTLS && !options.allowInsecureAuth;
+    try {
+      super.handler_EHLO(command, callback);
+    } finally {
+      this.hideAuth = false;
+    }
+  }
+
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (this.hideAuth && code === 250 && Array.isArray(data)) data = data.filter((line) => !line.startsWith('AUTH '));
     const m = typeof data === 'string' && context !== false ? LEADING_STATUS.exec(data) : null;
     if (m && typeof data === 'string') super.send(code, data.slice(m[0].length), STATUS_CONTEXT + m[1]);
     else super.send(code, data, context);

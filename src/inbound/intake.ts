@@ -19,7 +19,7 @@
 import { PassThrough } from 'node:stream';
 import type { Envelope, Enqueuer, PolicyDecision, QueueId } from '../core/types.ts';
 import { newQueueId } from '../core/ids.ts';
-import { LineEndingFixer, type BareLineEndingMode } from './line-endings.ts';
+import { LineEndingFixer, type BareLineEndingMode, type NulByteMode } from './line-endings.ts';
 import { HEADER_LIMIT, findHeaderEnd, receivedHeader, summarizeHeaders, type ReceivedInfo } from './headers.ts';
 
 export interface IntakeOptions {
@@ -27,6 +27,8 @@ export interface IntakeOptions {
   /** The Received header's fields; its id is the queue id, made here (core/ids.ts). */
   received: Omit<ReceivedInfo, 'date' | 'id'>;
   bareLineEndings: BareLineEndingMode;
+  /** NUL bytes in the content: refuse the message (554 5.6.0) or remove them. */
+  nulBytes?: NulByteMode;
   maxHops: number;
   enqueue: Enqueuer;
   now: () => number;
@@ -44,12 +46,15 @@ export type DataStream = NodeJS.ReadableStream & { sizeExceeded?: boolean; byteL
 /** Messages up to this size are received in memory, then enqueued in one piece. */
 export const IN_MEMORY_LIMIT = 256 * 1024;
 
+/** RFC 5322 allows no NUL in a message; X.6.0 is RFC 3463's "other or undefined media error". */
+const NUL_REFUSAL: IntakeResult = { ok: false, code: 554, status: '5.6.0', message: 'Message contains NUL characters, which RFC 5322 does not allow (limits.nulBytes: strip removes them)' };
+
 function refuse(code: number, status: string, message: string): IntakeResult {
   return { ok: false, code, status, message };
 }
 
 export async function receiveMessage(stream: DataStream, opts: IntakeOptions): Promise<IntakeResult> {
-  const fixer = new LineEndingFixer(opts.bareLineEndings);
+  const fixer = new LineEndingFixer(opts.bareLineEndings, opts.nulBytes ?? 'reject');
   let ended = false;
   stream.on('end', () => { ended = true; });
   stream.on('error', (err: Error) => fixer.destroy(err));
@@ -119,6 +124,10 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
         abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
         continue;
       }
+      if (fixer.nulBytes === 'reject' && fixer.nulFound) {
+        abort(NUL_REFUSAL);
+        continue;
+      }
       if (storing) {
         await write(chunk);
         continue;
@@ -134,6 +143,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   if (!refusal && opts.bareLineEndings === 'reject' && fixer.bareFound) {
     abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
   }
+  if (!refusal && fixer.nulBytes === 'reject' && fixer.nulFound) abort(NUL_REFUSAL);
   if (!refusal && !storing) await startStoring();
   if (refusal) return refusal;
   envelope!.size = written;

@@ -133,6 +133,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
         recipient: recipients.length === 1 ? recipients[0] : undefined,
       },
       bareLineEndings: config.limits.bareLineEndings,
+      nulBytes: config.limits.nulBytes,
       maxHops: config.delivery.maxHops,
       enqueue: deps.enqueue,
       now: () => clock.now(),
