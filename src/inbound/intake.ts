@@ -69,6 +69,8 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   let out: PassThrough | undefined;
   let stored: Promise<QueueId> | undefined;
   let storing = false;
+  /** enqueue() rejected while the message was still streaming in. */
+  let storeFailed = false;
   /** The message so far while it is small enough to keep in memory (out is unset meanwhile). */
   let held: Buffer[] = [];
   let written = 0;
@@ -80,7 +82,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     out?.destroy(new Error(result.ok ? 'aborted' : result.message));
   };
   const write = async (chunk: Buffer): Promise<void> => {
-    if (!storing || refusal) return;
+    if (!storing || refusal || storeFailed) return;
     written += chunk.length;
     if (!out) {
       held.push(chunk);
@@ -88,12 +90,19 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       // Too big to hold: stream from here on, starting with what was held.
       out = new PassThrough();
       stored = opts.enqueue.enqueue(envelope!, out, queueId);
-      stored.catch(() => {}); // observed below; a refused message's rejection is expected
+      // Observed below. A spool that gave up half-way (disk full) reads no more: the stream is
+      // closed so that a write waiting for 'drain' is released, and the rest is drained unwritten.
+      stored.catch(() => {
+        storeFailed = true;
+        out?.destroy();
+      });
       const first = Buffer.concat(held);
       held = [];
       chunk = first;
     }
-    if (!out.write(chunk)) await new Promise((resolve) => { out!.once('drain', resolve); out!.once('close', resolve); });
+    // The spool may have destroyed the stream itself on failing (then enqueue() rejects: the reply says why).
+    if (out.destroyed) return;
+    if (!out.write(chunk) && !out.destroyed) await new Promise((resolve) => { out!.once('drain', resolve); out!.once('close', resolve); });
   };
   const startStoring = async (): Promise<void> => {
     const block = Buffer.concat(head, headLength);
@@ -147,7 +156,9 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   if (!refusal && !storing) await startStoring();
   if (refusal) return refusal;
   envelope!.size = written;
-  if (out) out.end();
+  if (out) {
+    if (!out.destroyed) out.end();
+  }
   else {
     stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written), queueId);
     held = [];
@@ -156,6 +167,10 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     const id = await stored!;
     return { ok: true, id, envelope: envelope! };
   } catch (err) {
-    return refuse(451, '4.3.0', `Message could not be queued, try again later (${(err as Error).message.replace(/[\r\n]+/g, ' ').slice(0, 200)})`);
+    const reason = (err as Error).message.replace(/[\r\n]+/g, ' ').slice(0, 200);
+    // The spool's own temporary code where it has one (452 4.3.1: disk full); never a 5xx for a local fault.
+    const { responseCode, enhanced } = err as { responseCode?: unknown; enhanced?: unknown };
+    if (typeof responseCode === 'number' && responseCode >= 400 && responseCode < 500 && typeof enhanced === 'string') return refuse(responseCode, enhanced, `Message could not be queued, try again later (${reason})`);
+    return refuse(451, '4.3.0', `Message could not be queued, try again later (${reason})`);
   }
 }

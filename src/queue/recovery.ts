@@ -95,8 +95,7 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
           report.droppedPartial++;
           continue;
         }
-        await writeBadmail(paths, syncer, { name: id, content: { file }, reason: `Recovered at start: the queue file of ${id} in ${state}/ is damaged (${(e as Error).message}).\nIts sender and recipients may be unreadable; the .BAD file is the whole queue file as found.\nTo send it again, keep only the message, add X-Sender: and X-Receiver: lines at the top, and copy it into pickup/.` });
-        await unlinkIfExists(file);
+        await moveAside(paths, syncer, logger, file, id, state, e as Error);
         report.toBadmail++;
       }
     }
@@ -120,6 +119,28 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
     logger.warn(report, 'spool recovered after an unclean stop');
   }
   return report;
+}
+
+/**
+ * A damaged queue file goes to badmail/ with the reason. One that cannot even be copied (a folder
+ * in its place, unreadable) is renamed there as found, beside a .BDR saying so; if even that fails
+ * it is left where it is and logged: recovery never stops on one file.
+ */
+async function moveAside(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger, file: string, id: string, state: QueueFolder, why: Error): Promise<void> {
+  const reason = `Recovered at start: the queue file of ${id} in ${state}/ is damaged (${why.message}).`;
+  try {
+    await writeBadmail(paths, syncer, { name: id, content: { file }, reason: `${reason}\nIts sender and recipients may be unreadable; the .BAD file is the whole queue file as found.\nTo send it again, keep only the message, add X-Sender: and X-Receiver: lines at the top, and copy it into pickup/.` });
+    await unlinkIfExists(file);
+  } catch (copyError) {
+    const aside = `${paths.folder('badmail')}/${id}.damaged`;
+    try {
+      await rename(file, aside);
+      await writeBadmail(paths, syncer, { name: id, content: Buffer.alloc(0), reason: `${reason}\nIt could not be copied (${(copyError as Error).message}); it was moved as found to badmail/${id}.damaged.` });
+      logger.warn({ id, file, aside }, 'an unreadable queue file was moved aside');
+    } catch (moveError) {
+      logger.error({ id, file, err: (moveError as Error).message }, 'a damaged queue file could not be moved aside; it is left where it is and ignored');
+    }
+  }
 }
 
 /** Writes `from`'s message with `record` as a new queue file in `to` (through tmp/, fsynced). */

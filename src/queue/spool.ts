@@ -95,12 +95,42 @@ export interface Spool extends Enqueuer, Quarantine {
 /** Opens (creating folders, recovering) the spool under config.mailrootPath. */
 export async function openSpool(config: { mailrootPath: string }, deps: SpoolDeps): Promise<Spool> {
   const paths = spoolPaths(config.mailrootPath);
-  for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true });
+  await checkMailroot(config.mailrootPath, paths);
   const syncer = new DirectorySyncer();
   if (deps.recover !== false) await recoverSpool(paths, syncer, deps.logger);
   const spool = new FolderSpool(paths, syncer, deps);
   await spool.rescan();
   return spool;
+}
+
+/**
+ * Refuses to start on a mailroot that cannot hold mail, naming it and why, rather than failing on
+ * the first message: a read-only file system or folder, or a mailroot whose parent folder is
+ * missing (an unmounted disk, a typo), which is not created silently. The mailroot itself and its
+ * subfolders are created if missing. Probe: a file created, written, fsynced and removed in tmp/.
+ */
+async function checkMailroot(root: string, paths: SpoolPaths): Promise<void> {
+  const refuse = (what: string, e: unknown): never => {
+    throw new SmarthostError('SH_SPOOL_WRITE', `the mailroot ${root} ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set mailroot in the config to a writable folder on a local disk`, { cause: e });
+  };
+  await mkdir(root).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') refuse(e.code === 'ENOENT' ? 'cannot be created: its parent folder does not exist' : 'cannot be created', e);
+  });
+  for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true }).catch((e) => refuse(`has a folder ${f}/ that cannot be created`, e));
+  const probe = `${paths.folder('tmp')}/.write-test-${process.pid}`;
+  try {
+    const fh = await open(probe, 'w');
+    try {
+      await fh.write('ok');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    refuse('is not writable', e);
+  } finally {
+    await unlinkIfExists(probe).catch(() => false);
+  }
 }
 
 /**
@@ -218,6 +248,9 @@ class FolderSpool implements Spool {
       await written?.close().catch(() => undefined);
       // the write error is the one to report
       for (const f of [tmpFile, written?.file, committed]) if (f) unlinkQuietly(f);
+      // A full disk (or quota) is "452 4.3.1 insufficient system storage" (RFC 5321 §4.2.3, RFC 3463 X.3.1): the client keeps the message and retries.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new SmarthostError('SH_SPOOL_WRITE', `insufficient system storage: the spool's file system is full (${code})`, { cause: e, responseCode: 452, enhanced: '4.3.1' });
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
     } finally {
       this.busy.delete(id);
