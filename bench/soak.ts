@@ -3,7 +3,7 @@
  *
  * `smarthost serve` relays to an smtp-server upstream on loopback while SESSIONS clients send
  * MESSAGES messages (one per connection, sizes 200 B to 60 KB) and the relay is SIGKILLed at random
- * instants (seeded) KILLS times, restarted on the same spool each time. A client whose message got
+ * instants (seeded, spread over the load) KILLS times, restarted on the same spool each time. A client whose message got
  * no 250 sends it again (as a device would). At the end every message that got 250 must have
  * reached the upstream intact (its body is a function of its subject, checked byte for byte).
  *
@@ -178,8 +178,13 @@ async function client(): Promise<void> {
 
 const clients = Array.from({ length: SESSIONS }, () => client());
 let kills = 0;
-while (kills < KILLS && Date.now() < DEADLINE && next < MESSAGES) {
-  await new Promise((r) => setTimeout(r, 100 + Math.floor(rnd() * 900)));
+// The kills are spread over the load, whatever the machine's speed: kill k comes at a random
+// instant within the k-th of KILLS equal slices of the messages (counted by 250s received).
+const slice = MESSAGES / (KILLS + 1);
+while (kills < KILLS && Date.now() < DEADLINE) {
+  const target = Math.floor((kills + 0.5 + rnd()) * slice);
+  while (accepted.size < target && Date.now() < DEADLINE) await new Promise((r) => setTimeout(r, 5));
+  if (accepted.size >= MESSAGES) break;
   countRecovery(relay.output());
   await relay.kill();
   kills++;
