@@ -18,7 +18,8 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream, fstatSync, renameSync, statSync } from 'node:fs';
+import { createReadStream, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
@@ -26,7 +27,7 @@ import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
-import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, SpareFiles, closeQuietly, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
 import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { encodeTrailer, readQueueFile, rewriteQueueFile } from './queue-file.ts';
@@ -191,6 +192,9 @@ class FolderSpool implements Spool {
   private beingRemoved = new Set<QueueId>();
   private removalTimer: NodeJS.Timeout | undefined;
   private removing: Promise<void> = Promise.resolve();
+  /** delivered.log (see markDelivered), opened on the first delivery, and what was written to it since it was last emptied. */
+  private deliveredFd: number | undefined;
+  private deliveredBytes = 0;
 
   constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
     this.paths = paths;
@@ -595,6 +599,7 @@ class FolderSpool implements Spool {
       if (to === 'done') {
         // No folder fsync (Postfix does none either): if the removal is lost in a crash, the message
         // comes back from active/ as a possible duplicate and is delivered again: at least once.
+        this.markDelivered(record.id);
         this.removeLater(record.id, this.paths.queueFile(entry.state, record.id));
         this.index.delete(record.id);
       } else {
@@ -605,6 +610,25 @@ class FolderSpool implements Spool {
       this.busy.delete(record.id);
     }
     if (to === 'incoming') for (const l of this.listeners) l(record.id);
+  }
+
+  /**
+   * Notes a settled message's id in delivered.log at once, before its file leaves in the next
+   * removal batch: a crash in between (SIGKILL, a bug) then costs no second delivery, because
+   * recovery removes from active/ what the log names instead of putting it back in line. One
+   * write(2) without fsync: what a killed process wrote stays in the page cache; after a power
+   * loss the line may be gone and the message is delivered again, as before (at least once). The
+   * log is emptied when no removal is pending (flushRemovals) and at start (recovery).
+   */
+  private markDelivered(id: QueueId): void {
+    try {
+      this.deliveredFd ??= openSync(path.join(this.paths.root, DELIVERED_LOG), 'a', 0o600);
+      const line = `${id}\n`;
+      writeSync(this.deliveredFd, line);
+      this.deliveredBytes += line.length;
+    } catch (err) {
+      this.deps.logger.warn({ err, id }, 'could not note a delivered message in delivered.log (a crash now would deliver it again)');
+    }
   }
 
   /** Closes a queue file kept open (the message is moved, deleted or gone). */
@@ -659,6 +683,13 @@ class FolderSpool implements Spool {
       }
     })).then(() => {
       for (const [id] of batch) this.beingRemoved.delete(id);
+      // Every id in the log has left active/: the log can start again (kept small).
+      if (this.deliveredFd !== undefined && this.deliveredBytes > 256 * 1024 && this.removals.size === 0 && this.beingRemoved.size === 0) {
+        try {
+          ftruncateSync(this.deliveredFd, 0);
+          this.deliveredBytes = 0;
+        } catch { /* grows a little more; emptied at the next start */ }
+      }
     });
     this.removing = this.removing.then(() => run);
     return this.removing;
@@ -666,6 +697,8 @@ class FolderSpool implements Spool {
 
   async close(): Promise<void> {
     await this.flushRemovals();
+    if (this.deliveredFd !== undefined) closeQuietly(this.deliveredFd);
+    this.deliveredFd = undefined;
     this.spares.close();
     for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];
