@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 # smtp-source (bench), headless Chromium, PostgreSQL, HAProxy, nsd (DNS on loopback), pyspf.
 need=()
 command -v swaks >/dev/null || need+=(swaks)
+# Recommends that --no-install-recommends leaves out, keyed on what the tests use: swaks --tls needs
+# Net::SSLeay and IO::Socket::SSL (the tests use --tls, AUTH PLAIN/LOGIN and plain sockets, all else
+# swaks has built in)
+perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 command -v chromium >/dev/null || need+=(chromium)
@@ -16,8 +20,27 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v nsd >/dev/null || need+=(nsd)
 command -v openssl >/dev/null || need+=(openssl)
 command -v ip >/dev/null || need+=(iproute2)
-[ -d /usr/share/doc/python3-spf ] || need+=(python3-spf)
+/usr/bin/python3 -c 'import spf' 2>/dev/null || need+=(python3-spf)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # service unit verify + security score
+command -v setpriv >/dev/null || need+=(util-linux)        # service capability test
+/usr/bin/python3 -c 'import seccomp' 2>/dev/null || need+=(python3-seccomp)  # the unit's SystemCallFilter, applied in a test
+[ -x /usr/lib/wine/wine64 ] || need+=(wine wine64)         # the spool under Windows' node.exe
 /usr/bin/python3 -c 'import yaml, dns' 2>/dev/null || need+=(python3-yaml python3-dnspython)
+# Old-device clients (test/e2e/devices.test.ts): Mono's System.Net.Mail.SmtpClient (mcs + runtime +
+# System.dll) and msmtp (GnuTLS).
+command -v mcs >/dev/null || need+=(mono-mcs)
+command -v mono >/dev/null || need+=(mono-runtime)
+[ -f /usr/lib/mono/4.5/System.dll ] || need+=(libmono-system4.0-cil)
+command -v msmtp >/dev/null || need+=(msmtp)
+# single executables (test/e2e/exe.test.ts): strip for both Linux targets, file, qemu-user with
+# the arm64 libraries to run the arm64 binary, wine to run the Windows one, buildah to build
+# the container image FROM scratch offline
+command -v strip >/dev/null || need+=(binutils)
+command -v file >/dev/null || need+=(file)
+command -v aarch64-linux-gnu-strip >/dev/null || need+=(binutils-aarch64-linux-gnu)
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+[ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || need+=(libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)
+[ -x /usr/bin/buildah ] || need+=(buildah)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${need[*]}"
@@ -29,7 +52,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-[ -x node_modules/.bin/node ] && [ -d node_modules/smtp-server ] || npm ci --no-audit --no-fund
+[ -x node_modules/.bin/node ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 NODE=node_modules/.bin/node
 
 # Arguments pick test files (globs); default: all of them. Node's runner expands the globs.

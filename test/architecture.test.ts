@@ -8,16 +8,19 @@ import path from 'node:path';
 const ALLOWED: Record<string, string[]> = {
   core: [],
   config: ['core'],
-  inbound: ['core', 'config', 'queue'],
+  inbound: ['core', 'config', 'queue', 'routing'],
   pickup: ['core', 'config', 'queue'],
   queue: ['core', 'config'],
-  outbound: ['core', 'config', 'queue', 'transports', 'history', 'm365'],
+  outbound: ['core', 'config', 'queue', 'transports', 'history', 'm365', 'routing'],
+  routing: ['core', 'config'],
   transports: ['core', 'm365', 'config'],
   m365: ['core', 'config'],
   history: ['core', 'config'],
   diagnostics: ['core'],
   admin: ['core'],
   web: ['core', 'config'],
+  migrate: ['core', 'config'],
+  service: ['core', 'config'],
   cli: ['*'],
 };
 

@@ -98,7 +98,7 @@ export function formatCsv(rows: readonly (readonly string[])[], delimiter = ',')
 }
 
 /** Records with a header row → objects keyed by lower-cased header, each keeping its line number. */
-export function csvToObjects(records: CsvRecord[]): { header: string[]; rows: { line: number; values: Record<string, string> }[] } {
+export function csvToObjects(records: CsvRecord[]): { header: string[]; rows: { line: number; values: Record<string, string>; fieldCount: number }[] } {
   const [head, ...rest] = records;
   if (!head) return { header: [], rows: [] };
   const header = head.fields.map((h) => h.trim());
@@ -107,7 +107,8 @@ export function csvToObjects(records: CsvRecord[]): { header: string[]; rows: { 
     header.forEach((h, i) => {
       values[h.toLowerCase()] = r.fields[i] ?? '';
     });
-    return { line: r.line, values };
+    // fieldCount lets a caller refuse a row longer than the header (an unquoted comma) instead of cutting it
+    return { line: r.line, values, fieldCount: r.fields.length };
   });
   return { header, rows };
 }

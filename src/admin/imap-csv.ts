@@ -109,6 +109,11 @@ export function buildImapCsv(text: string, options: ImapCsvOptions = {}, statsTe
     const emailAddress = (r.values['emailaddress'] ?? r.values['email'] ?? '').trim();
     const sourceUser = (r.values['username'] ?? '').trim() || emailAddress;
     const ownPassword = r.values['password'] ?? '';
+    if (r.fieldCount > r.headerCount) {
+      // never cut silently: the part past the last column is usually the rest of a password
+      problems.push({ line: r.line, severity: 'error', emailAddress, message: `line ${r.line} has ${r.fieldCount} fields but the header has ${r.headerCount}: a value holding a comma (often a password) must be in double quotes, e.g. "pass,word"` });
+      continue;
+    }
     if (!isValidAddress(emailAddress)) {
       problems.push({ line: r.line, severity: 'error', emailAddress, message: emailAddress ? `"${emailAddress}" is not a valid email address` : 'EmailAddress is empty' });
       continue;
@@ -126,7 +131,11 @@ export function buildImapCsv(text: string, options: ImapCsvOptions = {}, statsTe
     byUser.set(userKey, r.line);
     const userName = useAdmin ? adminUserName(serverType, sourceUser, emailAddress, options.adminUser!) : sourceUser;
     const password = useAdmin ? options.adminPassword ?? '' : ownPassword;
-    if (!useAdmin && password === '') problems.push({ line: r.line, severity: 'error', emailAddress, message: 'Password is empty (give each user\'s password, or use --admin-user/--admin-password)' });
+    if (!useAdmin && password === '') {
+      // an invalid row is left out of the CSV (written only with --skip-invalid), like every other error
+      problems.push({ line: r.line, severity: 'error', emailAddress, message: 'Password is empty (give each user\'s password, or use --admin-user/--admin-password)' });
+      continue;
+    }
     rows.push({ line: r.line, emailAddress, userName, password });
   }
   if (rows.length > IMAP_LIMITS.maxRows) {
@@ -139,7 +148,7 @@ export function buildImapCsv(text: string, options: ImapCsvOptions = {}, statsTe
   return { rows, problems, totals, csv };
 }
 
-function readTable(text: string, problems: ImapProblem[]): { line: number; values: Record<string, string> }[] {
+function readTable(text: string, problems: ImapProblem[]): { line: number; values: Record<string, string>; fieldCount: number; headerCount: number }[] {
   try {
     const { header, rows } = csvToObjects(parseCsv(text));
     const lower = header.map((h) => h.toLowerCase());
@@ -147,7 +156,7 @@ function readTable(text: string, problems: ImapProblem[]): { line: number; value
       problems.push({ line: 1, severity: 'error', message: `the header has no EmailAddress column (found: ${header.join(', ') || 'nothing'})` });
       return [];
     }
-    return rows;
+    return rows.map((r) => ({ ...r, headerCount: header.length }));
   } catch (e) {
     problems.push({ line: e instanceof CsvSyntaxError ? e.line : 1, severity: 'error', message: (e as Error).message });
     return [];

@@ -18,7 +18,13 @@ const COMMAND_MODULES = [
   './commands/dns.ts',
   './commands/headers.ts',
   './commands/doctor.ts',
+  './commands/status.ts',
   './commands/admin.ts',
+  './commands/import-iis.ts',
+  './commands/service.ts',
+  './commands/health.ts',
+  './commands/route.ts',
+  './commands/upstream.ts',
 ];
 
 export async function buildProgram(): Promise<Command> {

@@ -15,18 +15,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import type { Envelope, QueueEvent } from '../core/types.ts';
+import type { Envelope, QueueEvent, QueueId } from '../core/types.ts';
 import { loadConfig } from '../config/load.ts';
-import { configDirOf, type Config } from '../config/schema.ts';
+import { configDirOf, configFileOf, type Config } from '../config/schema.ts';
 import { openSpool } from '../queue/index.ts';
 import { createDeliveryManager } from '../outbound/index.ts';
 import { openHistory } from '../history/index.ts';
 import { createSmtpListener } from '../inbound/listener.ts';
+import { legacyWarning } from '../inbound/tls-profile.ts';
 import { createSenderCheck, senderRouteFor, applySenderMode } from '../inbound/sender-policy.ts';
 import { createPickupWatcher } from '../pickup/watcher.ts';
+import { createRouter, type Router } from '../routing/index.ts';
 import { basicAuthWarning } from '../m365/basic-auth.ts';
 import { buildTransports, withEffectiveLimits } from './compose/transports.ts';
 import { createEventBus } from './compose/events.ts';
+import { createRefusalLog } from './compose/refusals.ts';
+import { assertStartable } from './compose/preflight.ts';
 
 export interface RunningRelay {
   config(): Config;
@@ -89,6 +93,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       spool, transports: built.transports, logger: logger.child({ stage: 'outbound' }), clock, events: (e: QueueEvent) => bus.emit(e),
       // Microsoft's daily recipient budget outlives a restart or reload; so must our count of it
       pacingFile: path.join(cfg.mailrootPath, 'pacing.json'),
+      controlDir: path.join(cfg.mailrootPath, 'control'),
     });
     return { manager, transports: built.transports, tokens: built.tokens };
   };
@@ -96,26 +101,44 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // The listener asks through this wrapper, so a reload's new sender rules apply to the next command.
   let senderCheck = config.senders.length ? createSenderCheck(config) : undefined;
 
+  // Routing (src/routing): each recipient's route is chosen on the way into the spool and kept in
+  // the queue record; a message whose recipients need different routes is delivered per route.
+  let router: Router = createRouter(config);
+  const routed = (envelope: Envelope): Envelope => {
+    if (!router.active || envelope.client.source === 'ndr' || envelope.recipientRoutes) return envelope;
+    const choices = router.choose({ mailFrom: envelope.mailFrom, headerFrom: envelope.headerFrom, recipients: envelope.recipients, clientAddress: envelope.client.address, user: envelope.client.user });
+    const recipientRoutes: Record<string, string> = {};
+    for (const c of choices) for (const r of c.recipients) recipientRoutes[r] = c.route;
+    return { ...envelope, route: choices.map((c) => c.route).join(','), recipientRoutes };
+  };
+  const routedSpool = { enqueue: (envelope: Envelope, content: Buffer | NodeJS.ReadableStream, id?: string) => spool.enqueue(routed(envelope), content, id) };
+
   // Sender rules: checked before 250 by the listener; their mode (rewrite / on-behalf) and upstream
   // choice are applied here, on the way into the spool, so the stored message is what goes out.
   const enqueue = {
-    async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream) {
-      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content);
+    // `id` is the one the listener wrote into the Received: header: the message is stored under it,
+    // so the client's "250 … queued as ID" and the header name the same message
+    async enqueue(original: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId) {
+      const envelope = routed(original);
+      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content, id);
       const route = senderRouteFor(config, { clientAddress: envelope.client.address, user: envelope.client.user });
       const withRoute: Envelope = route.upstream ? { ...envelope, upstream: route.upstream.name } : envelope;
-      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content);
+      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content, id);
       const raw = Buffer.isBuffer(content) ? content : await collect(content);
       const rewritten = applySenderMode(raw, withRoute, route.spec);
-      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message);
+      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message, id);
     },
   };
+  // What the listener refused, for /metrics and the console's Refusals page.
+  const refusals = createRefusalLog();
   const listener = createSmtpListener(config, {
     enqueue,
     logger: logger.child({ stage: 'inbound' }),
     clock,
     senderCheck: (ctx) => (senderCheck ? senderCheck(ctx) : { verdict: 'none' }),
+    onRefusal: (r) => refusals.record(r),
   });
-  const pickup = createPickupWatcher(config, { enqueue: spool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
+  const pickup = createPickupWatcher(config, { enqueue: routedSpool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
 
   const smtp = await listener.start();
   if (config.pickup.enabled) await pickup.start();
@@ -125,10 +148,11 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   // need a restart (the admin is told which); everything else (TLS certificate included) applies now.
   const started = config;
   const reload = async (): Promise<ReloadResult> => {
-    const next = loadConfig(config.source === '(defaults)' ? undefined : config.source);
+    const next = loadConfig(configFileOf(config));
     await listener.reload(next);
     senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
-    const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved]);
+    router = createRouter(next);
+    const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved, config.routes, config.routing]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved, next.routes, next.routing]);
     config = next;
     if (outboundChanged) {
       await delivery.stop();
@@ -153,12 +177,20 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
       spool,
       history,
       bus,
-      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name) },
+      upstreams: { status: () => delivery.upstreams(), release: (name) => delivery.releaseUpstream(name), quotas: () => delivery.quotas() },
       tokens: () => tokens,
       logger: logger.child({ stage: 'web' }),
       reload,
       tlsCertificateDaysLeft: () => certificateDaysLeft(config, clock),
       diagnostics: buildDiagnostics(),
+      refusals,
+      listeners: () => listener.states().map((l) => ({ ...l, connections: listener.stats().connections, maxConnections: config.limits.maxConnections })),
+      devices: {
+        status: () => ({
+          oldTls: smtp.filter((b, i) => b.tls !== 'none' && started.listen[i]?.tlsProfile === 'legacy').map((b) => ({ listener: `${b.address}:${b.port}`, note: legacyWarning(`${b.address}:${b.port}`) })),
+          starttlsWithheld: listener.tlsFailures?.() ?? [],
+        }),
+      },
     });
     const web = await startWeb(services, config, { logger: logger.child({ stage: 'web' }), clock });
     webUrl = web.url;
@@ -192,9 +224,17 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 /** Runs until a signal: SIGTERM/SIGINT stop gracefully, SIGHUP reloads. */
 export async function serve(configFile: string | undefined, opts: { triedConfigs?: string[] } = {}): Promise<void> {
   const config = loadConfig(configFile);
+  // the same validation as `config check`, before anything is created (compose/preflight.ts)
+  await assertStartable(config);
   const logger = createLogger({ level: config.log.level, format: (process.env.SMARTHOST_LOG_FORMAT as 'json' | undefined) ?? config.log.format });
   if (opts.triedConfigs) logger.warn({ tried: opts.triedConfigs, mailroot: config.mailrootPath }, 'no config file found: running on the embedded defaults, spool in the current folder');
+  // A SIGHUP while starting (the SMTP port may already answer) would end the process by default:
+  // it is remembered and applied once the relay runs.
+  let reloadWhenStarted = false;
+  const early = (): void => { reloadWhenStarted = true; };
+  process.on('SIGHUP', early);
   const relay = await startRelay(config, { logger });
+  process.off('SIGHUP', early);
   (globalThis as { __smarthostServing?: boolean }).__smarthostServing = true;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -208,7 +248,9 @@ export async function serve(configFile: string | undefined, opts: { triedConfigs
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     relay.reload().catch((err) => logger.error({ err: String(err) }, 'reload refused: the running configuration stays in force'));
-  });
+  };
+  process.on('SIGHUP', reload);
+  if (reloadWhenStarted) reload();
 }

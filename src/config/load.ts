@@ -13,6 +13,7 @@ import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, typ
 import type { z } from 'zod';
 import { SmarthostError } from '../core/errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { applyEnvOverrides } from './env.ts';
 
 export interface ConfigProblem {
   path: string;
@@ -23,7 +24,13 @@ export interface ConfigProblem {
 
 /** Loads and validates a config file (or the defaults when file is undefined). Throws SmarthostError SH_CONFIG_*. */
 export function loadConfig(file?: string): Config {
-  if (!file) return finish(configSchema.parse({}), '(defaults)', process.cwd());
+  if (!file) {
+    // the embedded defaults, and the SMARTHOST_* variables (config/env.ts) when the environment sets any
+    const source = applyEnvOverrides({}).applied.length ? '(defaults and environment)' : '(defaults)';
+    const checked = checkConfigText('{}', source);
+    if (checked.errors.length) throw new SmarthostError('SH_CONFIG_INVALID', checked.errors.map((p) => formatProblem(source, p)).join('\n'));
+    return finish(checked.value!, source, process.cwd());
+  }
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -57,9 +64,15 @@ export function checkConfigText(text: string, file: string): { errors: ConfigPro
       }),
     };
   }
-  const data = doc.toJS() ?? {};
+  let data = doc.toJS() ?? {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     return { errors: [{ path: '', message: 'the file must be a YAML mapping of settings (key: value)', line: 1, column: 1 }] };
+  }
+  // SMARTHOST_* environment variables replace the keys they name (config/env.ts: the environment wins)
+  try {
+    data = applyEnvOverrides(data).data;
+  } catch (e) {
+    return { errors: [{ path: '', message: (e as Error).message }] };
   }
   const result = configSchema.safeParse(data);
   if (result.success) return { errors: [], value: result.data };

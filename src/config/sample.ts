@@ -58,8 +58,11 @@ function writeObject(shape: Record<string, ZodLike>, indent: number, out: string
     const value = given[key] !== undefined ? given[key] : hasDefault ? def : undefined;
     if (help) out.push(`${pad}# ${help}`);
     if (core.def.type === 'object' && core.def.shape) {
-      out.push(`${pad}${key}:`);
-      writeObject(core.def.shape, indent + 2, out, (value ?? {}) as Record<string, unknown>);
+      const sub: string[] = [];
+      writeObject(core.def.shape, indent + 2, sub, (value ?? {}) as Record<string, unknown>);
+      // a section whose keys are all unset must still read as a mapping, not null
+      const empty = sub.every((l) => l.trimStart().startsWith('#'));
+      out.push(`${pad}${key}:${empty ? ' {}' : ''}`, ...sub);
       continue;
     }
     const el = core.def.type === 'array' ? unwrap(core.def.element!).core : undefined;

@@ -13,6 +13,20 @@ export function parseDuration(v: string | number): number | undefined {
   return m ? Math.round(Number(m[1]) * MS[m[2].toLowerCase()]) : undefined;
 }
 
+/**
+ * A duration in words for people (NDRs, .BDR, logs): "2 days", "12 hours", "1 hour", "30 minutes",
+ * "90 minutes", "45 seconds": the largest unit that states it exactly (rounded to minutes, or to
+ * seconds under a minute), so a short expiration never reads "within 0 hours".
+ */
+export function wordDuration(ms: number): string {
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+  if (ms < 60_000) return plural(Math.max(0, Math.round(ms / 1000)), 'second');
+  const minutes = Math.round(ms / 60_000);
+  if (minutes % 1440 === 0 && minutes >= 2880) return plural(minutes / 1440, 'day');
+  if (minutes % 60 === 0) return plural(minutes / 60, 'hour');
+  return plural(minutes, 'minute');
+}
+
 /** Parses "35MB" → 36700160 bytes. A bare number is bytes. */
 export function parseSize(v: string | number): number | undefined {
   if (typeof v === 'number') return v >= 0 ? Math.floor(v) : undefined;

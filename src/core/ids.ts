@@ -1,5 +1,6 @@
 /** Queue ids: time-ordered, unique across restarts and processes, safe as file names. */
 import { randomFillSync } from 'node:crypto';
+import { SmarthostError } from './errors.ts';
 
 let counter = 0;
 
@@ -29,4 +30,20 @@ export function newQueueId(now = Date.now()): string {
 
 export function isQueueId(s: string): boolean {
   return /^\d{8}T\d{6}Z-[0-9a-f]{10}-[0-9a-f]{4}$/.test(s);
+}
+
+/**
+ * The one id among `ids` that is `prefix` or starts with it (an admin types the first characters,
+ * as with git); undefined when none does. Several: SH_USAGE naming them, so the admin can pick.
+ */
+export function resolveIdPrefix(prefix: string, ids: Iterable<string>, truncated = false): string | undefined {
+  const matches: string[] = [];
+  for (const id of ids) {
+    if (id === prefix) return id;
+    if (prefix && id.startsWith(prefix)) matches.push(id);
+  }
+  if (matches.length <= 1) return matches[0];
+  matches.sort();
+  const shown = matches.slice(0, 10).join(', ');
+  throw new SmarthostError('SH_USAGE', `"${prefix}" is the start of ${truncated ? 'more than 10' : matches.length} queue ids: ${shown}${matches.length > 10 || truncated ? ', …' : ''}; give more of the id`);
 }

@@ -10,6 +10,8 @@
  */
 import { fstatSync } from 'node:fs';
 import pino from 'pino';
+import pinoPretty from 'pino-pretty';
+import { isSingleExecutable } from './embedded.ts';
 
 export type Logger = pino.Logger;
 
@@ -34,7 +36,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const pretty = format === 'pretty' || (format === 'auto' && !opts.destination && process.stdout.isTTY === true);
   const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: undefined };
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:standard', ignore: 'pid,hostname', singleLine: true } } });
+    const prettyOptions = { translateTime: 'SYS:standard', ignore: 'pid,hostname', singleLine: true };
+    // A transport runs pino-pretty in a worker loaded from node_modules, which a single executable
+    // does not have (core/embedded.ts): there it formats on the main thread, fine for a terminal.
+    if (isSingleExecutable()) return pino(base, pinoPretty({ ...prettyOptions, sync: true }));
+    return pino({ ...base, transport: { target: 'pino-pretty', options: prettyOptions } });
   }
   const out = opts.destination ?? pino.destination({ dest: 1, sync: true });
   if (format === 'json') return pino(base, out);

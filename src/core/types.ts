@@ -37,6 +37,10 @@ export interface Envelope {
   size: number;
   /** Name of the upstream chosen at accept time (sender policy), if any. */
   upstream?: string;
+  /** Route(s) chosen at accept time (src/routing), comma-separated when the message was split. */
+  route?: string;
+  /** Recipient → route name (src/routing); the queue record keeps it per recipient. */
+  recipientRoutes?: Record<string, string>;
   /** Subject line, decoded, for logs/history (may be absent). */
   subject?: string;
   /** Header From address (for send-as checks and history). */
@@ -45,6 +49,8 @@ export interface Envelope {
   smtputf8?: boolean;
   /** The content has bytes over 127: sent upstream with BODY=8BITMIME (RFC 6152). Set by the spool. */
   eightBit?: boolean;
+  /** Header repairs made at accept, in words (core/header-repair.ts), for the log and history. */
+  repairs?: string[];
   /** DSN parameters from the client (RET / ENVID), when given. */
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
 }
@@ -66,6 +72,8 @@ export interface Outcome {
   remoteMta?: string;
   /** Transport that produced the outcome: 'smtp', 'graph', 'connector', 'spool'. */
   transport: string;
+  /** The configured name of the upstream that answered (upstreams[].name), set by the delivery manager. */
+  upstream?: string;
   /** Plain-words reason for an admin ("what it means, what to do"). */
   reason?: string;
   /** The connection was lost after the final dot: the upstream may have it already. */
@@ -77,6 +85,11 @@ export interface Outcome {
   routeBroken?: boolean;
   /** Upstream asked us to wait (Retry-After), in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * A Microsoft 365 budget of the sending mailbox / app / tenant is spent (SubmissionQuotaExceeded,
+   * Graph 429, 432 4.3.2, 5.7.233…): the recipient waits for it; not an attempt, never a bounce.
+   */
+  quota?: boolean;
   /** ISO time of the outcome. */
   at: string;
 }
@@ -152,7 +165,7 @@ export type MessageState = 'queued' | 'active' | 'deferred' | 'delivered' | 'fai
  */
 export type QueueEvent =
   | { type: 'accepted'; id: QueueId; envelope: Envelope; at: string }
-  | { type: 'attempt'; id: QueueId; upstream: string; outcomes: Outcome[]; durationMs: number; at: string }
+  | { type: 'attempt'; id: QueueId; upstream: string; route?: string; outcomes: Outcome[]; durationMs: number; at: string }
   | { type: 'state'; id: QueueId; state: MessageState; reason?: string; at: string }
   | { type: 'upstream'; upstream: string; state: 'ok' | 'parked' | 'failing'; reason?: string; at: string };
 

@@ -10,6 +10,8 @@ import type { QueueEvent } from '../core/types.ts';
 export interface MessageRow {
   id: string; receivedAt: number; mailFrom: string; subject: string | null; size: number; client: string;
   source: string; upstream: string | null; headerFrom: string | null; recipients: string; status: string; updatedAt: number;
+  /** Route(s) the message was given at accept time (routing), comma-separated when split. */
+  route: string | null;
 }
 export interface RecipientRow { messageId: string; address: string; domain: string; receivedAt: number }
 export interface EventRow {
@@ -73,9 +75,12 @@ export function planBatch(events: readonly QueueEvent[]): BatchPlan {
         id: e.id, receivedAt: ms(env.receivedAt || e.at), mailFrom: lower(env.mailFrom), subject: clip(env.subject, 998),
         size: env.size, client: env.client.address, source: env.client.source, upstream: env.upstream ?? null,
         headerFrom: env.headerFrom ? lower(env.headerFrom) : null, recipients: JSON.stringify(rcpts), status: 'queued', updatedAt: at,
+        route: env.route ?? null,
       });
       for (const address of rcpts) recipients.set(`${e.id}\n${address}`, { messageId: e.id, address, domain: domainOf(address), receivedAt: ms(env.receivedAt || e.at) });
-      rows.push({ ...emptyEvent(e.id, at, 'accepted'), action: 'accepted', reason: `from ${env.client.address || env.client.source}` });
+      // header repairs made at accept (core/header-repair.ts) are part of how it was accepted
+      const repaired = env.repairs?.length ? `; headers repaired: ${env.repairs.join('; ')}` : '';
+      rows.push({ ...emptyEvent(e.id, at, 'accepted'), action: 'accepted', reason: clip(`from ${env.client.address || env.client.source}${repaired}`) });
     } else if (e.type === 'attempt') {
       const at = ms(e.at);
       let lastProblem: string | null = null;

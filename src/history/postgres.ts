@@ -11,7 +11,7 @@
  */
 import type pg from 'pg';
 import type { BatchPlan } from './plan.ts';
-import { schemaStatements, type HistoryBackend } from './sql.ts';
+import { migrationStatements, schemaStatements, type HistoryBackend } from './sql.ts';
 
 const SCHEMA_LOCK = 0x5348_4953; // "SHIS": any fixed number shared by all relays
 
@@ -53,7 +53,7 @@ export function openPostgresBackend(url: string): HistoryBackend {
       if (ready) return;
       await inTransaction(async (c) => {
         await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-        for (const stmt of schemaStatements('postgres')) await c.query(stmt);
+        for (const stmt of [...schemaStatements('postgres'), ...migrationStatements('postgres')]) await c.query(stmt);
       });
       ready = true;
     },
@@ -62,12 +62,13 @@ export function openPostgresBackend(url: string): HistoryBackend {
         const m = plan.messages;
         if (m.length) {
           await c.query(
-            `INSERT INTO messages (id, received_at, mail_from, subject, size, client, source, upstream, header_from, recipients, status, updated_at)
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[])
+            `INSERT INTO messages (id, received_at, mail_from, subject, size, client, source, upstream, header_from, recipients, status, updated_at, route)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[])
              ON CONFLICT (id) DO UPDATE SET received_at = excluded.received_at, mail_from = excluded.mail_from, subject = excluded.subject,
-               size = excluded.size, client = excluded.client, source = excluded.source, header_from = excluded.header_from, recipients = excluded.recipients`,
+               size = excluded.size, client = excluded.client, source = excluded.source, header_from = excluded.header_from, recipients = excluded.recipients,
+               route = excluded.route`,
             [m.map((r) => r.id), m.map((r) => r.receivedAt), m.map((r) => r.mailFrom), m.map((r) => r.subject), m.map((r) => r.size), m.map((r) => r.client),
-              m.map((r) => r.source), m.map((r) => r.upstream), m.map((r) => r.headerFrom), m.map((r) => r.recipients), m.map((r) => r.status), m.map((r) => r.updatedAt)],
+              m.map((r) => r.source), m.map((r) => r.upstream), m.map((r) => r.headerFrom), m.map((r) => r.recipients), m.map((r) => r.status), m.map((r) => r.updatedAt), m.map((r) => r.route)],
           );
         }
         const r = plan.recipients;

@@ -9,6 +9,7 @@
  */
 import type { HistoryBackend } from './sql.ts';
 import { likePattern } from './sql.ts';
+import { resolveIdPrefix } from '../core/ids.ts';
 import type { HistoryQuery, MessageDetail, MessageSummary, RecentError, SearchResult, StatsBucket, TimelineEntry } from './types.ts';
 
 const iso = (v: unknown): string => new Date(Number(v)).toISOString();
@@ -39,7 +40,7 @@ function toSummary(row: Record<string, unknown>): MessageSummary {
   return {
     id: String(row.id), receivedAt: iso(row.received_at), mailFrom: String(row.mail_from), recipients,
     subject: opt(row.subject), size: Number(row.size ?? 0), client: String(row.client ?? ''), source: String(row.source ?? ''),
-    upstream: opt(row.upstream), status: String(row.status), reason: opt(row.reason), updatedAt: iso(row.updated_at),
+    upstream: opt(row.upstream), route: opt(row.route), status: String(row.status), reason: opt(row.reason), updatedAt: iso(row.updated_at),
   };
 }
 
@@ -52,33 +53,59 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
   let timeCol = 'm.received_at';
   let idCol = 'm.id';
   const rcpt = q.recipient?.trim().toLowerCase();
+  const matched: string[] = [];
+  let select = 'm.*';
   if (rcpt) {
     from = 'recipients r JOIN messages m ON m.id = r.message_id';
     timeCol = 'r.received_at';
     idCol = 'r.message_id';
+    select = 'm.*, r.address AS matched_recipient';
     if (rcpt.startsWith('@')) {
       where.push('r.domain = ?');
       params.push(rcpt.slice(1));
-    } else {
+      matched.push(`a recipient at ${rcpt.slice(1)}`);
+    } else if (isFullAddress(rcpt)) {
       where.push('r.address = ?');
       params.push(rcpt);
+      matched.push(`recipient ${rcpt}`);
+    } else {
+      // Part of an address ("person42", "@examp", "sales@"): a scan of the recipients, fine at history's size.
+      where.push("r.address LIKE ? ESCAPE '\\'");
+      params.push(likePattern(rcpt));
+      matched.push(`a recipient containing "${rcpt}"`);
     }
   }
-  if (q.sender?.trim()) {
-    where.push('m.mail_from = ?');
-    params.push(q.sender.trim().toLowerCase());
+  const sender = q.sender?.trim().toLowerCase();
+  if (sender) {
+    if (isFullAddress(sender)) {
+      where.push('m.mail_from = ?');
+      params.push(sender);
+      matched.push(`sender ${sender}`);
+    } else {
+      where.push("LOWER(m.mail_from) LIKE ? ESCAPE '\\'");
+      params.push(likePattern(sender));
+      matched.push(`a sender containing "${sender}"`);
+    }
   }
   if (q.client?.trim()) {
     where.push('m.client = ?');
     params.push(q.client.trim());
+    matched.push(`client ${q.client.trim()}`);
+  }
+  if (q.route?.trim()) {
+    // a split message lists its routes comma-separated: match one whole name
+    where.push("(',' || m.route || ',') LIKE ? ESCAPE '\\'");
+    params.push(`%,${q.route.trim().replace(/[\\%_]/g, (c) => `\\${c}`)},%`);
   }
   if (q.status) {
     where.push('m.status = ?');
     params.push(q.status);
+    matched.push(`status ${q.status}`);
   }
   if (q.subject?.trim()) {
     where.push("LOWER(m.subject) LIKE ? ESCAPE '\\'");
     params.push(likePattern(q.subject.trim()));
+    matched.push(`a subject containing "${q.subject.trim()}"`);
   }
   if (q.from) {
     where.push(`${timeCol} >= ?`);
@@ -93,7 +120,7 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
     where.push(`(${timeCol}, ${idCol}) < (?, ?)`);
     params.push(after[0], after[1]);
   }
-  const sql = `SELECT m.* FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${timeCol} DESC, ${idCol} DESC LIMIT ?`;
+  const sql = `SELECT ${select} FROM ${from}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${timeCol} DESC, ${idCol} DESC LIMIT ?`;
   const rows = await db.query(sql, [...params, limit + 1]);
   // A domain search meets a message once per matching recipient; rows of one message are
   // adjacent (same time and id), and the (time, id) cursor skips any remainder on the next page.
@@ -101,7 +128,16 @@ export async function searchMessages(db: HistoryBackend, q: HistoryQuery): Promi
   const page = unique.slice(0, limit);
   const more = unique.length > limit || rows.length > limit;
   const last = more ? page[page.length - 1] : undefined;
-  return { messages: page.map(toSummary), next: last ? encodeCursor(Number(last.received_at), String(last.id)) : undefined };
+  return {
+    messages: page.map((r) => ({ ...toSummary(r), ...(r.matched_recipient ? { matchedRecipient: String(r.matched_recipient) } : {}) })),
+    next: last ? encodeCursor(Number(last.received_at), String(last.id)) : undefined,
+    matched: matched.length ? `messages with ${matched.join(' and ')}` : undefined,
+  };
+}
+
+/** A whole address (local part, @, a domain with a dot) is looked up exactly, on its index; anything less by part. */
+function isFullAddress(s: string): boolean {
+  return /^[^@\s]+@[^@\s]+\.[^@\s.]+$/.test(s);
 }
 
 function toTimeline(row: Record<string, unknown>): TimelineEntry {
@@ -113,7 +149,9 @@ function toTimeline(row: Record<string, unknown>): TimelineEntry {
 }
 
 /** A message with each recipient's last state and its whole timeline, oldest first. */
-export async function getMessage(db: HistoryBackend, id: string): Promise<MessageDetail | undefined> {
+export async function getMessage(db: HistoryBackend, given: string): Promise<MessageDetail | undefined> {
+  const id = await resolveHistoryId(db, given);
+  if (!id) return undefined;
   const [row] = await db.query('SELECT * FROM messages WHERE id = ?', [id]);
   const events = await db.query('SELECT * FROM events WHERE message_id = ? ORDER BY at, seq', [id]);
   if (!row && events.length === 0) return undefined;
@@ -122,6 +160,19 @@ export async function getMessage(db: HistoryBackend, id: string): Promise<Messag
     ? toSummary(row)
     : { id, receivedAt: iso(events[0].at), mailFrom: '', recipients: [], size: 0, client: '', source: '', status: 'unknown', updatedAt: iso(events[events.length - 1].at) };
   return { ...summary, recipientStatus: rcpts.map((r) => ({ address: String(r.address), status: opt(r.status) })), timeline: events.map(toTimeline) };
+}
+
+/**
+ * The full id for an id or a unique start of one (as the queue commands take it); undefined when
+ * none matches; SH_USAGE naming the matches when several do. Only id characters are looked up with
+ * LIKE, so nothing the admin types is a pattern.
+ */
+async function resolveHistoryId(db: HistoryBackend, given: string): Promise<string | undefined> {
+  const [exact] = await db.query('SELECT id FROM messages WHERE id = ?', [given]);
+  if (exact || !/^[0-9A-Za-z-]+$/.test(given)) return given;
+  const rows = await db.query('SELECT id FROM messages WHERE id LIKE ? ORDER BY id LIMIT 11', [`${given}%`]);
+  const ids = rows.map((r) => String(r.id)).filter((id) => id.startsWith(given));
+  return resolveIdPrefix(given, ids.slice(0, 10), ids.length > 10) ?? given;
 }
 
 /** Distinct messages per bucket that were accepted, delivered, deferred or failed (attempt or state). */

@@ -32,7 +32,7 @@ export function schemaStatements(dialect: Dialect): string[] {
     `CREATE TABLE IF NOT EXISTS messages (
       id TEXT PRIMARY KEY, received_at BIGINT NOT NULL, mail_from TEXT NOT NULL, subject TEXT, size BIGINT NOT NULL DEFAULT 0,
       client TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', upstream TEXT, header_from TEXT,
-      recipients TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL, reason TEXT, updated_at BIGINT NOT NULL)`,
+      recipients TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL, reason TEXT, updated_at BIGINT NOT NULL, route TEXT)`,
     'CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at, id)',
     'CREATE INDEX IF NOT EXISTS messages_from ON messages (mail_from, received_at, id)',
     'CREATE INDEX IF NOT EXISTS messages_client ON messages (client, received_at, id)',
@@ -51,10 +51,19 @@ export function schemaStatements(dialect: Dialect): string[] {
   ];
 }
 
-export const INSERT_MESSAGE = `INSERT INTO messages (id, received_at, mail_from, subject, size, client, source, upstream, header_from, recipients, status, updated_at)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+/**
+ * Columns added after a store was first created: applied one by one at init, an error meaning
+ * "already there" ignored (SQLite has no ADD COLUMN IF NOT EXISTS).
+ */
+export function migrationStatements(dialect: Dialect): string[] {
+  return [dialect === 'postgres' ? 'ALTER TABLE messages ADD COLUMN IF NOT EXISTS route TEXT' : 'ALTER TABLE messages ADD COLUMN route TEXT'];
+}
+
+export const INSERT_MESSAGE = `INSERT INTO messages (id, received_at, mail_from, subject, size, client, source, upstream, header_from, recipients, status, updated_at, route)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET received_at = excluded.received_at, mail_from = excluded.mail_from, subject = excluded.subject,
-    size = excluded.size, client = excluded.client, source = excluded.source, header_from = excluded.header_from, recipients = excluded.recipients`;
+    size = excluded.size, client = excluded.client, source = excluded.source, header_from = excluded.header_from, recipients = excluded.recipients,
+    route = excluded.route`;
 
 export const INSERT_RECIPIENT = `INSERT INTO recipients (message_id, address, domain, received_at) VALUES (?, ?, ?, ?)
   ON CONFLICT (message_id, address) DO NOTHING`;

@@ -11,7 +11,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BatchPlan } from './plan.ts';
-import { INSERT_EVENT, INSERT_MESSAGE, INSERT_RECIPIENT, UPDATE_MESSAGE, UPDATE_RECIPIENT, schemaStatements } from './sql.ts';
+import { INSERT_EVENT, INSERT_MESSAGE, INSERT_RECIPIENT, UPDATE_MESSAGE, UPDATE_RECIPIENT, migrationStatements, schemaStatements } from './sql.ts';
 
 type SqlValue = string | number | null;
 
@@ -43,6 +43,13 @@ export class SqliteHistoryDb {
       opened.exec('PRAGMA synchronous = NORMAL');
       opened.exec('PRAGMA busy_timeout = 2000');
       for (const stmt of schemaStatements('sqlite')) opened.exec(stmt);
+      for (const stmt of migrationStatements('sqlite')) {
+        try {
+          opened.exec(stmt);
+        } catch (err) {
+          if (!/duplicate column/i.test((err as Error).message)) throw err;
+        }
+      }
     } catch (err) {
       opened.close();
       throw err;
@@ -56,7 +63,7 @@ export class SqliteHistoryDb {
     db.exec('BEGIN IMMEDIATE');
     try {
       const m = this.prepared(INSERT_MESSAGE);
-      for (const r of plan.messages) m.run(r.id, r.receivedAt, r.mailFrom, r.subject, r.size, r.client, r.source, r.upstream, r.headerFrom, r.recipients, r.status, r.updatedAt);
+      for (const r of plan.messages) m.run(r.id, r.receivedAt, r.mailFrom, r.subject, r.size, r.client, r.source, r.upstream, r.headerFrom, r.recipients, r.status, r.updatedAt, r.route);
       const rc = this.prepared(INSERT_RECIPIENT);
       for (const r of plan.recipients) rc.run(r.messageId, r.address, r.domain, r.receivedAt);
       const ev = this.prepared(INSERT_EVENT);

@@ -11,12 +11,13 @@
  * reason, and the next request starts a new one — the recorder keeps the failed batch and retries,
  * so history catches up and mail never notices.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { QueueEvent } from '../core/types.ts';
 import type { BatchPlan } from './plan.ts';
 import type { HistoryBackend } from './sql.ts';
 import type { WorkerRequest } from './sqlite-worker.ts';
 import { WorkerCalls } from '../core/worker-calls.ts';
+import { startWorker } from '../core/embedded.ts';
 
 type Request = WorkerRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
 
@@ -27,7 +28,7 @@ export function openSqliteBackend(file: string): HistoryBackend {
 
   // The checkout runs this file as .ts; the npm package runs it compiled to .js (dist/).
   function start(): Worker {
-    const w = new Worker(new URL(`./sqlite-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: { file } });
+    const w = startWorker(new URL(`./sqlite-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: { file } });
     w.on('message', (reply: unknown) => calls.settle(w, reply));
     const gone = (reason: string) => {
       if (worker === w) worker = undefined;

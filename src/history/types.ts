@@ -8,14 +8,19 @@ import type { Envelope, MessageState, QueueEvent } from '../core/types.ts';
 
 /** A search over accepted messages; every field is optional and they combine with AND. */
 export interface HistoryQuery {
-  /** Envelope sender, exact (case-insensitive). */
+  /** Envelope sender: a whole address exactly, anything less as a part (case-insensitive). */
   sender?: string;
-  /** Recipient address, exact (case-insensitive); '@example.com' matches a whole domain. */
+  /**
+   * Recipient: a whole address exactly, '@example.com' a whole domain, anything less as a part
+   * ("person42", "sales@") (case-insensitive).
+   */
   recipient?: string;
   /** Part of the subject (case-insensitive). */
   subject?: string;
   /** Client IP address, exact. */
   client?: string;
+  /** Route name (routing): messages with recipients on it. */
+  route?: string;
   status?: MessageState | 'queued';
   /** Accepted at or after. */
   from?: Date;
@@ -38,6 +43,8 @@ export interface MessageSummary {
   client: string;
   source: string;
   upstream?: string;
+  /** Route(s) of the message (routing), comma-separated when it was split. */
+  route?: string;
   status: string;
   /** The last reason in words (upstream reply or admin action), when there is one. */
   reason?: string;
@@ -66,7 +73,9 @@ export interface MessageDetail extends MessageSummary {
 }
 
 export interface SearchResult {
-  messages: MessageSummary[];
+  messages: Array<MessageSummary & { matchedRecipient?: string }>;
+  /** What the search matched, in words ("messages with a recipient containing \"person42\""). */
+  matched?: string;
   /** Pass as `cursor` for the next page; absent on the last page. */
   next?: string;
 }

@@ -6,16 +6,20 @@
  *  - Enhanced status codes: a reply text starting with "x.y.z " (how every policy of src/inbound/
  *    writes its replies) is sent with that code, instead of the library's fixed table, where
  *    550 always meant 5.1.1 and 554 always 5.6.0.
- *  - No 100 ms pause before the greeting (see init()), and no event-loop turns before it either.
+ *  - No 100 ms pause before the greeting (see init()), and no event-loop turns before it either,
+ *    unless devices.pregreetWait holds it for clients outside the relay list.
  *  - Over-long command lines: "500 5.5.2" and the session continues (command-stream.ts).
  *  - Absolute deadlines: after each reply the client has `commandDeadline` to deliver its next
  *    complete command, and `dataDeadline` after "354" for the whole message. Trickling one byte at
  *    a time (slowloris) resets the idle timeout but not these. While the relay itself is busy
  *    (a hook not answered yet, or the message being written to the spool) the deadline waits.
- *  - AUTH is advertised in EHLO only where it can be used: not in plaintext before STARTTLS when
- *    AUTH needs TLS (the library advertises it there, then answers AUTH with 538).
  *  - PROXY protocol only from listed peers, which may be CIDR ranges (the library matches exact
  *    addresses only), in version 1 or 2 (the library reads version 1 only).
+ *  - EHLO keywords withheld per client (server.ehloHidden): Postfix's
+ *    smtpd_discard_ehlo_keyword_address_maps; only the announcement goes, as in Postfix.
+ *  - A failed TLS handshake (STARTTLS or implicit) is reported once, as server event 'tls-failure'
+ *    with the client, the session and what its ClientHello offered, instead of the library's two
+ *    identical errors without either.
  * On deadline the client gets "421 4.4.2" and the connection is closed.
  */
 import type net from 'node:net';
@@ -27,6 +31,18 @@ import { LineLimitedStream } from './command-stream.ts';
 import { inRanges, type Range } from '../core/cidr.ts';
 import { randomHex } from '../core/ids.ts';
 import { looksLikeProxyV2, parseProxyV2 } from './proxy-v2.ts';
+import { parseClientHello, peekClientHello, type ClientHelloInfo } from './client-hello.ts';
+
+/** A TLS handshake that did not complete, as the listener logs it. */
+export interface TlsFailure {
+  /** The client's address as the socket has it (not normalised). */
+  remoteAddress: string;
+  /** SMTP session id; absent for implicit TLS (the session starts after the handshake). */
+  session?: string;
+  stage: 'starttls' | 'implicit';
+  error: Error & { code?: string; reason?: string };
+  hello?: ClientHelloInfo;
+}
 
 type ProxyCallback = Parameters<SMTPServer['_handleProxy']>[1];
 
@@ -45,8 +61,10 @@ export class SmarthostConnection extends SMTPConnection {
   deadlineTimer: NodeJS.Timeout | undefined;
   /** The server is stopping gracefully: close as soon as nothing is in flight. */
   stopping = false;
-  /** Set while EHLO is answered in plaintext where AUTH needs STARTTLS first. */
-  private hideAuth = false;
+  /** EHLO keywords withheld from this client while its EHLO reply is being written. */
+  private ehloFilter: ReadonlySet<string> | undefined;
+  private clientHello: ClientHelloInfo | undefined;
+  private tlsFailed = false;
 
   /**
    * As the library's init(), without its fixed 100 ms pause before the greeting (an early-talker
@@ -58,28 +76,65 @@ export class SmarthostConnection extends SMTPConnection {
       if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
         return this.send(421, `4.3.2 ${this.name} Too many connected clients, try again in a moment`, false);
       }
+      // devices.pregreetWait, for clients outside the relay list only: a command before the
+      // greeting then gets the library's "421 You talk too soon" (postscreen's pregreet test)
+      const wait = (this._server as SmarthostServer).pregreetWait?.(this) ?? 0;
+      if (wait > 0) {
+        const timer = setTimeout(() => { if (!this._closing && !this._closed) this.connectionReady(); }, wait);
+        timer.unref();
+        return;
+      }
       this.connectionReady();
     });
   }
 
-  /** RFC 4954 §4 / RFC 3207: a mechanism refused until STARTTLS is not advertised before it. */
-  override handler_EHLO(command: Buffer, callback: () => void): void {
-    const options = this._server.options;
-    this.hideAuth = !this.secure && this._isSupported('STARTTLS') && !options.hideSTARTTLS && !options.allowInsecureAuth;
-    try {
-      super.handler_EHLO(command, callback);
-    } finally {
-      this.hideAuth = false;
-    }
-  }
-
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
-    if (this.hideAuth && code === 250 && Array.isArray(data)) data = data.filter((line) => !line.startsWith('AUTH '));
+    if (this.ehloFilter && Array.isArray(data)) {
+      const hidden = this.ehloFilter;
+      data = data.filter((line, i) => i === 0 || !hidden.has(line.split(' ')[0].toUpperCase()));
+    }
     const m = typeof data === 'string' && context !== false ? LEADING_STATUS.exec(data) : null;
     if (m && typeof data === 'string') super.send(code, data.slice(m[0].length), STATUS_CONTEXT + m[1]);
     else super.send(code, data, context);
     if (code !== 421) this.armDeadline(code === 354 ? 'data' : 'command');
     if (this.stopping && code !== 421) setImmediate(() => this.closeIfIdle());
+  }
+
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    const hidden = (this._server as SmarthostServer).ehloHidden?.(this);
+    this.ehloFilter = hidden && hidden.size ? hidden : undefined;
+    try {
+      super.handler_EHLO(command, callback);
+    } finally {
+      this.ehloFilter = undefined;
+    }
+  }
+
+  /**
+   * STARTTLS: the ClientHello is read first (and put back) so a failed handshake can say what the
+   * client offered. The parser stops receiving now, as the library's upgrade() does at once.
+   */
+  override upgrade(callback: () => void, secureCallback?: () => void): void {
+    const socket = this._socket as net.Socket;
+    if (this.secure || !(socket as { readable?: boolean }).readable) return super.upgrade(callback, secureCallback);
+    if (this._parser) socket.unpipe(this._parser);
+    peekClientHello(socket, (hello) => { this.clientHello = parseClientHello(hello); }, (gotHello) => {
+      if (gotHello) return super.upgrade(callback, secureCallback);
+      // gone after "220 Ready to start TLS" without a ClientHello: a device that gave up on TLS
+      this.tlsFailed = true;
+      (this._server as SmarthostServer).emit('tls-failure', { remoteAddress: this.remoteAddress, session: this.id, stage: 'starttls', error: new Error('') } satisfies TlsFailure);
+    });
+  }
+
+  /** A failed STARTTLS handshake errors twice ('error' and '_tlsError'): reported once, with who and what. */
+  override _onError(err: Error): void {
+    if (this.tlsFailed) return;
+    if (this._upgrading) {
+      this.tlsFailed = true;
+      (this._server as SmarthostServer).emit('tls-failure', { remoteAddress: this.remoteAddress, session: this.id, stage: 'starttls', error: err, hello: this.clientHello } satisfies TlsFailure);
+      return;
+    }
+    super._onError(err);
   }
 
   /** Graceful stop: an idle session hears 421 now; one with a message in flight after its reply. */
@@ -150,6 +205,10 @@ export class SmarthostServer extends SMTPServer {
   deadlines: Deadlines;
   /** Peers allowed to send a PROXY protocol header (addresses and CIDR ranges). */
   proxyFrom: Range[];
+  /** How long to hold the greeting for a connection, in ms (set by the listener). */
+  pregreetWait?: (connection: SmarthostConnection) => number;
+  /** EHLO keywords not to announce to a connection (set by the listener). */
+  ehloHidden?: (connection: SmarthostConnection) => ReadonlySet<string>;
 
   constructor(options: SMTPServerOptions, deadlines: Deadlines, proxyFrom: Range[]) {
     super(options);
@@ -206,6 +265,20 @@ export class SmarthostServer extends SMTPServer {
     socket.on('close', onGone);
     socket.on('end', onGone);
     socket.on('error', onGone);
+  }
+
+  /** Implicit TLS: the ClientHello is read first, and a failed handshake reported once ('tls-failure'). */
+  override _upgrade(socket: net.Socket, callback: (err: Error | null, tlsSocket?: tls.TLSSocket) => void): void {
+    let hello: ClientHelloInfo | undefined;
+    peekClientHello(socket, (h) => { hello = parseClientHello(h); }, (gotHello) => gotHello ? super._upgrade(socket, (err, tlsSocket) => {
+      // A peer that connected and left without a ClientHello (a port check, a health probe) is
+      // not a device failing TLS: it keeps the library's ordinary error.
+      if (err && hello) {
+        this.emit('tls-failure', { remoteAddress: socket.remoteAddress ?? '', stage: 'implicit', error: err, hello } satisfies TlsFailure);
+        Object.assign(err, { tlsReported: true });
+      }
+      callback(err, tlsSocket);
+    }) : callback(Object.assign(new Error('Socket closed while initiating TLS'), { code: 'SocketError', responseCode: 500, report: false })));
   }
 
   /** The library compares exact addresses only; the config allows CIDR ranges too. */

@@ -18,7 +18,8 @@
  */
 import { PassThrough } from 'node:stream';
 import type { Envelope, Enqueuer, PolicyDecision, QueueId } from '../core/types.ts';
-import { newQueueId } from '../core/ids.ts';
+import { newQueueId, randomHex } from '../core/ids.ts';
+import { repairHeaderBlock } from '../core/header-repair.ts';
 import { LineEndingFixer, type BareLineEndingMode, type NulByteMode } from './line-endings.ts';
 import { HEADER_LIMIT, findHeaderEnd, receivedHeader, summarizeHeaders, type ReceivedInfo } from './headers.ts';
 
@@ -32,6 +33,8 @@ export interface IntakeOptions {
   maxHops: number;
   enqueue: Enqueuer;
   now: () => number;
+  /** Repair headers old devices get wrong (core/header-repair.ts); devices.repairHeaders. */
+  repairHeaders?: boolean;
   /** The send-as check at end of data, given the header From address. */
   senderCheck?: (headerFrom: string | undefined) => Promise<PolicyDecision>;
 }
@@ -116,9 +119,19 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       if (d.verdict === 'reject' || d.verdict === 'defer') return abort(refuse(d.code, d.status, d.message));
     }
     envelope = { ...opts.envelope, size: 0, subject: summary.subject, headerFrom: summary.from };
+    let content = block;
+    // Only a header block found whole is repaired (one cut at HEADER_LIMIT is left as it is).
+    if (opts.repairHeaders && (end >= 0 || headLength < HEADER_LIMIT)) {
+      const headerEnd = end >= 0 ? end : block.length;
+      const fixed = repairHeaderBlock(block.subarray(0, headerEnd), { smtputf8: opts.envelope.smtputf8, hostname: opts.received.hostname, now: new Date(opts.now()), unique: randomHex(6) });
+      if (fixed.repairs.length) {
+        content = Buffer.concat([fixed.block, block.subarray(headerEnd)]);
+        envelope.repairs = fixed.repairs;
+      }
+    }
     storing = true;
     await write(Buffer.from(receivedHeader({ ...opts.received, id: queueId, date: new Date(opts.now()) }), 'latin1'));
-    await write(block);
+    await write(content);
     head = [];
   };
 

@@ -14,26 +14,30 @@
 import path from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerAddress, SMTPServerSession, SMTPServerOptions } from 'smtp-server';
-import { parseRange, type Range } from '../core/cidr.ts';
+import { normalizeAddress, parseRange, type Range } from '../core/cidr.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Enqueuer, PolicyDecision } from '../core/types.ts';
 import { configDirOf, type Config } from '../config/schema.ts';
 import type { ListenerConfig } from '../config/sections/listen.ts';
-import { SmarthostServer } from './connection.ts';
-import { checkRelay, compileAccess, CONNECTION_DENIED, type CompiledAccess } from './access-policy.ts';
+import { SmarthostServer, type TlsFailure } from './connection.ts';
+import { DevicePolicy } from './device-policy.ts';
+import { checkRelay, compileAccess, CONNECTION_DENIED, listAllows, type CompiledAccess } from './access-policy.ts';
 import { SessionTracker, clientOf, userOf } from './sessions.ts';
 import { checkMailSession, checkParameters, checkRecipientShape } from './envelope-policy.ts';
 import { AuthGuard, loadUsers } from './auth.ts';
 import { receiveMessage, type DataStream } from './intake.ts';
 import { loadCertificate, type Certificate } from './tls.ts';
-import type { BoundAddress, SenderCheck, SmtpListener } from './types.ts';
+import { legacyWarning, tlsProfileOptions } from './tls-profile.ts';
+import type { BoundAddress, ListenerState, Refusal, RefusalReason, SenderCheck, SmtpListener } from './types.ts';
 
 export interface ListenerDeps {
   enqueue: Enqueuer;
   logger: Logger;
   clock?: Clock;
   senderCheck?: SenderCheck;
+  /** Told of every refusal a client hears (metrics and the console's Refusals page); must not throw. */
+  onRefusal?: (refusal: Refusal) => void;
 }
 
 /** A PolicyDecision that says no, as the Error smtp-server turns into the reply. */
@@ -60,18 +64,36 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
   const listenerOf = new Map<SmarthostServer, ListenerConfig>();
   const sessions = new SessionTracker(clock, logger);
   const counters = sessions.counters;
+  const devices = new DevicePolicy(config, clock);
+
+  /** Reports a refusal (when there is one) to onRefusal, and passes it on unchanged. */
+  function report<E extends Error | undefined>(err: E, reason: RefusalReason, stage: Refusal['stage'], session: SMTPServerSession, extra: Partial<Refusal> = {}): E {
+    if (!err || !deps.onRefusal) return err;
+    try {
+      deps.onRefusal({
+        at: new Date(clock.now()).toISOString(), client: clientOf(session), reason, stage,
+        reply: `${(err as Error & { responseCode?: number }).responseCode ?? 550} ${err.message}`,
+        user: userOf(session), mailFrom: session.envelope?.mailFrom ? session.envelope.mailFrom.address : undefined, ...extra,
+      });
+    } catch (e) {
+      logger.warn({ err: (e as Error).message }, 'recording a refusal failed');
+    }
+    return err;
+  }
 
   /** Reads the users file of a configuration (throws naming the file when it is bad). */
   const usersOf = (c: Config): Map<string, string> => (c.auth.enabled && c.auth.usersFile ? loadUsers(resolveFile(c, c.auth.usersFile)) : new Map());
 
   function onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    cb(refused(sessions.admit(session, config.limits, access)));
+    const d = sessions.admit(session, config.limits, access);
+    const reason: RefusalReason = d.verdict === 'defer' ? (d.status === '4.3.2' ? 'busy' : 'too-many-connections-from-client') : 'connection-denied';
+    cb(report(refused(d), reason, 'CONNECT', session));
   }
 
   function onAuth(listener: ListenerConfig, auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
-    if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return cb(replyError({ code: 504, status: '5.5.4', message: 'Unrecognized authentication type' }));
+    if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return cb(report(replyError({ code: 504, status: '5.5.4', message: 'Unrecognized authentication type' }), 'auth-mechanism', 'AUTH', session));
     if (!session.secure && !config.auth.allowInsecure) {
-      return cb(replyError({ code: 538, status: '5.7.11', message: 'Encryption required: use STARTTLS before AUTH' }));
+      return cb(report(replyError({ code: 538, status: '5.7.11', message: 'Encryption required: use STARTTLS before AUTH' }), 'auth-needs-tls', 'AUTH', session));
     }
     const client = clientOf(session);
     guard.check(client, auth.username ?? '', auth.password ?? '').then((d) => {
@@ -79,17 +101,18 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       const state = sessions.get(session);
       if (state && d.verdict === 'defer') state.result = 'closed: too many failed AUTH attempts';
       logger.warn({ event: 'smtp-auth-failed', session: session.id, client, user: auth.username, listener: `${listener.address}:${listener.port}` }, 'AUTH failed');
-      cb(refused(d));
+      cb(report(refused(d), d.verdict === 'defer' ? 'auth-locked-out' : 'auth-failed', 'AUTH', session, { user: auth.username }));
     }, (err: Error) => cb(replyError({ code: 454, status: '4.7.0', message: `Temporary authentication failure (${err.message})` })));
   }
 
   function onMailFrom(listener: ListenerConfig, address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const extra = { mailFrom: address.address };
     const run = async (): Promise<Error | undefined> => {
       const params = refused(checkParameters(address.args, 'MAIL'));
-      if (params) return params;
+      if (params) return report(params, 'bad-parameters', 'MAIL', session, extra);
       const sessionCheck = refused(checkMailSession({ secure: session.secure, requireTls: listener.requireTls, user: userOf(session), authRequired: config.auth.required }));
-      if (sessionCheck) return sessionCheck;
-      if (deps.senderCheck) return refused(await deps.senderCheck({ clientAddress: clientOf(session), user: userOf(session), mailFrom: address.address, stage: 'mail' }));
+      if (sessionCheck) return report(sessionCheck, /STARTTLS/.test(sessionCheck.message) ? 'tls-required' : 'auth-required', 'MAIL', session, extra);
+      if (deps.senderCheck) return report(refused(await deps.senderCheck({ clientAddress: clientOf(session), user: userOf(session), mailFrom: address.address, stage: 'mail' })), 'sender-refused', 'MAIL', session, extra);
       return undefined;
     };
     run().then((err) => cb(err), (err: Error) => cb(replyError({ code: 451, status: '4.3.0', message: `Sender check failed, try again later (${err.message})` })));
@@ -97,17 +120,18 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
 
   function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const state = sessions.get(session);
+    let reason: RefusalReason = 'relay-denied';
     const decide = (): PolicyDecision => {
       const params = checkParameters(address.args, 'RCPT');
-      if (params.verdict !== 'none') return params;
-      if (state?.connectionDenied) return CONNECTION_DENIED;
+      if (params.verdict !== 'none') return (reason = 'bad-parameters'), params;
+      if (state?.connectionDenied) return (reason = 'connection-denied'), CONNECTION_DENIED;
       const shape = checkRecipientShape(address.address);
-      if (shape.verdict !== 'none') return shape;
+      if (shape.verdict !== 'none') return (reason = 'bad-recipient'), shape;
       return checkRelay(access, { clientAddress: clientOf(session), user: userOf(session), recipient: address.address });
     };
     const err = refused(decide());
     if (err) counters.recipientsRefused++;
-    cb(err);
+    cb(report(err, reason, 'RCPT', session, { recipient: address.address }));
   }
 
   function onData(stream: DataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
@@ -134,6 +158,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       },
       bareLineEndings: config.limits.bareLineEndings,
       nulBytes: config.limits.nulBytes,
+      repairHeaders: config.devices.repairHeaders,
       maxHops: config.delivery.maxHops,
       enqueue: deps.enqueue,
       now: () => clock.now(),
@@ -141,13 +166,17 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     }).then((result) => {
       if (result.ok) {
         sessions.accepted(session, result.id, recipients.length);
+        if (result.envelope.repairs) logger.info({ event: 'smtp-headers-repaired', session: session.id, client, id: result.id, repairs: result.envelope.repairs }, `message ${result.id} from ${client}: ${result.envelope.repairs.join('; ')}`);
         return cb(null, `2.0.0 Ok: queued as ${result.id}`);
       }
       counters.refused++;
-      cb(replyError(result));
+      const reason: RefusalReason = result.code === 552 ? 'too-big' : result.status === '5.6.11' ? 'bad-line-endings' : result.status === '5.4.6' ? 'mail-loop'
+        : result.status.startsWith('5.7.') ? 'sender-refused' : 'local-error';
+      // A client that left mid-DATA heard nothing: not a refusal to show.
+      cb(result.aborted ? replyError(result) : report(replyError(result), reason, 'DATA', session, { recipient: recipients.join(', ') }));
     }, (err: Error) => {
       counters.refused++;
-      cb(replyError({ code: 451, status: '4.3.0', message: `Local error, message not queued (${err.message})` }));
+      cb(report(replyError({ code: 451, status: '4.3.0', message: `Local error, message not queued (${err.message})` }), 'local-error', 'DATA', session));
     });
   }
 
@@ -166,6 +195,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       secure: listener.tls === 'implicit',
       key: cert?.key,
       cert: cert?.cert,
+      ...tlsProfileOptions(listener.tlsProfile),
       hideSTARTTLS: listener.tls !== 'starttls',
       disabledCommands: disabledCommands(listener, config),
       authMethods: ['PLAIN', 'LOGIN'],
@@ -191,6 +221,17 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     };
   }
 
+  /** One line per failed handshake: who, what it offered, and the setting that would let it in. */
+  function onTlsFailure(listener: ListenerConfig, server: SmarthostServer, f: TlsFailure): void {
+    const addr = server.server.address();
+    const where = `${listener.address}:${typeof addr === 'object' && addr ? addr.port : listener.port}`;
+    const r = devices.recordFailure(listener, where, f);
+    logger.warn({
+      event: 'smtp-tls-failed', session: f.session, client: r.client, listener: where, stage: f.stage, tlsProfile: listener.tlsProfile,
+      offeredVersions: r.offered.versions, offeredCiphers: r.offered.ciphers.slice(0, 40), reason: r.reason, starttlsWithheldUntil: r.until, advice: r.advice,
+    }, `TLS handshake with ${r.client} failed on ${where}: ${r.reason}${r.offered.versions.length ? ` (offered ${r.offered.versions.join(', ')})` : ''}; ${r.advice}`);
+  }
+
   async function start(): Promise<BoundAddress[]> {
     guard.update(usersOf(config), config.auth);
     if (config.auth.enabled && !config.auth.usersFile) logger.warn({ event: 'smtp-config' }, 'auth.enabled is on but no auth.usersFile is set: no client can log in');
@@ -201,7 +242,10 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     for (const listener of config.listen) {
       const proxyFrom = listener.proxyProtocol.map(parseRange).filter((r): r is Range => r !== undefined);
       const server = new SmarthostServer(serverOptions(listener, cert), { command: config.limits.commandDeadline, data: config.limits.dataDeadline }, proxyFrom);
-      server.on('error', (err: Error) => logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
+      server.ehloHidden = (c) => devices.hidden(listener, c.localPort, c.remoteAddress, c.secure);
+      server.pregreetWait = (c) => (config.devices.pregreetWait > 0 && !listAllows(access.relay, normalizeAddress(c.remoteAddress)) ? config.devices.pregreetWait : 0);
+      server.on('tls-failure', (f: TlsFailure) => onTlsFailure(listener, server, f));
+      server.on('error', (err: Error & { tlsReported?: boolean }) => err.tlsReported || logger.warn({ event: 'smtp-error', err: err.message, listener: `${listener.address}:${listener.port}` }, 'smtp connection error'));
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => reject(new Error(`cannot listen on ${listener.address}:${listener.port}: ${err.message}`));
         server.server.once('error', onError);
@@ -218,7 +262,8 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       const addr = server.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : listener.port;
       bound.push({ address: listener.address, port, tls: listener.tls });
-      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+      logger.info({ event: 'smtp-listen', address: listener.address, port, tls: listener.tls, tlsProfile: listener.tls === 'none' ? undefined : listener.tlsProfile, proxyProtocol: listener.proxyProtocol.length > 0 }, `listening for SMTP on ${listener.address}:${port}`);
+      if (listener.tls !== 'none' && listener.tlsProfile === 'legacy') logger.warn({ event: 'smtp-legacy-tls', address: listener.address, port }, legacyWarning(`${listener.address}:${port}`));
     }
     return bound;
   }
@@ -247,6 +292,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
     if (cert) createSecureContext({ key: cert.key, cert: cert.cert });
     config = next;
     access = compileAccess(next.access);
+    devices.update(next);
     guard.update(users, next.auth);
     for (const server of servers) {
       Object.assign(server.options, {
@@ -267,10 +313,20 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       'listener policies and TLS certificate reloaded (listen addresses change on restart only)');
   }
 
+  function states(): ListenerState[] {
+    return servers.map((server) => {
+      const l = listenerOf.get(server);
+      const addr = server.server.address();
+      return { address: l?.address ?? '', port: typeof addr === 'object' && addr ? addr.port : l?.port ?? 0, tls: l?.tls ?? 'none', listening: server.server.listening };
+    });
+  }
+
   return {
     start,
     stop,
     reload,
     stats: () => sessions.stats(),
+    states,
+    tlsFailures: () => devices.failedClients(),
   };
 }

@@ -70,9 +70,11 @@ async function selfSigned(config: Config, clock: Clock, logger: Logger): Promise
   return { key: pems.private, cert: pems.cert, notAfter: notAfterOf(pems.cert), source: certFile, selfSigned: true };
 }
 
-/** Loads or generates the certificate, and warns when it is about to expire. */
-export async function loadCertificate(config: Config, logger: Logger, clock: Clock): Promise<Certificate> {
-  let result: Certificate;
+/**
+ * The configured certificate (PEM files read and parsed), or undefined when a self-signed one is
+ * to be used. Throws what start would refuse; generates nothing, so `config check` calls it too.
+ */
+export function configuredCertificate(config: Config): Certificate | undefined {
   if (config.tls.cert || config.tls.key) {
     if (!config.tls.cert || !config.tls.key) {
       throw new SmarthostError('SH_CONFIG_INVALID', `${config.source}: tls.cert and tls.key must be given together`, { file: config.source });
@@ -80,12 +82,21 @@ export async function loadCertificate(config: Config, logger: Logger, clock: Clo
     const certFile = resolvePath(config, config.tls.cert);
     const cert = readPem(certFile, 'certificate');
     const key = readPem(resolvePath(config, config.tls.key), 'key');
-    result = { key, cert, notAfter: notAfterOf(cert), source: certFile, selfSigned: false };
-  } else if (config.tls.selfSigned) {
-    result = await selfSigned(config, clock, logger);
-  } else {
-    throw new SmarthostError('SH_CONFIG_INVALID', `${config.source}: a listener uses TLS but no tls.cert/tls.key is set and tls.selfSigned is off`, { file: config.source });
+    let notAfter: Date;
+    try {
+      notAfter = notAfterOf(cert);
+    } catch (err) {
+      throw new SmarthostError('SH_CONFIG_INVALID', `${certFile}: not a PEM certificate (${(err as Error).message})`, { file: certFile, cause: err });
+    }
+    return { key, cert, notAfter, source: certFile, selfSigned: false };
   }
+  if (config.tls.selfSigned) return undefined;
+  throw new SmarthostError('SH_CONFIG_INVALID', `${config.source}: a listener uses TLS but no tls.cert/tls.key is set and tls.selfSigned is off`, { file: config.source });
+}
+
+/** Loads or generates the certificate, and warns when it is about to expire. */
+export async function loadCertificate(config: Config, logger: Logger, clock: Clock): Promise<Certificate> {
+  const result = configuredCertificate(config) ?? await selfSigned(config, clock, logger);
   const daysLeft = Math.floor((result.notAfter.getTime() - clock.now()) / DAY);
   if (daysLeft <= config.tls.expiryWarningDays) {
     logger.warn({ file: result.source, notAfter: result.notAfter.toISOString(), daysLeft }, `the TLS certificate expires in ${daysLeft} day(s): renew it${result.selfSigned ? ' (delete the files under mailroot/tls/ to generate a new one)' : ''}`);

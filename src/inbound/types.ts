@@ -4,6 +4,7 @@
  */
 import type { PolicyDecision } from '../core/types.ts';
 import type { Config } from '../config/schema.ts';
+import type { TlsFailureRecord } from './device-policy.ts';
 
 /**
  * Decides whether a client may use a sender. Called at MAIL FROM (stage 'mail') and again at the
@@ -41,6 +42,33 @@ export interface ListenerStats {
   connectionsRefused: number;
 }
 
+/**
+ * One refusal the client heard, for the admin ("why did my printer get an error?"): counted in
+ * /metrics by reason and listed in the console. `reason` is a short stable name (the metric label).
+ */
+export interface Refusal {
+  at: string;
+  client: string;
+  reason: RefusalReason;
+  stage: 'CONNECT' | 'AUTH' | 'MAIL' | 'RCPT' | 'DATA';
+  /** The reply as sent, e.g. "554 5.7.1 Relay access denied". */
+  reply: string;
+  user?: string;
+  mailFrom?: string;
+  recipient?: string;
+}
+
+export type RefusalReason =
+  | 'connection-denied' | 'busy' | 'too-many-connections-from-client'
+  | 'auth-failed' | 'auth-locked-out' | 'auth-needs-tls' | 'auth-mechanism'
+  | 'tls-required' | 'auth-required' | 'bad-parameters' | 'sender-refused'
+  | 'relay-denied' | 'bad-recipient' | 'too-big' | 'bad-line-endings' | 'mail-loop' | 'local-error';
+
+/** An SMTP listener's address and whether it is still accepting, for /healthz. */
+export interface ListenerState extends BoundAddress {
+  listening: boolean;
+}
+
 export interface SmtpListener {
   /** Binds every configured listener; resolves with what was bound (port 0 resolved). */
   start(): Promise<BoundAddress[]>;
@@ -52,4 +80,8 @@ export interface SmtpListener {
   /** Applies policies, limits and the TLS certificate of a new configuration to new commands and connections. */
   reload(config: Config): Promise<void>;
   stats(): ListenerStats;
+  /** Each bound listener and whether it still accepts connections. */
+  states(): ListenerState[];
+  /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
+  tlsFailures?(): TlsFailureRecord[];
 }

@@ -26,7 +26,7 @@ export function buildBdrText(record: QueueRecord, failed: Outcome[], now: Date, 
     const why = explainOutcome(o);
     lines.push(
       `${label('Recipient')}${o.recipient}`,
-      `  ${label('Upstream')}${o.transport}${o.remoteMta ? ` (${o.remoteMta})` : ''}`,
+      `  ${label('Upstream')}${upstreamWords(o)}`,
       `  ${label('It said')}${o.diagnostic ?? o.reason ?? `status ${o.status}`}`,
       `  ${label('Meaning')}${why.meaning}`,
       `  ${label('What to do')}${why.fix}`,
@@ -38,6 +38,12 @@ export function buildBdrText(record: QueueRecord, failed: Outcome[], now: Date, 
     'it starts with X-Sender / X-Receiver lines naming the original sender and these recipients.',
   );
   return lines.join('\r\n');
+}
+
+/** The upstream by its configured name, then how it was reached: "office365 (smtp, smtp.office365.com)". */
+function upstreamWords(o: Outcome): string {
+  const how = [o.transport, o.remoteMta].filter(Boolean).join(', ');
+  return o.upstream ? `${o.upstream} (${how})` : `${o.transport}${o.remoteMta ? ` (${o.remoteMta})` : ''}`;
 }
 
 /** Where the message came from, in words: an SMTP client, the pickup folder, the console's test send, an NDR. */

@@ -21,6 +21,8 @@ interface Rule {
   text?: RegExp;
   meaning: string;
   fix: string;
+  /** The fix for the sender of the message (an NDR), when `fix` is the admin's job (resend a .BAD file). */
+  senderFix?: string;
   routeBroken?: boolean;
 }
 
@@ -43,7 +45,7 @@ const RULES: Rule[] = [
   { status: '5.2.3', meaning: 'The message is too big for the upstream or the recipient.', fix: 'Send a smaller message (lower scan resolution, fewer pages) or raise the limit at the destination.' },
   { status: '5.6.', meaning: 'The upstream refused the message\'s content or format.', fix: 'Check how the device builds the message (line ends, encoding); the upstream\'s text names the problem.' },
   { status: '4.7.5', meaning: 'The TLS connection to the upstream failed (certificate not trusted, wrong name, or TLS refused).', fix: 'Check the upstream\'s host name and certificate; add its CA with `ca:` if it uses a private one.' },
-  { status: '4.4.7', meaning: 'The message stayed in the queue too long without being delivered and has expired.', fix: 'Find out why the upstream kept refusing or was unreachable (see the earlier attempts), then resend the .BAD file through pickup/.' },
+  { status: '4.4.7', meaning: 'The message stayed in the queue too long without being delivered and has expired.', fix: 'Find out why the upstream kept refusing or was unreachable (see the earlier attempts), then resend the .BAD file through pickup/.', senderFix: 'Send the message again later; if this happens again, tell your IT administrator (the relay keeps a copy of this message for them).' },
   { status: '4.4.', meaning: 'The upstream could not be reached, or the connection broke or timed out.', fix: 'Check the network path, DNS and firewall to the upstream; smarthost retries on its schedule.' },
   { status: '4.7.0', text: /auth/i, meaning: 'The upstream refused our credentials.', fix: 'Check the upstream\'s username and password, then release the upstream.', routeBroken: true },
 ];
@@ -54,19 +56,39 @@ function ruleMatches(rule: Rule, status: string, text: string): boolean {
   return true;
 }
 
+/**
+ * Who reads the explanation: the admin (.BDR, console, logs, the NDR's admin copy) or the sender of
+ * the message (the NDR to an end user, who has no badmail folder to resend from).
+ */
+export type Reader = 'admin' | 'sender';
+
 /** Explains an upstream reply: reply code, enhanced status (if any) and the reply text. */
-export function explainReply(code: number | undefined, enhanced: string | undefined, text: string): Explanation {
+export function explainReply(code: number | undefined, enhanced: string | undefined, text: string, reader: Reader = 'admin'): Explanation {
   // Microsoft 365's own table (src/m365/errors.ts) comes first: the one place it is consulted.
   const m365 = explainM365(code ?? 0, enhanced, text);
   if (m365) return { meaning: m365.meaning, fix: m365.fix, routeBroken: m365.routeBroken };
   const status = enhanced ?? '';
-  for (const rule of RULES) if (ruleMatches(rule, status, text)) return { meaning: rule.meaning, fix: rule.fix, routeBroken: rule.routeBroken ?? false };
+  for (const rule of RULES) if (ruleMatches(rule, status, text)) return { meaning: rule.meaning, fix: (reader === 'sender' && rule.senderFix) || rule.fix, routeBroken: rule.routeBroken ?? false };
   const klass = status[0] ?? (code ? String(code)[0] : '4');
   if (klass === '5') return { meaning: 'The upstream refused this message permanently.', fix: 'Read the upstream\'s text above; correct the address or the message and send it again.', routeBroken: false };
   return { meaning: 'The upstream asked us to try again later.', fix: 'Nothing for now: smarthost retries on its schedule.', routeBroken: false };
 }
 
+/**
+ * A connector (tenant MX endpoint) has no mailbox: "send as" grants mean nothing there. What counts is
+ * that the From domain is an accepted domain of the tenant and that the connector recognises the relay
+ * (its certificate's name, or its IP). research m365.md §4.2.
+ */
+const CONNECTOR_SEND_AS: Pick<Explanation, 'meaning' | 'fix'> = {
+  meaning: 'The tenant\'s MX endpoint refused this sender through the connector: the From (or envelope) domain is not an accepted domain of the tenant, or the inbound connector does not recognise this relay.',
+  fix: 'Add and verify the sender\'s domain as an accepted domain in the Microsoft 365 admin center, and check the inbound connector (Exchange admin center, Mail flow, Connectors): its certificate name must match connector.clientCertificate\'s CN/SAN (an accepted domain), or its IP list this relay\'s public IP. Send As grants (Add-RecipientPermission) do not apply to a connector.',
+};
+
 /** Explanation for an Outcome (uses its reply code, status and diagnostic). */
-export function explainOutcome(o: Outcome): Explanation {
-  return explainReply(o.replyCode, o.status, o.diagnostic ?? o.reason ?? '');
+export function explainOutcome(o: Outcome, reader: Reader = 'admin'): Explanation {
+  const text = o.diagnostic ?? o.reason ?? '';
+  const e = explainReply(o.replyCode, o.status, text, reader);
+  // the sender's report keeps its own advice; the connector's is for the admin
+  if (o.transport === 'connector' && (/Add-RecipientPermission|Send As/.test(e.fix) || /send as|SendAsDenied/i.test(text))) return { ...e, meaning: CONNECTOR_SEND_AS.meaning, fix: reader === 'admin' ? CONNECTOR_SEND_AS.fix : e.fix };
+  return e;
 }

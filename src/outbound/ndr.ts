@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Outcome, QueueId } from '../core/types.ts';
-import { explainOutcome } from './explain.ts';
+import { explainOutcome, type Reader } from './explain.ts';
 
 export interface DsnInput {
   kind: 'failed' | 'delayed';
@@ -27,6 +27,10 @@ export interface DsnInput {
   willRetryUntil?: Date;
   /** The whole original message (the client asked RET=FULL); otherwise only its headers are returned. */
   originalMessage?: Buffer;
+  /** Who reads it: the message's sender (default) or the admin copy (ndr.adminCopy), which is told about badmail. */
+  reader?: Reader;
+  /** Its name in badmail/ (without .BAD), for the admin copy of a failure report. */
+  badmailName?: string;
 }
 
 /** RFC 2047 encoded-word when the text is not plain ASCII. */
@@ -44,8 +48,12 @@ function humanPart(input: DsnInput): string {
     : [`Your message ${subject} has not been delivered yet to the recipients below. smarthost keeps trying until ${input.willRetryUntil ? dsnDate(input.willRetryUntil) : 'it expires'}; you do not need to send it again.`];
   lines.push('');
   for (const o of input.outcomes) {
-    const why = explainOutcome(o);
+    const why = explainOutcome(o, input.reader ?? 'sender');
     lines.push(`  ${o.recipient}`, `    The server said: ${o.diagnostic ?? o.reason ?? o.status}`, `    What it means:   ${why.meaning}`, `    What to do:      ${why.fix}`, '');
+  }
+  if (input.kind === 'failed' && input.reader === 'admin' && input.badmailName) {
+    const name = input.badmailName;
+    lines.push(`This is the administrator's copy. The message is in the relay's badmail folder as ${name}.BAD (${name}.BDR says why); copy the .BAD file into the pickup folder to send it again once the cause is fixed.`, '');
   }
   lines.push(`Queue id: ${input.queueId}. Reported by ${input.reportingMta}.`);
   return lines.join('\r\n');

@@ -32,7 +32,7 @@ export function loadPacing(file: string, logger: Logger): PacingCounts {
   return {};
 }
 
-export function savePacing(file: string, counts: Record<string, Array<[number, number]>>, logger: Logger): void {
+export function savePacing(file: string, counts: Record<string, unknown>, logger: Logger): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, `${JSON.stringify(counts)}\n`, { mode: 0o640 });

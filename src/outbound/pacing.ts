@@ -68,6 +68,12 @@ export class UpstreamPacer {
     this.recipients.sort((a, b) => a[0] - b[0]);
   }
 
+  /** Messages in the last minute and recipients in the rolling day (counted only where a limit is set). */
+  usage(now: number): { messages: number; recipients: number } {
+    this.prune(now);
+    return { messages: this.submissions.length, recipients: this.recipientsToday() };
+  }
+
   /** When a reservation can next succeed. */
   waitUntil(now: number): number {
     this.prune(now);

@@ -3,8 +3,13 @@
  * (the route is broken: credentials refused, SMTP AUTH disabled…). A parked upstream gets no mail
  * until an admin releases it (releaseUpstream) or its probe time comes: then ONE delivery tries it,
  * and a second refusal parks it again. Changes are reported as 'upstream' events. In memory only.
+ *
+ * An upstream not tried yet (since start, or since it was parked) gets one delivery at a time (takeTurn): with a wrong password and ten messages waiting,
+ * Microsoft 365 sees one refused login, not ten at once (its smart lockout counts them), and a
+ * refusal parks the route before a second message is tried. Once it answers, deliveries run in parallel.
  */
 import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
 import type { QueueEventSink } from '../core/types.ts';
 
 export interface UpstreamStatus {
@@ -19,11 +24,17 @@ export interface UpstreamStatus {
 export class RouteBoard {
   private status = new Map<string, UpstreamStatus>();
   private probing = new Set<string>();
+  /** Upstreams past their first delivery since start or since they were parked: no longer one at a time. */
+  private confirmed = new Set<string>();
+  /** The one delivery in progress on an upstream not confirmed yet; the next waits for it. */
+  private turns = new Map<string, Promise<void>>();
   private clock: Clock;
   private events?: QueueEventSink;
   private probeIntervalMs: number;
+  private logger?: Logger;
 
-  constructor(names: string[], clock: Clock, probeIntervalMs: number, events?: QueueEventSink) {
+  constructor(names: string[], clock: Clock, probeIntervalMs: number, events?: QueueEventSink, logger?: Logger) {
+    this.logger = logger;
     this.clock = clock;
     this.events = events;
     this.probeIntervalMs = probeIntervalMs;
@@ -36,6 +47,9 @@ export class RouteBoard {
     const probeAt = state === 'parked' ? now + this.probeIntervalMs : undefined;
     if (cur && cur.state === state && state !== 'parked') return;
     this.status.set(name, { name, state, reason, since: cur?.state === state ? cur.since : now, probeAt });
+    // an admin must hear of a parked route and of its release, with the reason
+    if (state === 'parked' && cur?.state !== 'parked') this.logger?.warn({ upstream: name, reason, probeAt: new Date(probeAt!).toISOString() }, `upstream ${name} parked: ${reason ?? 'route refused'}`);
+    if (state === 'ok' && cur?.state === 'parked') this.logger?.warn({ upstream: name, reason: reason ?? 'a delivery got through' }, `upstream ${name} released: ${reason ?? 'a delivery got through'}`);
     try {
       this.events?.({ type: 'upstream', upstream: name, state, reason, at: new Date(now).toISOString() });
     } catch { /* sinks must not break delivery */ }
@@ -57,12 +71,37 @@ export class RouteBoard {
     this.probing.delete(name);
   }
 
+  /**
+   * Waits until this delivery may use the upstream: at once when it is confirmed, else after the
+   * delivery before it. Resolves with the function to call when done (always call it).
+   */
+  async takeTurn(name: string): Promise<() => void> {
+    for (let t = this.turns.get(name); t; t = this.turns.get(name)) await t;
+    // no await between the check above and this: the next caller sees our turn
+    if (this.confirmed.has(name)) return () => {};
+    let done!: () => void;
+    this.turns.set(name, new Promise<void>((resolve) => { done = resolve; }));
+    return () => {
+      this.turns.delete(name);
+      done();
+    };
+  }
+
+  /** The upstream answered a delivery (delivered, or refused a recipient or the message): parallel deliveries from now on. */
+  confirm(name: string): void {
+    this.confirmed.add(name);
+  }
+
   park(name: string, reason: string): void {
+    this.confirmed.delete(name);
     this.probing.delete(name);
     this.set(name, 'parked', reason);
   }
 
   failing(name: string, reason: string): void {
+    // connection trouble says nothing about our credentials: no reason to hold deliveries back one
+    // by one (each would wait a connection timeout, and its failover with it)
+    this.confirmed.add(name);
     const wasProbe = this.probing.delete(name);
     // a parked route stays parked unless this was its probe (which got past the refusal)
     if (this.status.get(name)?.state === 'parked' && !wasProbe) return;
@@ -70,6 +109,7 @@ export class RouteBoard {
   }
 
   ok(name: string): void {
+    this.confirmed.add(name);
     this.probing.delete(name);
     this.set(name, 'ok');
   }

@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { addressParser, decodeWords } from 'postal-mime';
+import { repairHeaderBlock } from '../core/header-repair.ts';
 
 export interface PickupMessage {
   mailFrom: string;
@@ -21,6 +22,8 @@ export interface PickupMessage {
   subject?: string;
   headerFrom?: string;
   format: 'iis' | 'rfc5322';
+  /** Header repairs made (core/header-repair.ts), in words. */
+  repairs: string[];
 }
 
 export type PickupParse = PickupMessage | { error: string };
@@ -125,12 +128,11 @@ export function parsePickupFile(raw: Buffer, opts: { hostname: string; now: Date
   const bad = unique.filter((r) => !isAddress(r));
   if (bad.length) return { error: `Not an e-mail address: ${bad.map((b) => `"${b}"`).join(', ')}. Replace it with a real address.` };
 
-  // The message as queued: Bcc removed (it would show every blind recipient), Date and
-  // Message-ID added when missing, CRLF line ends throughout.
-  const kept = headerLines.filter((l) => !/^bcc:/i.test(l));
-  if (!values('date').length) kept.push(`Date: ${rfc5322Date(opts.now)}`);
-  if (!values('message-id').length) kept.push(`Message-ID: <${opts.now.getTime().toString(36)}.${randomBytes(6).toString('hex')}@${opts.hostname}>`);
-  const text = `${kept.join('\r\n')}\r\n\r\n${body.map((l) => `${l}\r\n`).join('')}`;
+  // The message as queued: CRLF line ends throughout, and the same repairs as a message from SMTP
+  // (core/header-repair.ts): Bcc removed (it would show every blind recipient), Date and
+  // Message-ID added when missing, the From display name and 8-bit Subject made readable.
+  const repaired = repairHeaderBlock(Buffer.from(`${headerLines.join('\r\n')}\r\n\r\n`, 'utf8'), { hostname: opts.hostname, now: opts.now, unique: randomBytes(6).toString('hex') });
+  const text = Buffer.concat([repaired.block, Buffer.from(body.map((l) => `${l}\r\n`).join(''), 'utf8')]);
   const rawSubject = values('subject')[0];
   let subject: string | undefined = rawSubject;
   try {
@@ -138,5 +140,5 @@ export function parsePickupFile(raw: Buffer, opts: { hostname: string; now: Date
   } catch {
     // keep it undecoded
   }
-  return { mailFrom, recipients: unique, content: Buffer.from(text, 'utf8'), subject, headerFrom, format: iis ? 'iis' : 'rfc5322' };
+  return { mailFrom, recipients: unique, content: text, subject, headerFrom, format: iis ? 'iis' : 'rfc5322', repairs: repaired.repairs };
 }

@@ -126,6 +126,7 @@ export function createPickupWatcher(config: Config, deps: PickupDeps): PickupWat
       size: parsed.content.length,
       subject: parsed.subject,
       headerFrom: parsed.headerFrom,
+      repairs: parsed.repairs.length ? parsed.repairs : undefined,
     };
     let id: string;
     try {
@@ -135,7 +136,7 @@ export function createPickupWatcher(config: Config, deps: PickupDeps): PickupWat
     }
     await unlink(claimed).catch(() => {});
     result.queued.push(id);
-    deps.logger.info({ event: 'pickup-queued', file: name, id, format: parsed.format, mailFrom: parsed.mailFrom, recipients: parsed.recipients, subject: parsed.subject }, `pickup file ${name} queued as ${id}`);
+    deps.logger.info({ event: 'pickup-queued', file: name, id, format: parsed.format, mailFrom: parsed.mailFrom, recipients: parsed.recipients, subject: parsed.subject, repairs: envelope.repairs }, `pickup file ${name} queued as ${id}${envelope.repairs ? ` (${envelope.repairs.join('; ')})` : ''}`);
   }
 
   async function scan(): Promise<ScanResult> {

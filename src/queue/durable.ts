@@ -41,8 +41,21 @@ export class DirectorySyncer {
   /** Number of directory fsyncs actually issued (for tests and metrics). */
   syncCount = 0;
 
+  /**
+   * Windows has no directory fsync: FlushFileBuffers on a folder handle fails (EPERM from Node).
+   * There a rename or create is NTFS metadata, written through its journal in order, and the
+   * spool's FlushFileBuffers (fsync) of each file after its rename commits the file's pending
+   * metadata (docs/queue.md, "On Windows"). Node's rename is MoveFileExW(MOVEFILE_REPLACE_EXISTING)
+   * without MOVEFILE_WRITE_THROUGH (libuv src/win/fs.c fs__rename).
+   */
+  private readonly platform: NodeJS.Platform;
+  constructor(platform: NodeJS.Platform = process.platform) {
+    this.platform = platform;
+  }
+
   /** Resolves once an fsync of `dir` that started after this call has completed. */
   sync(dir: string): Promise<void> {
+    if (this.platform === 'win32') return Promise.resolve();
     const pending = this.next.get(dir);
     if (pending && !pending.started) return pending.promise;
     const before = this.running.get(dir) ?? Promise.resolve();
@@ -214,6 +227,8 @@ export interface Spare {
 export class SpareFiles {
   private ready: Spare[] = [];
   private creating = 0;
+  /** Spare files being created (open in the thread pool). */
+  private readonly inFlight = new Set<Promise<void>>();
   private serial = 0;
   private closed = false;
   private readonly dir: string;
@@ -253,25 +268,35 @@ export class SpareFiles {
     while (!this.closed && this.ready.length + this.creating < this.target) {
       const file = this.newName();
       this.creating++;
-      openFd(file, 'wx', 0o640, (err, fd) => {
-        this.creating--;
-        if (err) return; // the next take() tries again; a message creates its own file meanwhile
-        if (this.closed) {
-          closeFd(fd, () => unlinkQuietly(file));
-          return;
-        }
-        this.ready.push({ fd, file, size: 0 });
+      // tracked so that close() can wait for it: its file exists on disk before the callback runs
+      const made = new Promise<void>((resolve) => {
+        openFd(file, 'wx', 0o640, (err, fd) => {
+          this.creating--;
+          if (err) return resolve(); // the next take() tries again; a message creates its own file meanwhile
+          if (this.closed) {
+            closeFd(fd, () => { unlinkQuietly(file); resolve(); });
+            return;
+          }
+          this.ready.push({ fd, file, size: 0 });
+          resolve();
+        });
       });
+      this.inFlight.add(made);
+      void made.then(() => this.inFlight.delete(made));
     }
   }
 
-  /** Closes and removes the spares (the spool's close()). */
-  close(): void {
+  /**
+   * Closes and removes the spares (the spool's close()). Resolves once spares still being created
+   * when it was called are removed too: after close(), tmp/ holds none of ours.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const { fd, file } of this.ready.splice(0)) {
       closeQuietly(fd);
       unlinkQuietly(file);
     }
+    await Promise.all([...this.inFlight]);
   }
 }
 

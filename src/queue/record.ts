@@ -14,6 +14,12 @@ export interface RecipientRecord {
   /** Delivery attempts that included this recipient. */
   attempts: number;
   lastOutcome?: Outcome;
+  /**
+   * Route this recipient takes (src/routing). A message whose recipients need different routes is
+   * delivered per route from this one file. Absent in records written before routes (and when no
+   * routing is configured): the envelope's upstream, else the default route.
+   */
+  route?: string;
 }
 
 export interface QueueRecord {
@@ -48,7 +54,10 @@ export function newRecord(id: QueueId, envelope: Envelope): QueueRecord {
     version: 1,
     id,
     envelope,
-    recipients: envelope.recipients.map((address) => ({ address, state: 'pending', attempts: 0 })),
+    recipients: envelope.recipients.map((address) => {
+      const route = envelope.recipientRoutes?.[address];
+      return route ? { address, state: 'pending' as const, attempts: 0, route } : { address, state: 'pending' as const, attempts: 0 };
+    }),
     attempts: 0,
     nextAttemptAt: 0,
     delayNotified: false,

@@ -25,7 +25,7 @@ import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
-import { isQueueId, newQueueId } from '../core/ids.ts';
+import { isQueueId, newQueueId, resolveIdPrefix } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, SpareFiles, closeQuietly, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
@@ -62,6 +62,8 @@ export interface Spool extends Enqueuer, Quarantine {
   readonly paths: SpoolPaths;
   readonly syncer: DirectorySyncer;
   list(filter?: ListFilter): Promise<QueueEntry[]>;
+  /** The full id for an id or a unique start of one; throws naming the matches when several. */
+  resolveId(prefix: string): Promise<QueueId>;
   show(id: QueueId): Promise<MessageDetails>;
   /** Makes a deferred or held message due now. */
   retry(id: QueueId): Promise<void>;
@@ -365,6 +367,17 @@ class FolderSpool implements Spool {
       .filter((e) => !needle || [e.record.envelope.mailFrom, ...e.record.envelope.recipients].some((a) => a.toLowerCase().includes(needle)))
       .sort((a, b) => (a.record.id < b.record.id ? -1 : 1))
       .map((e) => ({ state: e.state, record: e.record }));
+  }
+
+  /**
+   * The full queue id for an id or a unique start of one (CLI: `queue show 20261125T1745`).
+   * Throws SH_QUEUE_NOT_FOUND when nothing matches, SH_USAGE listing the matches when several do.
+   */
+  async resolveId(prefix: string): Promise<QueueId> {
+    if (!this.index.has(prefix)) await this.rescan();
+    const id = resolveIdPrefix(prefix, this.index.keys());
+    if (!id) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${prefix}`);
+    return id;
   }
 
   private async find(id: QueueId): Promise<IndexEntry> {
@@ -699,7 +712,7 @@ class FolderSpool implements Spool {
     await this.flushRemovals();
     if (this.deliveredFd !== undefined) closeQuietly(this.deliveredFd);
     this.deliveredFd = undefined;
-    this.spares.close();
+    await this.spares.close();
     for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];
     this.fresh.clear();

@@ -57,7 +57,8 @@ class GraphFailure extends Error {
 export function createGraphTransport(upstream: UpstreamConfig, deps: GraphDeps): Transport {
   const mailbox = decodeURIComponent(/^graph:\/\/[^/]+\/(.+)$/.exec(upstream.url)?.[1] ?? upstream.mailbox ?? '');
   const settings = upstream.graph ?? { base: 'https://graph.microsoft.com', largeMessages: 'upload' as const, maxRequestSize: 4 * 1024 * 1024 };
-  const base = `${settings.base.replace(/\/+$/, '')}/v1.0/users/${encodeURIComponent(mailbox)}`;
+  // graph.base may be given as the host (https://graph.microsoft.com) or with the version (…/v1.0)
+  const base = `${settings.base.replace(/\/+$/, '').replace(/\/v1\.0$/i, '')}/v1.0/users/${encodeURIComponent(mailbox)}`;
   const fetchLike = deps.fetch ?? createFetch({ caFile: upstream.ca ? path.resolve(deps.configDir ?? '', upstream.ca) : undefined, verify: upstream.verifyCertificate, timeoutMs: upstream.timeout * 1000 });
   const now = deps.now ?? Date.now;
   const remoteMta = new URL(settings.base).host;

@@ -14,7 +14,7 @@
  * queue retries it and marks it as a possible duplicate: at least once, never lost. The next send
  * starts a new thread.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError, sanitizeText, type ErrorCode } from '../core/errors.ts';
@@ -22,6 +22,7 @@ import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import type { ThreadReply, ThreadRequest, ThreadSetup, WireMessage } from './smtp-thread-worker.ts';
 import { WorkerCalls } from '../core/worker-calls.ts';
+import { startWorker } from '../core/embedded.ts';
 
 export interface ThreadedSmtpOptions {
   logger: Logger;
@@ -61,7 +62,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
 
   // The checkout runs this file as .ts; the npm package runs it compiled to .js (dist/).
   function start(): Promise<Worker> {
-    const w = new Worker(new URL(`./smtp-thread-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: setup });
+    const w = startWorker(new URL(`./smtp-thread-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: setup });
     worker = w;
     return new Promise<Worker>((resolve, reject) => {
       w.on('message', (message: ThreadReply) => {

@@ -31,6 +31,7 @@ import { resolveSecret } from '../config/secret.ts';
 import { createLineNormalizer } from './line-normalizer.ts';
 import { installFastDotStuffing } from './dot-stuffing.ts';
 import { sendRaw } from './raw-send.ts';
+import { installAuthOfferCheck } from './auth-offer.ts';
 
 export interface SmtpTransportOptions {
   logger: Logger;
@@ -74,6 +75,8 @@ export function enhancedStatus(reply: string | undefined, code: number | undefin
 
 interface SmtpError extends Error {
   code?: string;
+  /** Set by auth-offer.ts: the server offered no AUTH (or no usable mechanism); why, in words. */
+  authNotOffered?: string;
   responseCode?: number;
   response?: string;
   command?: string;
@@ -97,9 +100,21 @@ function traceLogger(trace: (line: string) => void) {
   return { trace: write, debug: write, info: write, warn: write, error: write, fatal: write };
 }
 
+/** The upstream's `ca` file; a file that cannot be read is a configuration error naming it. */
+function readCa(upstream: UpstreamConfig, configDir: string | undefined): Buffer {
+  const file = path.resolve(configDir ?? '.', upstream.ca!);
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new SmarthostError('SH_CONFIG_READ', `upstream ${upstream.name}: ca: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTransportOptions): Transport & { readonly url: ParsedSmtpUrl } {
   // nodemailer's dot-stuffing loops over every byte in JavaScript; swapped for an identical, faster one.
   installFastDotStuffing();
+  // credentials configured are used or the delivery fails, never dropped (auth-offer.ts)
+  installAuthOfferCheck();
   const url = parseSmtpUrl(upstream.url);
   const authMode = upstream.auth ?? (upstream.username ? 'basic' : 'none');
   let auth: Record<string, unknown> | undefined;
@@ -139,9 +154,13 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     ignoreTLS: url.scheme === 'smtp',
     name: upstream.heloName ?? opts.hostname,
     auth,
+    ...(auth ? { forceAuth: true, requireAuthOffer: true } : {}),
     tls: {
+      // never below TLS 1.2 upstream, whatever a legacy inbound listener or a --tls-min-v1.0 flag
+      // allows (Exchange Online refuses older: 421 4.7.66; docs/devices.md)
+      minVersion: 'TLSv1.2',
       rejectUnauthorized: upstream.verifyCertificate,
-      ca: upstream.ca ? readFileSync(path.resolve(opts.configDir ?? '.', upstream.ca)) : undefined,
+      ca: upstream.ca ? readCa(upstream, opts.configDir) : undefined,
       servername: isIP(url.host) ? undefined : url.host,
     },
     ...(pooled ? { pool: true, maxConnections: upstream.maxConnections, maxMessages: upstream.maxMessagesPerConnection } : {}),
@@ -164,6 +183,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     if (isTokenError(err)) {
       // no token to offer (revoked sign-in, secret refused…): Entra ID's reason, in plain words
       return outcome(recipient, { action: 'delayed', status: '4.7.0', diagnostic: sanitizeText(err.message), routeBroken: err.routeBroken || undefined, reason: err.message });
+    }
+    if (err.code === 'EAUTH' && err.authNotOffered) {
+      return outcome(recipient, { action: 'delayed', status: '4.7.0', diagnostic: sanitizeText(err.authNotOffered), routeBroken: true, reason: `${upstream.name}: ${err.authNotOffered}` });
     }
     if (err.code === 'EAUTH') {
       return outcome(recipient, { action: 'delayed', status: '4.7.0', replyCode: code, diagnostic: reply ?? sanitizeText(err.message), routeBroken: true, reason: `${upstream.name} refused our credentials (${upstream.mailbox ?? upstream.username ?? 'no user'})` });
@@ -209,7 +231,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   }
 
   function refusedToken(err: SmtpError): boolean {
-    return err.code === 'EAUTH' && !isTokenError(err) && (err.responseCode === 535 || !err.responseCode)
+    return err.code === 'EAUTH' && !isTokenError(err) && !err.authNotOffered && (err.responseCode === 535 || !err.responseCode)
       && !/5\.7\.139|5\.7\.30/.test(String(err.response ?? ''));
   }
 
@@ -248,10 +270,11 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   async function verify(): Promise<{ ok: boolean; detail: string }> {
     try {
       await transporter.verify();
-      return { ok: true, detail: `${upstream.name}: connected to ${url.host}:${url.port}${auth ? ' and authenticated' : ''}` };
+      // with auth configured, verify() succeeds only after an accepted AUTH (forceAuth + auth-offer.ts)
+      return { ok: true, detail: `${upstream.name}: connected to ${url.host}:${url.port}${auth ? ` and authenticated as ${String(auth.user)}` : ''}` };
     } catch (e) {
       const err = e as SmtpError;
-      return { ok: false, detail: `${upstream.name}: ${sanitizeText(err.response ?? err.message)}` };
+      return { ok: false, detail: `${upstream.name}: ${sanitizeText(err.authNotOffered ?? err.response ?? err.message)}` };
     }
   }
 

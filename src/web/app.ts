@@ -23,6 +23,8 @@ import { installErrorHandler } from './http.ts';
 import { createMetrics } from './metrics.ts';
 import { createSessionTable } from './sessions.ts';
 import type { WebServices } from './services.ts';
+import { embeddedKeys } from '../core/embedded.ts';
+import { serveEmbeddedUi } from './embedded-ui.ts';
 import badmailRoutes from './routes/badmail.ts';
 import configRoutes from './routes/config.ts';
 import dashboardRoutes from './routes/dashboard.ts';
@@ -31,8 +33,12 @@ import eventRoutes from './routes/events.ts';
 import historyRoutes from './routes/history.ts';
 import metricsRoutes from './routes/metrics.ts';
 import queueRoutes from './routes/queue.ts';
+import refusalRoutes from './routes/refusals.ts';
 import sendRoutes from './routes/send.ts';
 import upstreamRoutes from './routes/upstreams.ts';
+
+/** The console's own settings; web.health is read through services.queueAgeThresholdMs(). */
+type ConsoleConfig = { web: Omit<WebConfig, 'health'> };
 
 export interface WebOptions {
   logger?: Logger;
@@ -44,8 +50,8 @@ export interface WebOptions {
 const UI_ROOT = path.join(import.meta.dirname, 'ui');
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/** The resolved password hash, or undefined; throws when the config makes the console unsafe. */
-function passwordHashFrom(web: WebConfig): string | undefined {
+/** The resolved password hash, or undefined; throws when the config makes the console unsafe (also run by `config check`). */
+export function passwordHashFrom(web: ConsoleConfig['web']): string | undefined {
   let hash: string | undefined;
   if (web.adminPassword !== undefined) {
     try {
@@ -63,7 +69,7 @@ function passwordHashFrom(web: WebConfig): string | undefined {
   return hash;
 }
 
-export async function buildWeb(services: WebServices, config: { web: WebConfig }, options: WebOptions = {}): Promise<FastifyInstance> {
+export async function buildWeb(services: WebServices, config: ConsoleConfig, options: WebOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger();
   const clock = options.clock ?? systemClock;
   const passwordHash = passwordHashFrom(config.web);
@@ -92,18 +98,22 @@ export async function buildWeb(services: WebServices, config: { web: WebConfig }
   app.addHook('onClose', async () => unsubscribe());
 
   const routeOptions = { services, logger, clock };
-  for (const plugin of [dashboardRoutes, queueRoutes, historyRoutes, badmailRoutes, sendRoutes, upstreamRoutes, configRoutes, diagnosticsRoutes, eventRoutes]) {
+  for (const plugin of [dashboardRoutes, queueRoutes, historyRoutes, badmailRoutes, sendRoutes, upstreamRoutes, configRoutes, diagnosticsRoutes, eventRoutes, refusalRoutes]) {
     await app.register(plugin, routeOptions);
   }
   await app.register(metricsRoutes, { ...routeOptions, metrics });
 
-  await app.register(fastifyStatic, { root: UI_ROOT, prefix: '/ui/', index: false, cacheControl: false });
-  app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').sendFile('index.html'));
+  const embeddedUi = embeddedKeys('ui/'); // a single executable carries the files inside (core/embedded.ts)
+  if (embeddedUi) serveEmbeddedUi(app, embeddedUi);
+  else {
+    await app.register(fastifyStatic, { root: UI_ROOT, prefix: '/ui/', index: false, cacheControl: false });
+    app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').sendFile('index.html'));
+  }
   return app;
 }
 
 /** Builds the console and listens on web.address:web.port; resolves with the URL. */
-export async function startWeb(services: WebServices, config: { web: WebConfig }, options: WebOptions = {}): Promise<{ app: FastifyInstance; url: string }> {
+export async function startWeb(services: WebServices, config: ConsoleConfig, options: WebOptions = {}): Promise<{ app: FastifyInstance; url: string }> {
   const app = await buildWeb(services, config, options);
   await app.listen({ host: config.web.address, port: config.web.port });
   const addr = app.server.address();

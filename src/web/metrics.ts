@@ -59,12 +59,14 @@ export function createMetrics(clock: Clock): Metrics {
       if (event.type === 'accepted') accepted.inc({ source: event.envelope.client.source });
       if (event.type !== 'attempt') return;
       observeLatency(event.upstream, Math.max(0, event.durationMs) / 1000);
+      // several tenants in one console: every per-upstream count also says its route (routing)
+      const route = event.route ?? 'default';
       for (const o of event.outcomes) {
-        if (o.action === 'delivered' || o.action === 'relayed') delivered.inc({ upstream: event.upstream });
-        else if (o.action === 'delayed') deferred.inc({ upstream: event.upstream });
+        if (o.action === 'delivered' || o.action === 'relayed') delivered.inc({ upstream: event.upstream, route });
+        else if (o.action === 'delayed') deferred.inc({ upstream: event.upstream, route });
         else if (o.action === 'failed') {
           const m = /^(\d)\.(\d{1,3})\./.exec(o.status);
-          bounced.inc({ class: m ? `${m[1]}.${m[2]}` : 'unknown', reason: (m && CLASS_NAMES[m[2]]) ?? 'other' });
+          bounced.inc({ class: m ? `${m[1]}.${m[2]}` : 'unknown', reason: (m && CLASS_NAMES[m[2]]) ?? 'other', route });
         }
       }
     },
@@ -116,6 +118,23 @@ export function createMetrics(clock: Clock): Metrics {
 
       const days = services.tlsCertificateDaysLeft?.();
       if (days !== undefined) out.push('# HELP smarthost_tls_certificate_days_left Days until the listener certificate expires.', '# TYPE smarthost_tls_certificate_days_left gauge', `smarthost_tls_certificate_days_left ${days}`);
+
+      // Refusals are counted by the relay's refusal log (cli/compose/refusals.ts), by reason.
+      const refusals = services.refusals?.counts() ?? {};
+      out.push('# HELP smarthost_refusals_total SMTP commands and connections the relay refused, by reason (connection-denied, relay-denied, auth-failed, …).', '# TYPE smarthost_refusals_total counter');
+      const reasons = Object.entries(refusals);
+      if (reasons.length === 0) out.push('smarthost_refusals_total 0');
+      for (const [reason, n] of reasons) out.push(`smarthost_refusals_total${labels({ reason })} ${n}`);
+
+      // The standard process metrics of Prometheus client libraries, under their usual names.
+      const mem = process.memoryUsage();
+      const cpu = process.cpuUsage();
+      out.push('# HELP process_resident_memory_bytes Resident memory size in bytes.', '# TYPE process_resident_memory_bytes gauge', `process_resident_memory_bytes ${mem.rss}`);
+      out.push('# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.', '# TYPE process_cpu_seconds_total counter', `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`);
+      out.push('# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.', '# TYPE process_start_time_seconds gauge', `process_start_time_seconds ${Math.round((Date.now() - process.uptime() * 1000) / 1000)}`);
+      out.push('# HELP nodejs_heap_size_used_bytes JavaScript heap in use, in bytes.', '# TYPE nodejs_heap_size_used_bytes gauge', `nodejs_heap_size_used_bytes ${mem.heapUsed}`);
+      out.push('# HELP nodejs_heap_size_total_bytes JavaScript heap reserved, in bytes.', '# TYPE nodejs_heap_size_total_bytes gauge', `nodejs_heap_size_total_bytes ${mem.heapTotal}`);
+      out.push('# HELP nodejs_external_memory_bytes Memory of C++ objects bound to JavaScript (buffers), in bytes.', '# TYPE nodejs_external_memory_bytes gauge', `nodejs_external_memory_bytes ${mem.external}`);
 
       const h = services.history.health();
       out.push('# HELP smarthost_history_pending_events History events waiting to be written.', '# TYPE smarthost_history_pending_events gauge', `smarthost_history_pending_events ${h.pending}`);

@@ -27,6 +27,8 @@ export interface QueueEntryView {
   /** What that reply usually means, in words; the console fills it from show() when absent. */
   lastMeaning?: string;
   upstream?: string;
+  /** Route(s) of the message (routing), comma-separated when it was split. */
+  route?: string;
 }
 
 export interface QueueDetailView extends QueueEntryView {
@@ -78,8 +80,23 @@ export interface UpstreamStatus {
   tokenRenewals?: number;
 }
 
+/** One Microsoft 365 sending budget (a mailbox, a Graph app on a mailbox, a tenant's external recipients). */
+export interface QuotaView {
+  key: string;
+  upstreams: string[];
+  messagesLastMinute: number;
+  maxMessagesPerMinute?: number;
+  recipientsLast24h: number;
+  maxRecipientsPerDay?: number;
+  /** ISO time sending resumes, and why it waits; absent when it may send. */
+  resumesAt?: string;
+  reason?: string;
+}
+
 export interface UpstreamService {
   status(): UpstreamStatus[] | Promise<UpstreamStatus[]>;
+  /** Per sending mailbox: today's usage against the limits, and when a held one resumes. */
+  quotas?(): QuotaView[] | Promise<QuotaView[]>;
   /** Un-parks an upstream so queued mail is tried again; false when no such upstream. */
   release(name: string): Promise<boolean>;
 }
@@ -97,11 +114,54 @@ export interface ConfigService {
   apply(text: string): Promise<{ ok: boolean; problems?: ConfigProblem[]; message?: string }>;
 }
 
-/** Optional tools from src/diagnostics/, handed in as functions when they exist. Results are shown as JSON. */
+/**
+ * Optional tools from src/diagnostics/, handed in as functions when they exist. Each resolves with
+ * the tool's own report object; the page renders the known fields as headings and tables, and
+ * every tool also returns `text`, the same words the CLI prints, so nothing is shown as raw JSON.
+ */
 export interface DiagnosticsService {
+  /** `spf check` with an IP (the verdict for that sender), `spf lint` without. */
   spfCheck?(input: { domain: string; ip?: string }): Promise<unknown>;
-  dnsM365?(input: { domain: string }): Promise<unknown>;
+  /** `spf explain`: the record as a tree of includes with the DNS lookups counted. */
+  spfExplain?(input: { domain: string }): Promise<unknown>;
+  /** `spf build`: a record from the sending services the admin names. */
+  spfBuild?(input: { domain: string; include: string[]; ip: string[]; mx: boolean; all: string }): Promise<unknown>;
+  dnsM365?(input: { domain: string; tenantPrefix?: string; verification?: string }): Promise<unknown>;
+  /** `dns propagation`: the same record asked of several public resolvers. */
+  dnsPropagation?(input: { domain: string; type: string; expect?: string }): Promise<unknown>;
   headers?(input: { text: string }): Promise<unknown>;
+}
+
+/** Why the relay refused a client, as counted in /metrics and listed on the Refusals page. */
+export interface RefusalView {
+  at: string;
+  client: string;
+  /** A short stable name (connection-denied, relay-denied, auth-failed, …), the metric's label. */
+  reason: string;
+  /** The SMTP command refused (CONNECT, AUTH, MAIL, RCPT, DATA). */
+  stage: string;
+  /** The reply the client got, e.g. "554 5.7.1 Relay access denied". */
+  reply: string;
+  user?: string;
+  mailFrom?: string;
+  recipient?: string;
+}
+
+export interface RefusalService {
+  /** Newest first, at most `limit`. */
+  recent(limit?: number): RefusalView[];
+  /** Refusals since start, by reason. */
+  counts(): Record<string, number>;
+  /** Live: called with each new refusal; returns the unsubscribe function. */
+  subscribe?(listener: (r: RefusalView) => void): () => void;
+}
+
+/** What /healthz asks of the relay beyond the queue, upstreams and history. */
+export interface HealthProbes {
+  /** Resolves when a file can be written, fsynced and renamed in the spool; rejects saying why. */
+  spoolWritable(): Promise<void>;
+  /** Each SMTP listener: still accepting, and how full. */
+  listeners(): Array<{ address: string; port: number; listening: boolean; connections: number; maxConnections: number }>;
 }
 
 export interface TestSendInput {
@@ -109,6 +169,14 @@ export interface TestSendInput {
   to: string;
   subject: string;
   body: string;
+}
+
+/** Old-device compatibility as the console shows it (docs/devices.md). */
+export interface DevicesStatus {
+  /** Listeners accepting TLS 1.0/1.1 (tlsProfile: legacy), each with the plain-words warning. */
+  oldTls: Array<{ listener: string; note: string }>;
+  /** Clients STARTTLS is withheld from after a failed handshake (devices.tlsFailureMemory). */
+  starttlsWithheld: Array<{ client: string; listener: string; at: string; until?: string; reason: string; offered: { versions: string[]; ciphers: string[] }; advice: string }>;
 }
 
 export interface WebServices {
@@ -124,4 +192,10 @@ export interface WebServices {
   diagnostics?: DiagnosticsService;
   /** Days until the listener's TLS certificate expires, for /metrics. */
   tlsCertificateDaysLeft?(): number | undefined;
+  refusals?: RefusalService;
+  health?: HealthProbes;
+  /** /healthz threshold: the oldest queued message older than this makes the relay "degraded" (ms). */
+  queueAgeThresholdMs?(): number;
+  /** Listeners with old TLS and clients that failed TLS (dashboard). */
+  devices?: { status(): DevicesStatus };
 }

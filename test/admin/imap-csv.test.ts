@@ -62,7 +62,27 @@ test('duplicates, bad addresses and empty passwords are flagged with their lines
   assert.deepEqual(r.problems.map((p) => [p.line, p.severity]), [[3, 'error'], [4, 'error'], [5, 'error'], [6, 'warning'], [7, 'error']]);
   assert.match(r.problems[0].message, /duplicate EmailAddress \(first on line 2\)/);
   assert.match(r.problems[1].message, /not a valid email address/);
-  assert.deepEqual(r.rows.map((x) => x.emailAddress), ['ok@contoso.edu', 'same@contoso.edu', 'empty@contoso.edu']);
+  // an invalid row is never in the output: the empty password's row is left out like the others
+  assert.deepEqual(r.rows.map((x) => x.emailAddress), ['ok@contoso.edu', 'same@contoso.edu']);
+  assert.doesNotMatch(r.csv, /empty@contoso\.edu/);
+});
+
+test('a row with more fields than the header (an unquoted comma in a password) is an error naming the line, never cut', () => {
+  const r = buildImapCsv('EmailAddress,UserName,Password\nok@contoso.edu,ok,1\ncomma@contoso.edu,c,pass,word\n');
+  assert.deepEqual(r.problems.map((p) => [p.line, p.severity]), [[3, 'error']]);
+  assert.match(r.problems[0].message, /line 3 has 4 fields but the header has 3: a value holding a comma \(often a password\) must be in double quotes/);
+  assert.deepEqual(r.rows.map((x) => x.emailAddress), ['ok@contoso.edu']);
+  assert.doesNotMatch(r.csv, /comma@|pass/);
+});
+
+test('CLI --skip-invalid writes only the valid rows', () => {
+  const input = writeTemp('EmailAddress,UserName,Password\nok@contoso.edu,ok,1\nempty@contoso.edu,e,\ncomma@contoso.edu,c,pass,word\n');
+  const out = path.join(tempDir!, 'skip.csv');
+  const r = spawnSync(process.execPath, ['bin/smarthost.js', 'imap-csv', '--input', input, '--output', out, '--skip-invalid'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1, 'errors are still reported');
+  assert.match(r.stdout, /line 3: .*Password is empty/);
+  assert.match(r.stdout, /line 4: .*has 4 fields but the header has 3/);
+  assert.equal(readFileSync(out, 'utf8'), 'EmailAddress,UserName,Password\r\nok@contoso.edu,ok,1\r\n');
 });
 
 test('statistics: 35 MB per message and 500,000 items per batch', () => {

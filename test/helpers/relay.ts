@@ -66,8 +66,16 @@ export async function startRelay(yaml: string, opts: { dir?: string; port?: numb
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { out += d; });
   const exited = new Promise<void>((_, reject) => child.once('exit', (code) => reject(new Error(`smarthost exited (${code}) before listening:\n${out}`))));
-  await Promise.race([Promise.all([waitPort(port), ...(opts.waitFor ?? []).map((p) => waitPort(p))]), exited]);
-  exited.catch(() => {});
+  try {
+    // bounded for a relay that never comes up; generous, as a start on two busy CPUs can take long
+    await Promise.race([Promise.all([waitPort(port, '127.0.0.1', 60_000), ...(opts.waitFor ?? []).map((p) => waitPort(p, '127.0.0.1', 60_000))]), exited]);
+  } catch (e) {
+    // a relay that did not come up must not outlive the test (its pipes keep the test process alive)
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}\nrelay output:\n${out.slice(-4000)}`, { cause: e });
+  } finally {
+    exited.catch(() => {});
+  }
   const waitExit = (ms: number) => new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     const t = setTimeout(() => { child.kill('SIGKILL'); resolve(); }, ms);

@@ -41,6 +41,16 @@ function historyBody(name: string, open: (clock: ManualClock) => HistoryStore, s
         assert.equal(byRcpt.messages[0].status, 'deferred');
         assert.equal((await h.search({ recipient: '@example.com' })).messages.length, 1);
         assert.deepEqual((await h.search({ sender: 'printer@office.example' })).messages.map((m) => m.id), ['m2']);
+        // Part of an address finds it, and says what matched; a part in no address finds nothing.
+        const part = await h.search({ recipient: 'ALIC' });
+        assert.deepEqual(part.messages.map((m) => m.id), ['m1']);
+        assert.equal(part.messages[0].matchedRecipient, 'alice@example.com');
+        assert.equal(part.matched, 'messages with a recipient containing "alic"');
+        assert.deepEqual((await h.search({ recipient: 'other.ex' })).messages.map((m) => m.id), ['m2']);
+        assert.deepEqual((await h.search({ recipient: 'zed' })).messages.map((m) => m.id), []);
+        assert.deepEqual((await h.search({ recipient: 'a%' })).messages.map((m) => m.id), [], 'LIKE wildcards are literal in addresses too');
+        assert.deepEqual((await h.search({ sender: 'scanner' })).messages.map((m) => m.id), ['m1']);
+        assert.match((await h.search({ sender: 'scanner', subject: 'scan' })).matched ?? '', /sender containing "scanner" and a subject containing "scan"/);
         assert.deepEqual((await h.search({ subject: '50%' })).messages.map((m) => m.id), ['m1']);
         assert.deepEqual((await h.search({ subject: '0%d' })).messages.map((m) => m.id), [], 'LIKE wildcards are literal');
         assert.deepEqual((await h.search({ client: '192.0.2.50' })).messages.map((m) => m.id), ['m1']);
@@ -130,8 +140,56 @@ function historyBody(name: string, open: (clock: ManualClock) => HistoryStore, s
         await h.close();
       }
     });
+
+    test('filters by route (routing); a split message is found under each of its routes', async () => {
+      const clock = new ManualClock();
+      const h = open(clock);
+      try {
+        const t0 = clock.now() - 60_000;
+        const routed = (id: string, route: string | undefined, i: number) => {
+          const e = accepted(id, t0 + i, 'scan@contoso.com', ['a@x.example']);
+          return e.type === 'accepted' ? { ...e, envelope: { ...e.envelope, route } } : e;
+        };
+        h.record(routed('r1', 'contoso', 1));
+        h.record(routed('r2', 'contoso,fabrikam', 2));
+        h.record(routed('r3', 'contoso-old', 3));
+        h.record(routed('r4', undefined, 4));
+        await h.flush();
+        assert.deepEqual((await h.search({ route: 'contoso' })).messages.map((m) => m.id), ['r2', 'r1'], 'whole names only');
+        assert.deepEqual((await h.search({ route: 'fabrikam' })).messages.map((m) => m.id), ['r2']);
+        assert.deepEqual((await h.search({ route: 'contoso_old' })).messages.map((m) => m.id), [], '_ is literal');
+        assert.equal((await h.get('r2'))?.route, 'contoso,fabrikam');
+      } finally {
+        await h.close();
+      }
+    });
   });
 }
+
+test('a SQLite history created before routes gets the route column when opened', async () => {
+  const { DatabaseSync } = await import('node:sqlite');
+  const dir = path.join(tmp, 'old-schema');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'history.sqlite');
+  const old = new DatabaseSync(file);
+  old.exec(`CREATE TABLE messages (id TEXT PRIMARY KEY, received_at BIGINT NOT NULL, mail_from TEXT NOT NULL, subject TEXT, size BIGINT NOT NULL DEFAULT 0,
+    client TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', upstream TEXT, header_from TEXT,
+    recipients TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL, reason TEXT, updated_at BIGINT NOT NULL)`);
+  old.exec(`INSERT INTO messages (id, received_at, mail_from, status, updated_at) VALUES ('before', ${Date.now()}, 'a@b.c', 'delivered', ${Date.now()})`);
+  old.close();
+  const h = openHistory(cfg({}, dir), { logger: silentLogger(), clock: new ManualClock(), purgeEveryMs: 0 });
+  try {
+    const e = accepted('after', Date.now(), 'scan@contoso.com', ['a@x.example']);
+    h.record(e.type === 'accepted' ? { ...e, envelope: { ...e.envelope, route: 'contoso' } } : e);
+    await h.flush();
+    assert.equal(h.health().ok, true, JSON.stringify(h.health()));
+    assert.deepEqual((await h.search({ route: 'contoso' })).messages.map((m) => m.id), ['after']);
+    assert.equal((await h.get('before'))?.status, 'delivered', 'old rows still read');
+  } finally {
+    await h.close();
+  }
+});
 
 const cfg = (over: Partial<HistoryConfig>, mailrootPath: string): { history: HistoryConfig; mailrootPath: string } => ({
   history: { store: 'sqlite', retention: 7 * DAY, ...over }, mailrootPath,

@@ -94,11 +94,16 @@ test('swaks STARTTLS + AUTH LOGIN: an authenticated client may relay from an unl
   assert.ok(!JSON.stringify(relay.logs).includes('s3cret-Pass'), 'the password must never be logged');
 });
 
-test('AUTH is not offered before STARTTLS (swaks stops there); a wrong password gets 535 5.7.8 after a delay', async () => {
+test('AUTH is not announced before STARTTLS and refused there (538); a wrong password gets 535 5.7.8 after a delay', async () => {
   const plain = await run('swaks', ['--server', server(), '--local-interface', '127.0.0.9', '--auth', 'PLAIN', '--auth-user', 'scanner', '--auth-password', 's3cret-Pass', '--from', 'a@example.org', '--to', 'b@example.org']);
   assert.notEqual(plain.code, 0);
-  assert.match(plain.out, /Host did not advertise authentication/);
-  // AUTH sent anyway gets 538: test/inbound/hostile.test.ts.
+  assert.doesNotMatch(plain.out, /250[ -]AUTH/, 'a plain-text EHLO must not announce AUTH it cannot use');
+  assert.match(plain.out, /250[ -]STARTTLS/);
+  const raw = await RawClient.connect(relay.port, { localAddress: '127.0.0.9' });
+  await raw.reply();
+  await raw.cmd('EHLO device.test');
+  assert.equal((await raw.cmd(`AUTH PLAIN ${Buffer.from('\0scanner\0s3cret-Pass').toString('base64')}`)).code, 538);
+  raw.close();
   const t0 = Date.now();
   const wrong = await run('swaks', ['--server', server(), '--local-interface', '127.0.0.10', '--tls', '--auth', 'PLAIN', '--auth-user', 'scanner', '--auth-password', 'wrong', '--from', 'a@example.org', '--to', 'b@example.org']);
   assert.notEqual(wrong.code, 0);

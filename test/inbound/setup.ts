@@ -10,7 +10,7 @@ import pino from 'pino';
 import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createSmtpListener } from '../../src/inbound/listener.ts';
-import type { SenderCheck, SmtpListener } from '../../src/inbound/types.ts';
+import type { Refusal, SenderCheck, SmtpListener } from '../../src/inbound/types.ts';
 import { MemoryEnqueuer } from '../helpers/memory-enqueuer.ts';
 
 export interface TestRelay {
@@ -32,7 +32,7 @@ export function makeConfig(yaml: string, dir: string): Config {
 }
 
 /** Default listener: one plain+STARTTLS listener on 127.0.0.1:0 unless yaml has its own `listen:`. */
-export async function startRelay(yaml = '', opts: { senderCheck?: SenderCheck; dir?: string } = {}): Promise<TestRelay> {
+export async function startRelay(yaml = '', opts: { senderCheck?: SenderCheck; dir?: string; onRefusal?: (r: Refusal) => void } = {}): Promise<TestRelay> {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'smarthost-inbound-'));
   const full = yaml.includes('listen:') ? yaml : `listen:\n  - address: 127.0.0.1\n    port: 1\n${yaml}`;
   const config = makeConfig(full, dir);
@@ -45,7 +45,7 @@ export async function startRelay(yaml = '', opts: { senderCheck?: SenderCheck; d
   });
   const logger = pino({ level: 'info' }, sink);
   const queue = new MemoryEnqueuer();
-  const listener = createSmtpListener(config, { enqueue: queue, logger, senderCheck: opts.senderCheck });
+  const listener = createSmtpListener(config, { enqueue: queue, logger, senderCheck: opts.senderCheck, onRefusal: opts.onRefusal });
   const bound = await listener.start();
   return {
     port: bound[0].port,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { explainReply } from '../../src/outbound/explain.ts';
+import { explainOutcome, explainReply } from '../../src/outbound/explain.ts';
 import { buildDsn } from '../../src/outbound/ndr.ts';
 import { reportRecipients } from '../../src/outbound/reports.ts';
 
@@ -50,4 +50,31 @@ test('DSN with RET=FULL carries the whole original message as message/rfc822', (
   }).toString();
   assert.match(dsn, /Content-Type: message\/rfc822\r\n\r\nSubject: whole\r\nFrom: a@b\.c\r\n\r\nthe body\r\n\r\n--=_smarthost_[0-9a-f]+--\r\n$/);
   assert.doesNotMatch(dsn, /text\/rfc822-headers/);
+});
+
+test('a send-as refusal through a connector advises connector things, not Add-RecipientPermission', () => {
+  const o = { recipient: 'a@b.c', action: 'failed' as const, status: '5.7.60', replyCode: 550, diagnostic: '550 5.7.60 SMTP; Client does not have permissions to send as this sender', at: '' };
+  const viaConnector = explainOutcome({ ...o, transport: 'connector' });
+  assert.match(viaConnector.fix, /accepted domain/);
+  assert.match(viaConnector.fix, /certificate name/);
+  assert.doesNotMatch(viaConnector.fix, /Add-RecipientPermission ADDRESS/);
+  assert.match(explainOutcome({ ...o, transport: 'smtp' }).fix, /Add-RecipientPermission/);
+});
+
+test('durations in words never read "0 hours": minutes under an hour, hours, days', async () => {
+  const { wordDuration } = await import('../../src/config/units.ts');
+  assert.equal(wordDuration(30 * 60_000), '30 minutes');
+  assert.equal(wordDuration(60_000), '1 minute');
+  assert.equal(wordDuration(90 * 60_000), '90 minutes');
+  assert.equal(wordDuration(3_600_000), '1 hour');
+  assert.equal(wordDuration(12 * 3_600_000), '12 hours');
+  assert.equal(wordDuration(2 * 86_400_000), '2 days');
+  assert.equal(wordDuration(45_000), '45 seconds');
+});
+
+test('an expired message: the sender is not told to resend a .BAD file; the admin is', async () => {
+  const { explainOutcome } = await import('../../src/outbound/explain.ts');
+  const o = { recipient: 'a@x.org', action: 'failed' as const, status: '4.4.7', transport: 'smtp', at: new Date().toISOString() };
+  assert.match(explainOutcome(o).fix, /\.BAD/);
+  assert.doesNotMatch(explainOutcome(o, 'sender').fix, /\.BAD|pickup/);
 });

@@ -130,6 +130,24 @@ test('routeBroken: refused credentials park the upstream, nothing bounces, relea
   assert.ok(h.events.some((e) => e.type === 'state' && e.id === a && e.state === 'delivered'));
 });
 
+test('a refusal parks the route before the next message tries: ten messages waiting, one refused login (smart lockout counts them)', T, async (t) => {
+  const up = await startUpstream({ auth: { user: 'scanner@contoso.com', pass: 'new-password' } }, true);
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: m365, url: "smtp+starttls://127.0.0.1:${up.port}", username: scanner@contoso.com, password: old-password, verifyCertificate: false }\n`);
+  t.after(() => h.close());
+  for (let i = 0; i < 10; i++) await h.enqueue('scanner@contoso.com', [`r${i}@x.org`]);
+  await h.manager.runOnce();
+  assert.equal(up.authAttempts, 1, 'the messages in parallel did not each try a login');
+  const queued = await h.spool.list({ state: 'deferred' });
+  assert.equal(queued.length, 10);
+  assert.ok(queued.every((e) => e.record.waitingForUpstream === 'm365'));
+  // once the upstream has taken a message, deliveries run in parallel again
+  up.behaviour.auth = { user: 'scanner@contoso.com', pass: 'old-password' };
+  assert.equal(await h.manager.releaseUpstream('m365'), true);
+  await h.manager.runOnce();
+  assert.equal(up.received.length, 10);
+});
+
 test('routeBroken: the upstream is probed again after upstreamProbeInterval', T, async (t) => {
   const up = await startUpstream({ auth: { user: 'u', pass: 'right' } }, true);
   t.after(() => up.close());
@@ -160,7 +178,7 @@ test('a null-sender message is never bounced: badmail only', T, async (t) => {
   assert.equal(up.received.length, 0);
 });
 
-test('ndr to both: sender and admin copy; masquerade rewrites the envelope sender domain', T, async (t) => {
+test('ndr to both: the sender and the admin copy each get a report in words for them; masquerade rewrites the envelope sender domain', T, async (t) => {
   const up = await startUpstream({ rcpt: (a) => (a === 'bad@x.org' ? [550, '5.7.1 Client does not have permissions to send as this sender'] : undefined) });
   t.after(() => up.close());
   const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\nndr:\n  to: both\n  adminCopy: postmaster@contoso.com\ndelivery:\n  masqueradeDomain: contoso.com\n`);
@@ -168,9 +186,37 @@ test('ndr to both: sender and admin copy; masquerade rewrites the envelope sende
   const id = await h.enqueue('scanner@printer.local', ['ok@x.org', 'bad@x.org']);
   await h.manager.runOnce();
   assert.equal(up.received[0].from, 'scanner@contoso.com');
-  const ndr = up.received.find((r) => r.from === '');
-  assert.deepEqual(ndr?.to, ['scanner@printer.local', 'postmaster@contoso.com']);
+  const ndrs = up.received.filter((r) => r.from === '');
+  assert.deepEqual(ndrs.map((r) => r.to), [['scanner@printer.local'], ['postmaster@contoso.com']]);
   assert.match(await h.readBadmail(`${id}.BDR`), /Send As/i);
+});
+
+test('ndr.adminCopy alone sends the copy (IIS "Send copy of NDR to"); only the admin copy speaks of .BAD; the .BDR names the upstream; a 30-minute expiry reads "30 minutes"', T, async (t) => {
+  const up = await startUpstream({ rcpt: (a) => (a === 'slow@x.org' ? [421, '4.4.2 Busy, come back later'] : undefined) });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: office365, url: "smtp://127.0.0.1:${up.port}" }\nndr:\n  adminCopy: postmaster@contoso.com\ndelivery:\n  expiration: 30m\n  retry: [15m]\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('scanner@contoso.com', ['slow@x.org']);
+  for (let i = 0; i < 5; i++) {
+    await h.manager.runOnce();
+    const e = (await h.spool.list({ state: 'deferred' })).find((x) => x.record.id === id);
+    if (!e) break;
+    h.clock.advance(e.record.nextAttemptAt - h.clock.now());
+  }
+  await h.manager.runOnce();
+  const reports = up.received.filter((r) => r.from === '');
+  const toSender = reports.find((r) => r.to[0] === 'scanner@contoso.com');
+  const toAdmin = reports.find((r) => r.to[0] === 'postmaster@contoso.com');
+  assert.ok(toSender && toAdmin, `one report each, got ${JSON.stringify(reports.map((r) => r.to))}`);
+  const words = (r: { data: Buffer }) => r.data.toString().split('Content-Type: message/delivery-status')[0];
+  assert.doesNotMatch(words(toSender), /\.BAD|pickup/, 'the end user is not told to resend a .BAD file');
+  assert.match(words(toSender), /Send the message again later/);
+  assert.match(words(toAdmin), new RegExp(`badmail folder as ${id}\\.BAD`));
+  const bdr = await h.readBadmail(`${id}.BDR`);
+  assert.match(bdr, /Upstream: +office365 \(smtp, 127\.0\.0\.1\)/);
+  assert.match(bdr, /within 30 minutes\./);
+  const all = [bdr, ...reports.map((r) => r.data.toString())].join('\n');
+  assert.doesNotMatch(all, /0 hours/);
 });
 
 test('pacing: recipients split per maxRecipientsPerMessage; maxMessagesPerMinute makes messages wait, not fail', T, async (t) => {
@@ -281,4 +327,36 @@ test('a transport that throws or forgets a recipient does not take the message o
   const left = await h.spool.list();
   assert.deepEqual(left.map((x) => [x.record.envelope.client.source, x.record.envelope.mailFrom]), [['ndr', '']], 'expired in the end: only its NDR is queued');
   assert.deepEqual(await h.badmail(), [`${e.record.id}.BAD`, `${e.record.id}.BDR`]);
+});
+
+test('a report the upstream refuses is kept in badmail with its reason; no report is made about the report', T, async (t) => {
+  // an upstream that, like Exchange Online client submission, refuses the null sender
+  const up = await startUpstream({ mail: (a) => (a === '' ? [550, '5.7.60 SMTP; Client does not have permissions to send as this sender'] : undefined), rcpt: (a) => (a.startsWith('bad') ? [550, '5.1.1 User unknown'] : undefined) });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  const id = await h.enqueue('printer@contoso.com', ['bad@x.org']);
+  await h.manager.runOnce();
+  await h.manager.runOnce();
+  const files = await h.badmail();
+  assert.equal(files.length, 4, `the message and its report: ${files.join(', ')}`);
+  const reportBdr = files.find((f) => f.endsWith('.BDR') && !f.startsWith(id))!;
+  const text = await h.readBadmail(reportBdr);
+  assert.match(text, /could not send this delivery report/);
+  assert.match(text, /5\.7\.60/);
+  assert.match(await h.readBadmail(reportBdr.replace(/\.BDR$/, '.BAD')), /multipart\/report/);
+  assert.deepEqual(await h.spool.list(), [], 'nothing left, no report about the report');
+  assert.equal(up.received.length, 0);
+});
+
+test('a message that is itself a report (multipart/report or Auto-Submitted: auto-replied) gets no report', T, async (t) => {
+  const up = await startUpstream({ rcpt: () => [550, '5.1.1 User unknown'] });
+  t.after(() => up.close());
+  const h = await harness(`upstreams:\n  - { name: main, url: "smtp://127.0.0.1:${up.port}" }\n`);
+  t.after(() => h.close());
+  await h.spool.enqueue({ mailFrom: 'robot@contoso.com', recipients: ['gone@x.org'], client: { address: '127.0.0.1', source: 'smtp' }, receivedAt: new Date(h.clock.now()).toISOString(), size: 0 },
+    Buffer.from('From: <robot@contoso.com>\r\nSubject: Undeliverable: x\r\nAuto-Submitted: auto-replied\r\n\r\nreport\r\n'));
+  await h.manager.runOnce();
+  assert.equal((await h.badmail()).length, 2);
+  assert.deepEqual(await h.spool.list(), [], 'no report queued');
 });

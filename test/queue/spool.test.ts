@@ -56,7 +56,8 @@ test('spare files: created ahead in tmp/, used by the next messages, removed on 
   const spares = async () => (await readdir(path.join(root, 'tmp'))).filter((n) => n.startsWith('spare-')).sort();
   assert.deepEqual(await spares(), [], 'none before the first message');
   await spool.enqueue(env(), Buffer.from('Subject: 1\r\n\r\none\r\n'));
-  for (let i = 0; i < 100 && (await spares()).length < 16; i++) await new Promise((r) => setTimeout(r, 10));
+  // made in the thread pool: wait for them (bounded), however busy the machine is
+  for (let i = 0; i < 1000 && (await spares()).length < 16; i++) await new Promise((r) => setTimeout(r, 10));
   const ready = await spares();
   assert.equal(ready.length, 16, 'sixteen spares made after the first take');
   const id = await spool.enqueue(env(), Buffer.from('Subject: 2\r\n\r\ntwo\r\n'));
@@ -73,6 +74,20 @@ test('spare files: created ahead in tmp/, used by the next messages, removed on 
   t.after(() => again.close());
   assert.deepEqual(await spares(), []);
   assert.equal((await again.list()).length, 2);
+});
+
+test('close() waits for spare files still being created: none is left in tmp/ after it', { timeout: 30_000 }, async (t) => {
+  const root = await tmpRoot(t);
+  const { SpareFiles } = await import('../../src/queue/durable.ts');
+  await mkdir(path.join(root, 'tmp'), { recursive: true });
+  for (let round = 0; round < 5; round++) {
+    const spares = new SpareFiles(path.join(root, 'tmp'));
+    // the first take starts sixteen spares in the thread pool; close at once, while they are made
+    assert.equal(spares.take(), undefined);
+    await spares.close();
+    const left = (await readdir(path.join(root, 'tmp'))).filter((n) => n.startsWith('spare-'));
+    assert.deepEqual(left, [], `round ${round}: spares left after close()`);
+  }
 });
 
 test('a stream is written without buffering and its size counted', { timeout: 30_000 }, async (t) => {

@@ -113,7 +113,7 @@ test('STARTTLS + AUTH with a self-signed certificate trusted through ca; long li
   const cfg = upstreamSchema.parse({ name: 'tls', url: `smtp+starttls://127.0.0.1:${up.port}`, username: 'scanner@contoso.com', password: 's3cret!', ca });
   const tr = createSmtpTransport(cfg, { logger: silentLogger(), hostname: 'relay.test', trace: (l) => lines.push(l) });
   t.after(() => tr.close());
-  assert.deepEqual(await tr.verify!(), { ok: true, detail: `tls: connected to 127.0.0.1:${up.port} and authenticated` });
+  assert.deepEqual(await tr.verify!(), { ok: true, detail: `tls: connected to 127.0.0.1:${up.port} and authenticated as scanner@contoso.com` });
   const out = await tr.send(message(`Subject: tls\nX-Long: ${'y'.repeat(3000)}\n\nbody\n`, ['a@x.org']));
   assert.equal(out[0].action, 'delivered', JSON.stringify(out));
   const got = up.received[0];

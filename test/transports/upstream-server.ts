@@ -17,6 +17,8 @@ export interface Received {
 export interface UpstreamBehaviour {
   /** Reply for a recipient; undefined = accept. e.g. r => r.startsWith('bad') ? [550, '5.1.1 no such user'] : undefined */
   rcpt?: (address: string) => [number, string] | undefined;
+  /** Reply for MAIL FROM (address '' = the null sender); undefined = accept. */
+  mail?: (address: string) => [number, string] | undefined;
   /** Reply at end of data; undefined = 250. */
   data?: () => [number, string] | undefined;
   /** Drop the TCP connection after the final dot, this many times. */
@@ -27,6 +29,8 @@ export interface UpstreamBehaviour {
   size?: number;
   /** Require STARTTLS + AUTH with these credentials. */
   auth?: { user: string; pass: string };
+  /** The AUTH mechanisms offered (with auth); default PLAIN, LOGIN, XOAUTH2. */
+  authMethods?: string[];
 }
 
 export interface TestUpstream {
@@ -48,6 +52,11 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
     authOptional: !behaviour.auth,
     closeTimeout: 200,
     size: behaviour.size,
+    onMailFrom(address, _session, cb) {
+      const r = upstream.behaviour.mail?.(address.address ?? '');
+      if (!r) return cb();
+      cb(Object.assign(new Error(r[1]), { responseCode: r[0] }));
+    },
     onRcptTo(address, _session, cb) {
       const r = upstream.behaviour.rcpt?.(address.address);
       if (!r) return cb();
@@ -95,7 +104,7 @@ export async function startUpstream(behaviour: UpstreamBehaviour = {}, tls = fal
   if (tls || behaviour.auth) {
     const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }]);
     certPem = pems.cert;
-    Object.assign(options, { key: pems.private, cert: pems.cert, authMethods: ['PLAIN', 'LOGIN', 'XOAUTH2'] });
+    Object.assign(options, { key: pems.private, cert: pems.cert, authMethods: behaviour.authMethods ?? ['PLAIN', 'LOGIN', 'XOAUTH2'] });
   } else {
     Object.assign(options, { disabledCommands: ['STARTTLS', 'AUTH'] });
   }

@@ -30,7 +30,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const web = (over: Partial<WebConfig> = {}): { web: WebConfig } => ({
+const web = (over: Partial<WebConfig> = {}): { web: Omit<WebConfig, 'health'> } => ({
   web: { enabled: true, address: '127.0.0.1', port: 0, adminUser: 'admin', secureCookies: false, adminPassword: hash, ...over },
 });
 
@@ -204,16 +204,37 @@ describe('actions', () => {
     f.emit(attempt('x2', Date.now(), [{ recipient: 'c@d.example', action: 'failed', status: '5.7.1' }, { recipient: 'e@d.example', action: 'delayed', status: '4.4.1' }]));
     const m = (await app.inject({ url: '/metrics' })).body;
     assert.equal(count(m, /^smarthost_messages_accepted_total/) - acc0, 2);
-    assert.match(m, /smarthost_recipients_bounced_total\{class="5\.7",reason="security_policy"\} 1/);
-    assert.match(m, /smarthost_recipients_deferred_total\{upstream="o365"\} 1/);
+    assert.match(m, /smarthost_recipients_bounced_total\{class="5\.7",reason="security_policy",route="default"\} 1/);
+    assert.match(m, /smarthost_recipients_deferred_total\{upstream="o365",route="default"\} 1/);
+    // an attempt on a route (routing) carries its route label
+    f.emit({ ...attempt('x3', Date.now(), [{ recipient: 'c@d.example', action: 'delivered', status: '2.0.0' }]), route: 'contoso' } as ReturnType<typeof attempt>);
+    assert.match((await app.inject({ url: '/metrics' })).body, /smarthost_recipients_delivered_total\{upstream="o365",route="contoso"\} 1/);
     assert.match(m, /smarthost_upstream_latency_seconds_count\{upstream="o365"\} 2/);
     assert.match(m, /smarthost_queue_messages\{state="all"\} 1/);
     assert.match(m, /smarthost_queue_oldest_age_seconds (59\d|60\d)/);
     assert.match(m, /smarthost_token_renewals_total\{upstream="o365"\} 3/);
     assert.match(m, /smarthost_tls_certificate_days_left 42/);
+    assert.match(m, /^process_resident_memory_bytes \d+$/m);
+    assert.match(m, /^process_cpu_seconds_total \d+(\.\d+)?$/m);
+    assert.match(m, /^nodejs_heap_size_used_bytes \d+$/m);
+    // The fakes' upstream is parked: the relay still accepts mail (200), but it is not "ok".
     const hz = await app.inject({ url: '/healthz' });
     assert.equal(hz.statusCode, 200);
-    assert.equal(hz.json().status, 'ok');
+    assert.equal(hz.json().status, 'degraded');
+    assert.match(hz.json().checks.find((c: { name: string }) => c.name === 'upstream o365').reason, /^parked: authentication refused/);
+    assert.equal((await app.inject({ url: '/healthz?strict' })).statusCode, 503);
+  });
+
+  test('the queue filters by route; a split message is listed under each of its routes', async () => {
+    f.queue.push({ id: 'split1', state: 'deferred', mailFrom: 'scan@contoso.com', recipients: ['a@x.example'], receivedAt: new Date().toISOString(), size: 10, route: 'contoso,fabrikam' });
+    try {
+      const ids = async (route: string) => (await app.inject({ url: `/api/queue?route=${route}`, headers: { cookie: auth.cookie } })).json().messages.map((m: { id: string }) => m.id);
+      assert.deepEqual(await ids('fabrikam'), ['split1']);
+      assert.deepEqual(await ids('contoso'), ['split1']);
+      assert.deepEqual(await ids('conto'), [], 'whole route names only');
+    } finally {
+      f.queue.pop();
+    }
   });
 
   test('the page is served with a strict Content-Security-Policy', async () => {

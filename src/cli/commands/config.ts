@@ -6,12 +6,21 @@ export function register(program: Command): void {
   config
     .command('check')
     .argument('[file]', 'YAML config file (default: SMARTHOST_CONFIG, else /etc/smarthost/smarthost.yaml, else ./smarthost.yaml)')
-    .description('validate a config file; errors name the file, line and what is expected')
+    .description('validate a config file as serve does at start (secrets, certificates, console password, upstreams); errors name the file, line and what is expected')
     .action(async (file?: string) => {
       const { loadConfig } = await import('../../config/load.ts');
       const { requireConfig } = await import('../../config/locate.ts');
       const cfg = loadConfig(requireConfig(file));
+      // everything serve refuses at start, in the same words (compose/preflight.ts)
+      const { assertStartable } = await import('../compose/preflight.ts');
+      await assertStartable(cfg);
       process.stdout.write(`${cfg.source}: OK (${cfg.listen.length} listener(s), ${cfg.upstreams.length} upstream(s), mailroot ${cfg.mailrootPath})\n`);
+      // valid, but would not work as meant: said, without failing the check
+      const { ndrSenderWarnings, routeNdrWarnings } = await import('../../m365/ndr-sender.ts');
+      for (const w of ndrSenderWarnings(cfg.upstreams, cfg.ndr.from, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
+      for (const w of routeNdrWarnings(cfg.upstreams, cfg.routes, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
+      const { routingWarnings } = await import('../../routing/index.ts');
+      for (const w of routingWarnings(cfg)) process.stdout.write(`warning: ${w}\n`);
     });
   config
     .command('sample')

@@ -14,11 +14,12 @@
  * Each item is ok / warning / problem / could-not-check / skipped. Exit codes: 0 nothing wrong
  * (warnings and skipped items allowed), 1 a problem, 2 config error, 3 only could-not-check.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { configDirOf, type Config } from '../../config/schema.ts';
+import { legacyWarning } from '../../inbound/tls-profile.ts';
 import type { UpstreamConfig } from '../../config/sections/upstreams.ts';
 import type { DnsClient } from '../../diagnostics/dns/client.ts';
 
@@ -144,6 +145,9 @@ async function transportOptions(u: UpstreamConfig, config: Config, opts: DoctorO
     options: {
       host, port, secure: scheme === 'smtps', requireTLS: scheme === 'smtp+starttls', ignoreTLS: scheme === 'smtp',
       name: u.heloName ?? config.hostnameResolved, auth, tls,
+      // with credentials, log in or fail, even when the server offers no AUTH (auth-offer.ts):
+      // "authenticated as" is said only after an accepted AUTH
+      ...(auth ? { forceAuth: true, requireAuthOffer: true } : {}),
       connectionTimeout: opts.timeoutMs, greetingTimeout: opts.timeoutMs, socketTimeout: opts.timeoutMs,
     },
   };
@@ -195,6 +199,7 @@ async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOpti
   const countdown = basicAuthWarning(u, (opts.now ?? Date.now)());
   if (countdown) items.push({ area: 'upstream', subject, state: 'warning', detail: countdown });
   if (u.url.startsWith('graph://')) return [...items, await checkGraph(u, config, opts, subject)];
+  if (u.url.startsWith('connector://') && u.connector?.clientCertificate) items.push(checkConnectorCertificate(u, config, (opts.now ?? Date.now)(), subject));
   let prepared;
   try {
     prepared = await transportOptions(u, config, opts);
@@ -203,6 +208,7 @@ async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOpti
   }
   if (prepared.trouble) return [...items, { area: 'upstream', subject, state: 'could-not-check', detail: prepared.trouble }];
   const nodemailer = (await import('nodemailer')).default;
+  (await import('../../transports/auth-offer.ts')).installAuthOfferCheck();
   const transport = nodemailer.createTransport(prepared.options as never);
   const target = `${prepared.options!.host}:${prepared.options!.port}`;
   try {
@@ -217,8 +223,47 @@ async function checkUpstream(u: UpstreamConfig, config: Config, opts: DoctorOpti
   return items;
 }
 
+/**
+ * A certificate-based inbound connector recognises the relay by the certificate it presents: it must
+ * be readable, match its key, be in date, and name (CN or SAN) an accepted domain of the tenant, the
+ * one the connector is set to (research m365.md §4.2). doctor cannot read the connector: it shows the
+ * names so the admin can compare.
+ */
+export function checkConnectorCertificate(u: UpstreamConfig, config: Config, now: number, subject: string): DoctorItem {
+  const dir = configDirOf(config);
+  const certFile = path.resolve(dir, u.connector!.clientCertificate!);
+  let cert: X509Certificate;
+  let keyPem: string;
+  try {
+    // the certificate and its key may share one file, even run together without a line end
+    const pem = readFileSync(certFile, 'utf8');
+    cert = new X509Certificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0] ?? pem);
+    const keyText = u.connector!.clientKey ? readFileSync(path.resolve(dir, u.connector!.clientKey), 'utf8') : pem;
+    keyPem = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/.exec(keyText)?.[0] ?? keyText;
+  } catch (e) {
+    return { area: 'upstream', subject, state: 'problem', detail: `connector client certificate ${certFile} cannot be read: ${(e as Error).message}` };
+  }
+  const names = [/CN=([^\n,]+)/.exec(cert.subject)?.[1], ...(cert.subjectAltName ?? '').split(/,\s*/).map((n) => n.replace(/^DNS:/, ''))].filter((n): n is string => Boolean(n && !n.includes(':')));
+  const domain = u.url.slice('connector://'.length).toLowerCase();
+  const daysLeft = Math.floor((Date.parse(cert.validTo) - now) / 86_400_000);
+  let keyMatches = false;
+  try {
+    keyMatches = cert.checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    keyMatches = false;
+  }
+  const named = `names ${[...new Set(names)].join(', ') || 'nothing'}`;
+  if (!keyMatches) return { area: 'upstream', subject, state: 'problem', detail: `connector client certificate ${certFile}: no matching private key (connector.clientKey)` };
+  if (daysLeft < 0) return { area: 'upstream', subject, state: 'problem', detail: `connector client certificate expired ${-daysLeft} day(s) ago (${named}): Microsoft 365 will stop recognising the relay (550 5.7.64 TenantAttribution)` };
+  const matches = names.some((n) => n.toLowerCase() === domain || n.toLowerCase().endsWith(`.${domain}`) || (n.startsWith('*.') && domain.endsWith(n.slice(1).toLowerCase())));
+  if (!matches) return { area: 'upstream', subject, state: 'warning', detail: `connector client certificate ${named}, none in ${domain}: the inbound connector must be set to a name in the certificate, and that name must be an accepted domain of the tenant` };
+  if (daysLeft < 30) return { area: 'upstream', subject, state: 'warning', detail: `connector client certificate (${named}) expires in ${daysLeft} day(s): renew it and keep the same name` };
+  return { area: 'upstream', subject, state: 'ok', detail: `connector client certificate ${named}, valid ${daysLeft} more day(s); the inbound connector must name it (an accepted domain)` };
+}
+
 async function describeSmtpError(e: unknown, target: string): Promise<string> {
-  const err = e as { code?: string; responseCode?: number; response?: string; message?: string };
+  const err = e as { code?: string; responseCode?: number; response?: string; message?: string; authNotOffered?: string };
+  if (err.authNotOffered) return err.authNotOffered;
   const { explainM365 } = await import('../../m365/errors.ts');
   // Microsoft's explanations only fit Microsoft's replies: other servers reuse the same codes.
   const microsoft = /(office365|outlook|microsoft)\.com|\.mx\.microsoft/i.test(target);
@@ -255,6 +300,14 @@ async function checkClock(opts: DoctorOptions): Promise<DoctorItem> {
   return { area: 'clock', subject: 'clock', state: 'ok', detail: `within ${Math.max(2, Math.abs(Math.round(skewMs / 1000)))} s of ${new URL(opts.timeUrl).host}` };
 }
 
+/** A listener that accepts TLS 1.0/1.1 is said plainly (docs/devices.md): fine on a LAN, nowhere else. */
+function legacyListeners(config: Config): DoctorItem[] {
+  return config.listen.filter((l) => l.tls !== 'none' && l.tlsProfile === 'legacy').map((l) => ({
+    area: 'tls' as const, subject: `listener ${l.address}:${l.port}`, state: 'warning' as const,
+    detail: `${legacyWarning(`${l.address}:${l.port}`)}${l.address === '0.0.0.0' || l.address === '::' ? ' (it listens on every address of this machine: make sure the port is not forwarded from the internet)' : ''}`,
+  }));
+}
+
 /** Runs every check; never throws for network reasons. */
 export async function runDoctor(config: Config, opts: DoctorOptions): Promise<DoctorItem[]> {
   const [spf, upstreams, clock] = await Promise.all([
@@ -262,9 +315,17 @@ export async function runDoctor(config: Config, opts: DoctorOptions): Promise<Do
     Promise.all(config.upstreams.map((u) => checkUpstream(u, config, opts))),
     checkClock(opts),
   ]);
-  const items = [...spf, checkCertificate(config, (opts.now ?? Date.now)()), ...upstreams.flat(), clock];
+  const items = [...spf, checkCertificate(config, (opts.now ?? Date.now)()), ...legacyListeners(config), ...upstreams.flat(), clock];
+  const { ndrSenderWarnings, routeNdrWarnings } = await import('../../m365/ndr-sender.ts');
+  for (const w of [...ndrSenderWarnings(config.upstreams, config.ndr.from, config.hostnameResolved), ...routeNdrWarnings(config.upstreams, config.routes, config.hostnameResolved)]) items.push({ area: 'upstream', subject: 'ndr.from', state: 'warning', detail: w });
   if (config.upstreams.length === 0) items.push({ area: 'upstream', subject: 'upstreams', state: 'warning', detail: 'no upstream configured: mail waits in the queue' });
   return items;
+}
+
+/** The sign-in host the relay's tokens come from (a national cloud, a test endpoint): the clock that matters for them. */
+export function signInHost(config: Config): string {
+  const authority = config.upstreams.find((u) => u.oauth)?.oauth?.authority ?? 'https://login.microsoftonline.com';
+  return `${authority.replace(/\/+$/, '')}/`;
 }
 
 const MARK: Record<DoctorState, string> = { ok: '✓', warning: '!', problem: '✗', 'could-not-check': '?', skipped: '·' };
@@ -277,10 +338,10 @@ export function register(program: Command): void {
     .option('--public-ip <ip>', 'the relay\'s public address, for connector/direct delivery SPF checks')
     .option('--resolver <host[:port]>', 'DNS server to ask (repeatable); default: the system\'s', (v: string, prev: string[] = []) => [...prev, v])
     .option('--timeout <ms>', 'timeout for each DNS query, connection and HTTP request', (v: string) => Number(v), 10_000)
-    .option('--time-url <url>', 'URL whose Date header the local clock is compared with', 'https://login.microsoftonline.com/')
+    .option('--time-url <url>', 'URL whose Date header the local clock is compared with (default: the sign-in host of the first OAuth2 upstream, else https://login.microsoftonline.com/)')
     .option('--no-clock', 'skip the clock check')
     .option('--json', 'print the result as JSON')
-    .action(async (o: { config?: string; publicIp?: string; resolver?: string[]; timeout: number; timeUrl: string; clock: boolean; json?: boolean }) => {
+    .action(async (o: { config?: string; publicIp?: string; resolver?: string[]; timeout: number; timeUrl?: string; clock: boolean; json?: boolean }) => {
       const { SmarthostError } = await import('../../core/errors.ts');
       if (!Number.isInteger(o.timeout) || o.timeout < 50) throw new SmarthostError('SH_USAGE', '--timeout must be a whole number of milliseconds (50 or more)');
       const net = await import('node:net');
@@ -296,7 +357,7 @@ export function register(program: Command): void {
         throw new SmarthostError('SH_USAGE', `--resolver: ${(e as Error).message}`);
       }
       const dns = createDnsClient({ servers, timeoutMs: Math.min(o.timeout, 5000) });
-      const items = await runDoctor(config, { publicIp: o.publicIp, dns, timeoutMs: o.timeout, timeUrl: o.clock ? o.timeUrl : undefined });
+      const items = await runDoctor(config, { publicIp: o.publicIp, dns, timeoutMs: o.timeout, timeUrl: o.clock ? o.timeUrl ?? signInHost(config) : undefined });
       if (o.json) process.stdout.write(`${JSON.stringify({ config: config.source, items }, null, 2)}\n`);
       else {
         const lines = [`smarthost doctor: ${config.source}`, ''];

@@ -3,7 +3,8 @@
  *
  * Works on the spool folders directly, so it also works while the relay runs (the relay notices the
  * changes at its next queue scan) and when it does not. It never runs crash recovery: that belongs to
- * `serve`. Exit code 1 when the queue id is unknown.
+ * `serve`. An id may be given by a unique start of it (as with git); several matches are listed.
+ * Exit code 1 when the queue id is unknown, 2 when the start given matches several.
  */
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
@@ -65,10 +66,10 @@ export function register(program: Command): void {
       out(`${entries.length} message(s).${entries.some((e) => e.record.possibleDuplicate) ? ' * = an upstream may already have an earlier copy.' : ''}`);
     });
 
-  withCommon(queue.command('show').argument('<id>', 'queue id').description('envelope, each recipient\'s state and last reply, and the message headers'))
+  withCommon(queue.command('show').argument('<id>', 'queue id, or a unique start of one').description('envelope, each recipient\'s state and last reply, and the message headers'))
     .action(async (id: string, opts: QueueOptions) => {
       const spool = await open(opts);
-      const d = await spool.show(id);
+      const d = await spool.show(await spool.resolveId(id));
       if (opts.json) return out(JSON.stringify({ state: d.state, ...d.record, headerPreview: d.headerPreview }, null, 2));
       const r = d.record;
       const lines = [
@@ -89,15 +90,19 @@ export function register(program: Command): void {
       out(lines.join('\n'));
     });
 
-  withCommon(queue.command('retry').argument('<id>', 'queue id').description('make a deferred or held message due now'))
-    .action(async (id: string, opts: QueueOptions) => {
-      await (await open(opts)).retry(id);
+  withCommon(queue.command('retry').argument('<id>', 'queue id, or a unique start of one').description('make a deferred or held message due now'))
+    .action(async (given: string, opts: QueueOptions) => {
+      const spool = await open(opts);
+      const id = await spool.resolveId(given);
+      await spool.retry(id);
       out(opts.json ? JSON.stringify({ id, retried: true }) : `${id}: due now.`);
     });
 
-  withCommon(queue.command('delete').argument('<id>', 'queue id').description('remove a message from the queue (it is not delivered)'))
-    .action(async (id: string, opts: QueueOptions) => {
-      await (await open(opts)).delete(id, 'deleted with smarthost queue delete');
+  withCommon(queue.command('delete').argument('<id>', 'queue id, or a unique start of one').description('remove a message from the queue (it is not delivered)'))
+    .action(async (given: string, opts: QueueOptions) => {
+      const spool = await open(opts);
+      const id = await spool.resolveId(given);
+      await spool.delete(id, 'deleted with smarthost queue delete');
       out(opts.json ? JSON.stringify({ id, deleted: true }) : `${id}: deleted.`);
     });
 
@@ -107,15 +112,19 @@ export function register(program: Command): void {
       out(opts.json ? JSON.stringify({ flushed: n }) : `${n} deferred message(s) due now.`);
     });
 
-  withCommon(queue.command('hold').argument('<id>', 'queue id').description('park a message (no delivery until released)'))
-    .action(async (id: string, opts: QueueOptions) => {
-      await (await open(opts)).hold(id);
+  withCommon(queue.command('hold').argument('<id>', 'queue id, or a unique start of one').description('park a message (no delivery until released)'))
+    .action(async (given: string, opts: QueueOptions) => {
+      const spool = await open(opts);
+      const id = await spool.resolveId(given);
+      await spool.hold(id);
       out(opts.json ? JSON.stringify({ id, held: true }) : `${id}: held.`);
     });
 
-  withCommon(queue.command('release').argument('<id>', 'queue id').description('release a held message (due now)'))
-    .action(async (id: string, opts: QueueOptions) => {
-      await (await open(opts)).release(id);
+  withCommon(queue.command('release').argument('<id>', 'queue id, or a unique start of one').description('release a held message (due now)'))
+    .action(async (given: string, opts: QueueOptions) => {
+      const spool = await open(opts);
+      const id = await spool.resolveId(given);
+      await spool.release(id);
       out(opts.json ? JSON.stringify({ id, released: true }) : `${id}: released, due now.`);
     });
 }

@@ -12,6 +12,7 @@ import { configDirOf, type Config } from '../../config/schema.ts';
 import type { UpstreamConfig } from '../../config/sections/upstreams.ts';
 import type { TokenProvider } from '../../m365/tokens.ts';
 import { effectiveLimits } from '../../m365/limits.ts';
+import { mailboxConnectionCaps } from '../../m365/quota.ts';
 
 export interface BuiltTransports {
   transports: Transport[];
@@ -38,7 +39,10 @@ export async function buildTransports(config: Config, deps: { logger: Logger; cl
   const tokens = new Map<string, TokenProvider>();
   const configDir = configDirOf(config);
   const transports: Transport[] = [];
-  for (const u of config.upstreams) {
+  // Exchange allows 3 simultaneous SMTP AUTH connections per mailbox, all upstreams together (432 4.3.2)
+  const caps = mailboxConnectionCaps(config.upstreams);
+  for (const configured of config.upstreams) {
+    const u = { ...configured, maxConnections: caps.get(configured.name) ?? configured.maxConnections };
     const logger = deps.logger.child({ upstream: u.name });
     let token: TokenProvider | undefined;
     if (needsToken(u)) {

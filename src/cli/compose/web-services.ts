@@ -3,22 +3,23 @@
  * the spool, the delivery manager's upstream board, history, the event bus and the config file.
  * Only this adapter knows both sides; the console never touches the spool folders itself.
  */
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { newQueueId } from '../../core/ids.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Envelope } from '../../core/types.ts';
 import { checkConfigText } from '../../config/load.ts';
-import type { Config } from '../../config/schema.ts';
+import { configFileOf, type Config } from '../../config/schema.ts';
 import type { Spool, QueueEntry } from '../../queue/index.ts';
 import type { HistoryStore } from '../../history/index.ts';
 import type { TokenProvider } from '../../m365/tokens.ts';
-import type { WebServices, QueueEntryView, BadmailEntry, UpstreamStatus } from '../../web/services.ts';
+import type { WebServices, QueueEntryView, BadmailEntry, UpstreamStatus, RefusalService, HealthProbes } from '../../web/services.ts';
 import type { EventBus } from './events.ts';
 
 export interface UpstreamBoard {
   status(): Array<{ name: string; state: 'ok' | 'failing' | 'parked'; reason?: string }>;
   release(name: string): boolean | Promise<boolean>;
+  quotas?(): Array<{ key: string; upstreams: string[]; messagesLastMinute: number; maxMessagesPerMinute?: number; recipientsLast24h: number; maxRecipientsPerDay?: number; heldUntil?: number; reason?: string }>;
 }
 
 export interface WebServiceDeps {
@@ -34,6 +35,34 @@ export interface WebServiceDeps {
   reload: () => Promise<{ restartNeeded: string[] }>;
   tlsCertificateDaysLeft?: () => number | undefined;
   diagnostics?: WebServices['diagnostics'];
+  refusals?: RefusalService;
+  /** Each SMTP listener's state, for /healthz. */
+  listeners?: HealthProbes['listeners'];
+  devices?: WebServices['devices'];
+}
+
+/**
+ * Writes what an accept writes — a file in tmp/, fsynced, renamed into incoming/ — under a name the
+ * spool never lists (no .eml), then removes it. Permissions alone would not do: root writes anyway.
+ */
+export async function probeSpool(spool: Pick<Spool, 'paths'>): Promise<void> {
+  const name = `.health-probe-${process.pid}`;
+  const tmp = path.join(spool.paths.folder('tmp'), name);
+  const dest = path.join(spool.paths.folder('incoming'), name);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile('health probe\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, dest);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await unlink(dest);
 }
 
 function view(e: QueueEntry): QueueEntryView {
@@ -51,6 +80,7 @@ function view(e: QueueEntry): QueueEntryView {
     nextAttemptAt: r.nextAttemptAt ? new Date(r.nextAttemptAt).toISOString() : undefined,
     lastReason: r.holdReason ?? r.lastError ?? last?.reason ?? last?.diagnostic,
     upstream: r.envelope.upstream,
+    route: [...new Set(r.recipients.map((x) => x.route).filter(Boolean))].join(',') || r.envelope.route,
   };
 }
 
@@ -64,6 +94,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
   const badmailDir = spool.paths.folder('badmail');
   const pickupDir = spool.paths.folder('pickup');
   const find = async (id: string) => (await spool.list()).find((e) => e.record.id === id);
+  const queueAgeMs = deps.getConfig().web.health.queueAge;
   const known = async (id: string) => (await find(id)) !== undefined;
 
   return {
@@ -169,12 +200,13 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         });
       },
       release: async (name) => deps.upstreams.release(name),
+      quotas: () => (deps.upstreams.quotas?.() ?? []).map(({ heldUntil, ...q }) => ({ ...q, resumesAt: heldUntil ? new Date(heldUntil).toISOString() : undefined })),
     },
     config: {
       current: () => deps.getConfig(),
       text: async () => {
         const src = deps.getConfig().source;
-        return src === '(defaults)' ? '# running on the embedded defaults (no config file)\n' : readFile(src, 'utf8');
+        return !configFileOf({ source: src }) ? '# running on the embedded defaults (no config file; SMARTHOST_* variables may set some keys)\n' : readFile(src, 'utf8');
       },
       source: deps.getConfig().source,
       validate: (text) => checkConfigText(text, deps.getConfig().source).errors,
@@ -182,7 +214,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
         const src = deps.getConfig().source;
         const problems = checkConfigText(text, src).errors;
         if (problems.length) return { ok: false, problems };
-        if (src === '(defaults)') return { ok: false, message: 'smarthost runs on its embedded defaults: start it with --config FILE to edit the configuration here' };
+        if (!configFileOf({ source: src })) return { ok: false, message: 'smarthost runs on its embedded defaults: start it with --config FILE to edit the configuration here' };
         const tmp = `${src}.new`;
         await writeFile(tmp, text, { mode: 0o600 });
         await rename(tmp, src);
@@ -192,5 +224,10 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
     },
     diagnostics: deps.diagnostics,
     tlsCertificateDaysLeft: deps.tlsCertificateDaysLeft,
+    refusals: deps.refusals,
+    health: deps.listeners ? { spoolWritable: () => probeSpool(spool), listeners: deps.listeners } : undefined,
+    // Read at start, as the rest of web: is (a reload says a restart is needed for it).
+    queueAgeThresholdMs: () => queueAgeMs,
+    devices: deps.devices,
   };
 }

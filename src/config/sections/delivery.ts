@@ -15,10 +15,10 @@ export const deliverySchema = z.strictObject({
 });
 
 export const ndrSchema = z.strictObject({
-  to: z.enum(['sender', 'admin', 'both', 'off']).default('sender').describe('who gets a non-delivery report: the envelope sender, the admin copy address, both, or nobody'),
-  adminCopy: z.string().optional().describe('address for a copy of every NDR (IIS "Send copy of Non-Delivery Report to")'),
-  from: z.string().optional().describe('From address of NDRs; default MAILER-DAEMON@hostname'),
-  upstream: z.string().optional().describe('upstream name used to send NDRs; default: the first upstream'),
+  to: z.enum(['sender', 'admin', 'both', 'off']).optional().describe('who gets a non-delivery report: the envelope sender, the admin copy address, both, or nobody (default: sender, and both when adminCopy is set)'),
+  adminCopy: z.string().optional().describe('address for a copy of every NDR (IIS "Send copy of Non-Delivery Report to"); alone, it adds the copy to the sender\'s report'),
+  from: z.string().optional().describe('From address of NDRs; default MAILER-DAEMON@hostname, or through Microsoft 365 SMTP AUTH/Graph the upstream\'s mailbox (Microsoft refuses any other)'),
+  upstream: z.string().optional().describe('upstream name used to send NDRs; default: the upstream the message was sent to, else the first'),
 });
 
 export type DeliveryConfig = z.infer<typeof deliverySchema>;

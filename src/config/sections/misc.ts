@@ -22,6 +22,9 @@ export const webSchema = z.strictObject({
   adminPassword: secretSchema.optional().describe('scrypt hash of the console password (make one with `smarthost users hash`)'),
   trustProxyUserHeader: z.string().optional().describe('take the user from this header set by a reverse proxy that authenticates (e.g. X-Remote-User)'),
   secureCookies: z.boolean().default(false).describe('mark session cookies Secure (set when the console is behind HTTPS)'),
+  health: z.strictObject({
+    queueAge: duration().prefault('30m').describe('/healthz and `smarthost status` say "degraded" when the oldest queued message is older than this'),
+  }).prefault({}).describe('thresholds of /healthz and `smarthost status`'),
 });
 
 export const historySchema = z.strictObject({

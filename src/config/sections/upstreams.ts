@@ -59,7 +59,7 @@ export const upstreamSchema = z.strictObject({
   verifyCertificate: z.boolean().default(true).describe('check the upstream\'s TLS certificate (leave on)'),
   ca: z.string().optional().describe('PEM file of extra CA certificates to trust for this upstream'),
   heloName: z.string().optional().describe('name to give in EHLO (IIS "Fully-qualified domain name"); default: hostname'),
-  maxConnections: z.number().int().min(1).default(5).describe('parallel connections to this upstream'),
+  maxConnections: z.number().int().min(1).default(5).describe('parallel connections to this upstream (Microsoft 365 SMTP AUTH: at most 3 per mailbox, shared by the upstreams signing in as it)'),
   maxMessagesPerConnection: z.number().int().min(1).default(20).describe('messages sent over one connection before it is renewed (IIS default 20)'),
   maxRecipientsPerMessage: z.number().int().min(1).optional().describe('split messages with more recipients into several submissions (Microsoft 365: 500)'),
   maxMessagesPerMinute: z.number().int().min(1).optional().describe('pace submissions through this upstream (Microsoft 365 SMTP AUTH: 30 per mailbox)'),
@@ -70,6 +70,9 @@ export const upstreamSchema = z.strictObject({
   oauth: oauthSchema.optional().describe('OAuth2 sign-in for auth: xoauth2 and graph:// upstreams'),
   graph: graphSchema.optional().describe('Microsoft Graph settings (graph:// upstreams)'),
   connector: connectorSchema.optional().describe('tenant MX endpoint settings (connector:// upstreams)'),
+  ndr: z.strictObject({
+    from: z.string().optional().describe('address this upstream sends delivery reports as; Microsoft 365 SMTP AUTH / Graph: must be the mailbox or one in sendAs (default: the mailbox)'),
+  }).optional().describe('delivery reports sent through this upstream (docs/microsoft-365.md, NDRs)'),
 }).superRefine((u, ctx) => {
   const isGraph = u.url.startsWith('graph://');
   if ((u.auth === 'xoauth2' || isGraph) && !u.oauth) ctx.addIssue({ code: 'custom', path: ['oauth'], message: `${isGraph ? 'a graph:// upstream' : 'auth: xoauth2'} needs an oauth: section (tenant, clientId, and a clientSecret or certificate)` });

@@ -32,12 +32,17 @@ export default async function eventRoutes(app: FastifyInstance, { services }: Ro
       res.write(`event: queue\ndata: ${JSON.stringify(event)}\n\n`);
     };
     const unsubscribe = services.events.subscribe(send);
+    // Refusals are not queue events: their own event name, so the Refusals page updates live.
+    const unsubscribeRefusals = services.refusals?.subscribe?.((r) => {
+      if (!res.writableNeedDrain) res.write(`event: refusal\ndata: ${JSON.stringify(r)}\n\n`);
+    });
     const beat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     beat.unref();
     request.raw.on('close', () => {
       open.delete(res);
       clearInterval(beat);
       unsubscribe();
+      unsubscribeRefusals?.();
     });
   });
 }

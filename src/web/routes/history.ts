@@ -10,6 +10,7 @@ const searchQuery = z.object({
   recipient: z.string().max(320).optional(),
   subject: z.string().max(200).optional(),
   client: z.string().max(64).optional(),
+  route: z.string().max(100).optional(),
   status: z.enum(['queued', 'active', 'deferred', 'delivered', 'failed', 'deleted', 'badmail', 'parked']).optional(),
   from: date.optional(),
   to: date.optional(),

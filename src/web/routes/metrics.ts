@@ -1,34 +1,27 @@
 /**
  * /metrics (Prometheus text) and /healthz (JSON). Both answer without a login, as exporters do:
- * they carry counts and states, never addresses, subjects or secrets.
- * /healthz is 200 when the queue can be listed, 503 otherwise; history trouble is reported but
- * does not make the relay unhealthy (mail still flows).
+ * they carry counts, states and reasons, never addresses, subjects or secrets.
+ *
+ * /healthz is for a load balancer: 200 while the relay accepts mail (status "ok" or "degraded"),
+ * 503 when it is "down" (health.ts says what each word means). /healthz?strict is for monitoring:
+ * 200 only when "ok", 503 for "degraded" too, so Uptime Kuma or check_http alerts on a parked
+ * upstream or an old queue. Both carry the same body: the status and each check with its reason.
  */
 import type { FastifyInstance } from 'fastify';
+import { checkHealth, withoutAddresses } from '../health.ts';
 import type { Metrics } from '../metrics.ts';
 import type { RouteOptions } from './options.ts';
 
-export default async function metricsRoutes(app: FastifyInstance, { services, metrics }: RouteOptions & { metrics: Metrics }): Promise<void> {
+export default async function metricsRoutes(app: FastifyInstance, { services, metrics, clock }: RouteOptions & { metrics: Metrics }): Promise<void> {
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
     return metrics.render(services);
   });
 
-  app.get('/healthz', async (_request, reply) => {
-    let queue: { ok: boolean; size?: number; error?: string };
-    try {
-      queue = { ok: true, size: (await services.queue.list()).length };
-    } catch (err) {
-      queue = { ok: false, error: (err as Error).message };
-    }
-    const history = services.history.health();
-    const upstreams = await Promise.resolve(services.upstreams.status()).catch(() => []);
-    reply.code(queue.ok ? 200 : 503);
-    return {
-      status: queue.ok ? 'ok' : 'failing',
-      queue,
-      history: { ok: history.ok, summary: history.summary },
-      upstreams: upstreams.map((u) => ({ name: u.name, state: u.state })),
-    };
+  app.get('/healthz', async (request, reply) => {
+    const strict = Object.hasOwn((request.query ?? {}) as object, 'strict');
+    const report = await checkHealth(services, clock.now());
+    reply.code(report.status === 'down' || (strict && report.status !== 'ok') ? 503 : 200);
+    return withoutAddresses(report);
   });
 }

@@ -13,12 +13,14 @@ const idParam = z.object({ id: z.string().regex(/^[\w.-]{1,128}$/, 'a queue id')
 const listQuery = z.object({
   state: z.string().max(20).optional(),
   q: z.string().max(200).optional().describe('text in sender, recipients, subject or id'),
+  route: z.string().max(100).optional().describe('only messages (with recipients) on this route'),
 });
 
 export default async function queueRoutes(app: FastifyInstance, { services, logger }: RouteOptions): Promise<void> {
   app.get('/api/queue', async (request) => {
-    const { state, q } = parseInput(listQuery, request.query);
+    const { state, q, route } = parseInput(listQuery, request.query);
     let entries = await services.queue.list(state ? { state } : undefined);
+    if (route) entries = entries.filter((e) => (e.route ?? '').split(',').includes(route));
     if (q) {
       const needle = q.toLowerCase();
       entries = entries.filter((e) => [e.id, e.mailFrom, e.subject ?? '', ...e.recipients].some((s) => s.toLowerCase().includes(needle)));

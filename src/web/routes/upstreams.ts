@@ -9,6 +9,8 @@ const nameParam = z.object({ name: z.string().min(1).max(100) });
 
 export default async function upstreamRoutes(app: FastifyInstance, { services, logger }: RouteOptions): Promise<void> {
   app.get('/api/upstreams', async () => ({ upstreams: await services.upstreams.status() }));
+  // Microsoft 365 counts per sending mailbox: usage against the limits, and when a held one resumes
+  app.get('/api/quotas', async () => ({ quotas: (await services.upstreams.quotas?.()) ?? [] }));
 
   app.post('/api/upstreams/:name/release', async (request) => {
     const { name } = parseInput(nameParam, request.params);

@@ -82,10 +82,12 @@ function connectEvents() {
   state.source = src;
   src.onopen = () => $('live').classList.add('on');
   src.onerror = () => $('live').classList.remove('on');
-  src.addEventListener('queue', () => {
+  const later = () => {
     clearTimeout(state.refreshTimer);
     state.refreshTimer = setTimeout(refresh, 250);
-  });
+  };
+  src.addEventListener('queue', later);
+  src.addEventListener('refusal', () => { if (state.page === 'refusals' || state.page === 'dashboard') later(); });
 }
 
 // ---- routing ---------------------------------------------------------------------------------
@@ -93,7 +95,8 @@ const pages = {};
 function route() {
   const [page, arg] = (location.hash.slice(1) || 'dashboard').split('/');
   state.page = page;
-  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === page);
+  const navPage = { queued: 'queue', message: 'history' }[page] || page;
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === navPage);
   if (window.innerWidth <= 700) $('nav').hidden = true;
   const render = pages[page] || pages.dashboard;
   render(arg ? decodeURIComponent(arg) : undefined, true, ++state.seq);
@@ -123,20 +126,37 @@ function chart(stats) {
   const axis = stats.length ? h('div', { class: 'axis' }, h('span', { text: fmtTime(stats[0].start) }), h('span', { text: 'now' })) : '';
   return h('div', { class: 'chart' }, svg, axis, h('div', { class: 'legend' }, series.map(([k, c]) => { const i = h('i'); i.style.background = c; return h('span', {}, i, k); })));
 }
+/** Old devices (docs/devices.md): listeners with old TLS, clients STARTTLS is withheld from. */
+function devicesSection(dv) {
+  if (!dv || (!dv.oldTls.length && !dv.starttlsWithheld.length)) return [];
+  return [h('h2', { text: 'Old devices' }),
+    ...dv.oldTls.map((l) => h('p', { class: 'notice', 'data-listener': l.listener, text: l.note })),
+    dv.starttlsWithheld.length ? table([['Client', (c) => c.client], ['Listener', (c) => c.listener], ['TLS failed', (c) => fmtTime(c.at)], ['STARTTLS withheld until', (c) => fmtTime(c.until)],
+      ['Offered', (c) => c.offered.versions.join(', ') || '—'], ['Why / what to set', (c) => h('div', {}, h('div', { text: c.reason }), h('div', { class: 'reason', text: c.advice }))]], dv.starttlsWithheld) : ''];
+}
 pages.dashboard = async (_arg, _fresh, token) => {
   try {
     const d = await api('GET', '/api/dashboard?hours=24');
+    const quotas = (await api('GET', '/api/quotas').catch(() => ({ quotas: [] }))).quotas;
     const sum = (k) => d.stats.reduce((n, b) => n + b[k], 0);
-    setPage(token, 
+    setPage(token,
       h('h1', { text: 'Dashboard (last 24 hours)' }),
+      healthPanel(d.health),
       h('div', { class: 'cards' },
-        [['accepted', sum('accepted')], ['delivered', sum('delivered')], ['deferred', sum('deferred')], ['failed', sum('failed')], ['in queue', d.queue.size], ['oldest in queue', d.queue.oldestAgeSeconds ? `${Math.round(d.queue.oldestAgeSeconds / 60)} min` : '—']]
-          .map(([k, n]) => h('div', { class: 'card', 'data-metric': k }, h('div', { class: 'n', text: n }), h('div', { class: 'k', text: k })))),
+        [['accepted', sum('accepted')], ['delivered', sum('delivered')], ['deferred', sum('deferred')], ['failed', sum('failed')], ['in queue', d.queue.size], ['oldest in queue', !d.queue.size ? '—' : d.queue.oldestAgeSeconds < 60 ? `${d.queue.oldestAgeSeconds} s` : `${Math.round(d.queue.oldestAgeSeconds / 60)} min`],
+          ...(d.refusals === undefined ? [] : [['refused since start', d.refusals, '#refusals']])]
+          .map(([k, n, href]) => h(href ? 'a' : 'div', { class: 'card', 'data-metric': k, href }, h('div', { class: 'n', text: n }), h('div', { class: 'k', text: k })))),
       chart(d.stats),
       h('h2', { text: 'Upstreams' }),
       table([['Name', (u) => u.name], ['State', (u) => badge(u.state)], ['Why', (u) => h('span', { class: 'reason', text: u.reason || '' })],
         ['Token expires', (u) => (u.tokenExpiresAt ? fmtTime(u.tokenExpiresAt) : '—')],
         ['', (u) => (u.state === 'parked' ? h('button', { class: 'secondary', onclick: (e) => { e.stopPropagation(); act(`release ${u.name}`, () => api('POST', `/api/upstreams/${encodeURIComponent(u.name)}/release`)); } }, 'Release') : '')]], d.upstreams),
+      ...devicesSection(d.devices),
+      quotas.length ? h('h2', { text: 'Sending quotas (per mailbox)' }) : '',
+      quotas.length ? table([['Mailbox', (q) => q.key.replace(/^[a-z]+:/, '')], ['Upstreams', (q) => q.upstreams.join(', ')],
+        ['Last minute', (q) => `${q.messagesLastMinute}${q.maxMessagesPerMinute ? ` / ${q.maxMessagesPerMinute}` : ''}`],
+        ['Recipients, 24 h', (q) => `${q.recipientsLast24h}${q.maxRecipientsPerDay ? ` / ${q.maxRecipientsPerDay}` : ''}`],
+        ['Sending resumes', (q) => (q.resumesAt ? h('div', {}, fmtTime(q.resumesAt), h('div', { class: 'reason', text: q.reason || '' })) : 'now')]], quotas) : '',
       h('h2', { text: 'Last errors' }),
       table([['When', (e) => fmtTime(e.at)], ['Message', (e) => h('a', { href: `#message/${encodeURIComponent(e.id)}`, text: e.id })], ['Recipient', (e) => e.recipient || ''],
         ['What happened', (e) => h('div', {}, badge(e.action), ' ', h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }))]], d.recentErrors),
@@ -145,6 +165,18 @@ pages.dashboard = async (_arg, _fresh, token) => {
     );
   } catch (e) { setPage(token, h('h1', { text: 'Dashboard' }), errorBox(e)); }
 };
+
+// The same words as /healthz: ok / degraded / down, then each check and its reason.
+function healthPanel(report) {
+  if (!report) return '';
+  const title = { ok: 'Healthy: the relay accepts and delivers mail', degraded: 'Degraded: mail is accepted, but something needs a look', down: 'Down: new mail cannot be accepted' }[report.status];
+  const shown = report.checks.filter((c) => c.status !== 'ok');
+  return h('section', { class: `health ${report.status}`, id: 'health', 'data-status': report.status },
+    h('h2', {}, badge(report.status), ' ', title),
+    shown.length ? h('ul', {}, shown.map((c) => h('li', { 'data-check': c.name }, h('strong', { text: `${c.name}: ` }), c.reason))) : '',
+    h('details', {}, h('summary', { text: `All ${report.checks.length} checks (as /healthz reports them)` }),
+      table([['Check', (c) => c.name], ['State', (c) => badge(c.status)], ['Why', (c) => h('span', { class: 'reason', text: c.reason })]], report.checks.map((c) => ({ ...c, id: c.name })))));
+}
 
 // ---- queue -----------------------------------------------------------------------------------
 pages.queue = async (_arg, fresh, token) => {
@@ -158,8 +190,9 @@ pages.queue = async (_arg, fresh, token) => {
       const params = new URLSearchParams(); if (q.value) params.set('q', q.value); if (st.value) params.set('state', st.value);
       const r = await api('GET', `/api/queue?${params}`);
       body.replaceChildren(h('p', { class: 'muted', text: `${r.total} message(s)` }), table([
-        ['Received', (m) => fmtTime(m.receivedAt)], ['Id', (m) => m.id], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')],
-        ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
+        ['Received', (m) => fmtTime(m.receivedAt)], ['Id', (m) => h('a', { href: `#queued/${encodeURIComponent(m.id)}`, class: 'id', text: m.id })],
+        ['Subject', (m) => h('a', { href: `#queued/${encodeURIComponent(m.id)}`, class: 'subject', text: m.subject || '(no subject)' })], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')],
+        ['Route', (m) => m.route || ''], ['State', (m) => badge(m.state)], ['Why', (m) => h('div', { class: 'why' }, m.lastMeaning ? h('div', { class: 'meaning', text: m.lastMeaning }) : '', h('div', { class: 'reason', text: m.lastReason || '' }))],
         ['Next try', (m) => fmtTime(m.nextAttemptAt)],
         ['', (m) => h('span', {},
           h('button', { class: 'secondary', 'data-action': 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `/api/queue/${encodeURIComponent(m.id)}/retry`)) }, 'Retry'), ' ',
@@ -173,7 +206,29 @@ pages.queue = async (_arg, fresh, token) => {
   await load();
 };
 
+// One queued message: what it is, why it waits, each recipient's last outcome, and the actions.
+pages.queued = async (id, _fresh, token) => {
+  try {
+    const m = await api('GET', `/api/queue/${encodeURIComponent(id)}`);
+    setPage(token, h('h1', { text: m.subject || '(no subject)' }),
+      h('p', {}, badge(m.state), ' ', h('span', { text: `queued message ${m.id}` })),
+      m.lastReason ? h('p', { class: 'why' }, h('div', { class: 'meaning', text: m.lastMeaning || (m.outcomes || []).find((o) => o.action !== 'delivered' && o.reason)?.reason || '' }), h('div', { class: 'reason', text: m.lastReason })) : '',
+      table([['Field', (r) => h('span', { class: 'field', text: r[0] })], ['Value', (r) => r[1]]], [['Subject', m.subject || '(no subject)'], ['From', m.mailFrom || '<>'], ['To (waiting)', m.recipients.join(', ')], ['Received', fmtTime(m.receivedAt)],
+        ['Size', `${m.size} bytes`], ['Attempts', String(m.attempts ?? 0)], ['Next try', fmtTime(m.nextAttemptAt) || '—'], ['Upstream', m.upstream || '(first that works)']].map((r) => Object.assign(r, { id: r[0] }))),
+      h('h2', { text: 'Last outcome per recipient' }),
+      table([['Recipient', (o) => o.recipient], ['What happened', (o) => badge(o.action)], ['Upstream said', (o) => o.diagnostic || ''], ['Meaning', (o) => h('span', { class: 'reason', text: o.reason || '' })]], m.outcomes || []),
+      h('p', { class: 'actions' },
+        h('button', { class: 'secondary', 'data-action': 'retry', onclick: () => act(`retry ${m.id}`, () => api('POST', `/api/queue/${encodeURIComponent(m.id)}/retry`)) }, 'Retry now'), ' ',
+        h('a', { href: `/api/queue/${encodeURIComponent(m.id)}/raw`, download: `${m.id}.eml` }, 'Download'), ' ',
+        h('a', { href: `#message/${encodeURIComponent(m.id)}` }, 'Timeline in history'), ' ',
+        h('button', { class: 'danger', 'data-action': 'delete', onclick: () => { if (confirm(`Delete ${m.id} for good?`)) act(`delete ${m.id}`, () => api('DELETE', `/api/queue/${encodeURIComponent(m.id)}`)); } }, 'Delete')));
+  } catch (e) {
+    setPage(token, h('h1', { text: `Queued message ${id}` }), errorBox(e), h('p', {}, h('a', { href: `#message/${encodeURIComponent(id)}`, text: 'Look it up in history' })));
+  }
+};
+
 // ---- history ---------------------------------------------------------------------------------
+const HISTORY_LABELS = { recipient: 'Recipient (or part)', sender: 'Sender (or part)', subject: 'Subject (part)', client: 'Client IP', status: 'Status', from: 'Received after', to: 'Received before' };
 pages.history = async (_arg, fresh, token) => {
   const fields = ['recipient', 'sender', 'subject', 'client', 'status', 'from', 'to'];
   const prev = {};
@@ -189,16 +244,20 @@ pages.history = async (_arg, fresh, token) => {
       for (const f of fields) if (inputs[f].value) params.set(f, inputs[f].value);
       if (cursor) params.set('cursor', cursor);
       const r = await api('GET', `/api/history?${params}`);
-      body.replaceChildren(table([
-        ['Received', (m) => fmtTime(m.receivedAt)], ['From', (m) => m.mailFrom || '<>'], ['To', (m) => m.recipients.join(', ')], ['Subject', (m) => m.subject || ''],
-        ['Client', (m) => m.client], ['Status', (m) => badge(m.status)], ['Why', (m) => h('span', { class: 'reason', text: m.reason || '' })]],
+      const n = `${r.messages.length}${r.next ? '+' : ''} message${r.messages.length === 1 && !r.next ? '' : 's'}`;
+      const hint = r.matched ? `${n} ${r.matched.replace(/^messages /, '')}` : `${n}, newest first`;
+      body.replaceChildren(h('p', { class: 'muted', id: 'history-hint', text: hint }), table([
+        ['Received', (m) => fmtTime(m.receivedAt)], ['From', (m) => m.mailFrom || '<>'],
+        ['To', (m) => h('span', {}, m.recipients.flatMap((a, i) => [i ? ', ' : '', a === m.matchedRecipient ? h('mark', { text: a }) : a]))], ['Subject', (m) => m.subject || ''],
+        ['Client', (m) => m.client || m.source], ['Status', (m) => badge(m.status)], ['Why', (m) => h('span', { class: 'reason', text: m.reason || '' })]],
       r.messages, (m) => { location.hash = `message/${encodeURIComponent(m.id)}`; }),
       r.next ? h('button', { class: 'secondary', onclick: () => load(r.next) }, 'Older…') : '');
     } catch (e) { body.replaceChildren(errorBox(e)); }
   };
   setPage(token, h('h1', { text: 'History: where did my scan go?' }),
+    h('p', { class: 'muted', text: 'Type part of an address or subject: "scan", "@contoso.com", "sales@". A whole address is matched exactly.' }),
     h('form', { class: 'filters', id: 'history-form', onsubmit: (e) => { e.preventDefault(); load(); } },
-      fields.map((f) => h('label', {}, f, inputs[f])), h('button', { type: 'submit', id: 'history-search' }, 'Search')),
+      fields.map((f) => h('label', {}, HISTORY_LABELS[f], inputs[f])), h('button', { type: 'submit', id: 'history-search' }, 'Search')),
     body);
   await load();
 };
@@ -208,7 +267,7 @@ pages.message = async (id, _fresh, token) => {
     setPage(token, h('h1', { text: `Message ${m.id}` }),
       h('p', {}, badge(m.status), ' ', h('span', { class: 'reason', text: m.reason || '' })),
       table([['Field', (r) => r[0]], ['Value', (r) => r[1]]], [['From', m.mailFrom || '<>'], ['To', m.recipients.join(', ')], ['Subject', m.subject || ''], ['Received', fmtTime(m.receivedAt)],
-        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || '']].map((r) => Object.assign(r, { id: r[0] }))),
+        ['Client', `${m.client} (${m.source})`], ['Size', `${m.size} bytes`], ['Upstream', m.upstream || ''], ['Route', m.route || '']].map((r) => Object.assign(r, { id: r[0] }))),
       h('h2', { text: 'Timeline' }),
       h('div', { id: 'timeline' }, table([['When', (e) => fmtTime(e.at)], ['What', (e) => h('span', {}, e.kind, ' ', badge(e.action))], ['Recipient', (e) => e.recipient || ''],
         ['Upstream said', (e) => h('div', {}, h('span', { text: e.diagnostic || '' }), h('div', { class: 'reason', text: e.reason || '' }), e.possibleDuplicate ? h('div', { class: 'reason', text: 'possible duplicate: the connection dropped after the message was sent' }) : '')],
@@ -258,21 +317,102 @@ pages.send = async (_arg, fresh, token) => {
 };
 
 // ---- diagnostics -----------------------------------------------------------------------------
+// A tool's answer: its verdict in a sentence, then headings with lines, tables or copyable text.
+function diagnosticView(v) {
+  return h('article', { class: `diag-result ${v.verdict}`, 'data-verdict': v.verdict },
+    h('h2', {}, badge({ ok: 'ok', problem: 'problem', unknown: 'could not check' }[v.verdict] || v.verdict), ' ', v.title),
+    h('p', { class: 'summary', text: v.summary }),
+    v.sections.map((s) => h('section', {},
+      h('h3', { text: s.heading }),
+      s.lines ? h('ul', {}, s.lines.map((l) => h('li', { text: l }))) : '',
+      s.table ? (s.table.rows.length ? h('table', {}, h('thead', {}, h('tr', {}, s.table.columns.map((c) => h('th', { text: c })))),
+        h('tbody', {}, s.table.rows.map((r) => h('tr', {}, r.map((cell, i) => h('td', { 'data-label': s.table.columns[i], text: cell })))))) : h('p', { class: 'muted', text: 'none' })) : '',
+      s.pre ? h('pre', { text: s.pre }) : '')));
+}
 pages.diagnostics = async (_arg, fresh, token) => {
-  if (!fresh && $('diag-out')) return;
+  if (!fresh && $('diag-out')) return; // keep a result on screen across live refreshes
   try {
     const avail = await api('GET', '/api/diagnostics');
-    const out = h('pre', { id: 'diag-out', text: 'Results appear here.' });
-    const run = (url, body) => api('POST', url, body).then((r) => { out.textContent = JSON.stringify(r.result, null, 2); }, (e) => { out.textContent = e.message; });
+    const out = h('div', { id: 'diag-out' }, h('p', { class: 'muted', text: 'Pick a tool above; its answer appears here.' }));
+    const run = async (label, url, body) => {
+      out.replaceChildren(h('p', { class: 'muted', text: `${label}…` }));
+      try { out.replaceChildren(diagnosticView((await api('POST', url, body)).result)); } catch (e) { out.replaceChildren(errorBox(e)); }
+    };
+    const val = (id) => $(id).value.trim();
+    const tool = (id, title, help, fields, button, onrun) => h('form', { class: 'tool', id, onsubmit: (e) => { e.preventDefault(); e.target.after(out); onrun(); } }, // the answer appears under the tool that asked
+      h('h2', { text: title }), h('p', { class: 'muted', text: help }), h('div', { class: 'inline' }, fields, h('button', { type: 'submit' }, button)));
+    const input = (label, id, attrs = {}) => h('label', {}, label, h('input', { id, ...attrs }));
     const tools = [];
-    if (avail.spf) tools.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/spf', { domain: $('spf-domain').value, ip: $('spf-ip').value || undefined }); } },
-      h('label', {}, 'Domain', h('input', { id: 'spf-domain', required: true })), h('label', {}, 'Sending IP', h('input', { id: 'spf-ip' })), h('button', { type: 'submit' }, 'Check SPF')));
-    if (avail.dns) tools.push(h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/dns', { domain: $('dns-domain').value }); } },
-      h('label', {}, 'Domain', h('input', { id: 'dns-domain', required: true })), h('button', { type: 'submit' }, 'Check Microsoft 365 DNS')));
-    if (avail.headers) tools.push(h('form', { onsubmit: (e) => { e.preventDefault(); run('/api/diagnostics/headers', { text: $('hdr-text').value }); } },
-      h('label', {}, 'Message headers', h('textarea', { id: 'hdr-text', required: true })), h('button', { type: 'submit' }, 'Analyse headers')));
-    setPage(token, h('h1', { text: 'Diagnostics' }), tools.length ? tools : h('p', { class: 'muted', text: 'No diagnostic tools are available in this relay.' }), out);
+    if (avail.spf) tools.push(tool('tool-spf', 'SPF check', 'May this address send for the domain? Leave the address empty to lint the record instead (CLI: smarthost spf check / spf lint).',
+      [input('Domain', 'spf-domain', { required: true, placeholder: 'contoso.com' }), input('Sending IP (optional)', 'spf-ip', { placeholder: '203.0.113.7' })], 'Check SPF',
+      () => run('Checking SPF', '/api/diagnostics/spf', { domain: val('spf-domain'), ip: val('spf-ip') || undefined })));
+    if (avail.spfExplain) tools.push(tool('tool-spf-explain', 'SPF explained', 'Each term of the record in words, the includes resolved and the DNS lookups counted (CLI: smarthost spf explain).',
+      [input('Domain', 'spfx-domain', { required: true, placeholder: 'contoso.com' })], 'Explain',
+      () => run('Explaining SPF', '/api/diagnostics/spf-explain', { domain: val('spfx-domain') })));
+    if (avail.spfBuild) tools.push(tool('tool-spf-build', 'SPF record builder', 'Compose a record for your domain from the services that send for it (CLI: smarthost spf build).',
+      [input('Domain', 'spfb-domain', { required: true, placeholder: 'contoso.com' }), input('Includes', 'spfb-include', { placeholder: 'spf.protection.outlook.com' }),
+        input('IP addresses', 'spfb-ip', { placeholder: '203.0.113.7' }), h('label', { class: 'check' }, h('input', { id: 'spfb-mx', type: 'checkbox' }), 'its MX servers send'),
+        h('label', {}, 'Everyone else', h('select', { id: 'spfb-all' }, h('option', { value: '-all', text: '-all (reject)' }), h('option', { value: '~all', text: '~all (mark as suspicious)' })))], 'Build record',
+      () => run('Building the record', '/api/diagnostics/spf-build', { domain: val('spfb-domain'), include: val('spfb-include'), ip: val('spfb-ip'), mx: $('spfb-mx').checked, all: $('spfb-all').value })));
+    if (avail.dns) tools.push(tool('tool-dns', 'Microsoft 365 DNS records', 'MX, SPF, autodiscover, DKIM and the rest: found vs expected, and the fix (CLI: smarthost dns m365).',
+      [input('Domain', 'dns-domain', { required: true, placeholder: 'contoso.com' }), input('Tenant prefix (optional, exact DKIM)', 'dns-tenant', { placeholder: 'contoso' }),
+        input('Verification TXT (optional)', 'dns-verification', { placeholder: 'MS=ms12345678' })], 'Check Microsoft 365 DNS',
+      () => run('Checking the records', '/api/diagnostics/dns', { domain: val('dns-domain'), tenantPrefix: val('dns-tenant'), verification: val('dns-verification') })));
+    if (avail.propagation) tools.push(tool('tool-propagation', 'DNS propagation', 'The same question to several resolvers, side by side, with how long each may keep its answer (CLI: smarthost dns propagation).',
+      [input('Name', 'prop-name', { required: true, placeholder: 'contoso.com' }),
+        h('label', {}, 'Type', h('select', { id: 'prop-type' }, ['TXT', 'MX', 'A', 'AAAA', 'CNAME', 'NS', 'SOA', 'SRV', 'PTR', 'CAA'].map((t) => h('option', { value: t, text: t })))),
+        input('Expected value (optional)', 'prop-expect', { placeholder: 'the new value' })], 'Ask the resolvers',
+      () => run('Asking the resolvers', '/api/diagnostics/propagation', { domain: val('prop-name'), type: $('prop-type').value, expect: val('prop-expect') })));
+    if (avail.headers) tools.push(tool('tool-headers', 'Message header analysis', 'Paste the headers of a message (Outlook: File → Properties → Internet headers): hops and delays, SPF/DKIM/DMARC, why it was junked (CLI: smarthost headers analyze).',
+      [h('label', { class: 'wide' }, 'Message headers', h('textarea', { id: 'hdr-text', required: true }))], 'Analyse headers',
+      () => run('Analysing the headers', '/api/diagnostics/headers', { text: $('hdr-text').value })));
+    setPage(token, h('h1', { text: 'Diagnostics' }), ...(tools.length ? tools : [h('p', { class: 'muted', text: 'No diagnostic tools are available in this relay.' })]), out);
   } catch (e) { setPage(token, h('h1', { text: 'Diagnostics' }), errorBox(e)); }
+};
+
+// ---- refusals --------------------------------------------------------------------------------
+const REFUSAL_WORDS = {
+  'connection-denied': 'the client address is not in access.connection',
+  'relay-denied': 'the client may not relay: not in access.relay (nor authenticated)',
+  'auth-failed': 'wrong user name or password',
+  'auth-locked-out': 'too many failed logins: the connection was closed',
+  'auth-needs-tls': 'the client tried AUTH before STARTTLS',
+  'auth-mechanism': 'the client asked for a login method the relay does not offer',
+  'auth-required': 'auth.required is on and the client did not log in',
+  'tls-required': 'this listener requires STARTTLS first',
+  'sender-refused': 'the sender rules do not allow this sender for this client',
+  'too-big': 'the message is larger than limits.maxMessageSize',
+  'bad-recipient': 'the recipient has no domain',
+  'bad-parameters': 'the client used an SMTP parameter the relay does not implement',
+  'bad-line-endings': 'the message has bare CR or LF line ends',
+  'mail-loop': 'too many Received headers: probably a mail loop',
+  busy: 'the relay was at limits.maxConnections',
+  'too-many-connections-from-client': 'the client was at limits.maxConnectionsPerClient',
+  'local-error': 'the relay could not queue the message (see the log)',
+};
+pages.refusals = async (_arg, fresh, token) => {
+  const prev = fresh ? '' : $('ref-client')?.value || '';
+  const client = h('input', { id: 'ref-client', placeholder: '192.168.1.50', value: prev });
+  const body = h('div', { id: 'refusals-body' });
+  const load = async () => {
+    try {
+      const r = await api('GET', `/api/refusals${client.value ? `?client=${encodeURIComponent(client.value)}` : ''}`);
+      const counts = Object.entries(r.counts).sort((a, b) => b[1] - a[1]);
+      body.replaceChildren(
+        counts.length ? h('div', { class: 'cards' }, counts.map(([k, n]) => h('div', { class: 'card', 'data-reason': k, title: REFUSAL_WORDS[k] || '' }, h('div', { class: 'n', text: n }), h('div', { class: 'k', text: k })))) : '',
+        h('h2', { text: 'Latest refusals' }),
+        table([['When', (x) => fmtTime(x.at)], ['Client', (x) => x.client], ['Reason', (x) => h('div', {}, h('span', { class: 'state refused', 'data-state': x.reason, text: x.reason }), h('div', { class: 'reason', text: REFUSAL_WORDS[x.reason] || '' }))],
+          ['Command', (x) => x.stage], ['The client heard', (x) => h('code', { text: x.reply })],
+          ['Details', (x) => [x.user ? `user ${x.user}` : '', x.mailFrom ? `from ${x.mailFrom}` : '', x.recipient ? `to ${x.recipient}` : ''].filter(Boolean).join(', ')]],
+        r.refusals.map((x, i) => ({ ...x, id: `r${i}` }))),
+        r.available ? '' : h('p', { class: 'muted', text: 'This relay does not record refusals.' }));
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  };
+  setPage(token, h('h1', { text: 'Refusals: why did my device get an error?' }),
+    h('p', { class: 'muted', text: 'What the relay refused since it started, newest first: connections, logins, senders and recipients, with the exact reply the client got.' }),
+    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); load(); } }, h('label', {}, 'Client address', client), h('button', { type: 'submit', id: 'refusals-search' }, 'Show')),
+    body);
+  await load();
 };
 
 // ---- config ----------------------------------------------------------------------------------

@@ -188,3 +188,37 @@ test('SPF path per upstream kind: Microsoft include found through nested include
   assert.equal(slow.state, 'could-not-check');
   assert.match(slow.detail, /TIMEOUT/);
 });
+
+test('a listener with tlsProfile: legacy is named as accepting old TLS, LAN only; an intermediate one is not', async () => {
+  httpSkewMs = 0;
+  const config = writeConfig('legacy.yaml', { password: 'right-password', cert: 'good.crt' });
+  writeFileSync(config, `listen:\n  - { address: 0.0.0.0, port: 2525, tlsProfile: legacy }\n  - { address: 127.0.0.1, port: 2526 }\n${(await import('node:fs')).readFileSync(config, 'utf8')}`);
+  const r = await runDoctor(['--config', config, '--public-ip', '198.51.100.9', '--json', '--no-clock']);
+  const items = (JSON.parse(r.stdout).items as Item[]).filter((i) => i.area === 'tls' && i.subject.startsWith('listener'));
+  assert.deepEqual(items.map((i) => [i.subject, i.state]), [['listener 0.0.0.0:2525', 'warning']]);
+  assert.match(items[0].detail, /accepts TLS 1\.0 and 1\.1 .*acceptable only on a LAN.*every address of this machine/);
+});
+
+test('credentials configured, server offers no AUTH: a problem, never "authenticated as"', async (t) => {
+  // an open relay on the port the credentials were meant for: it would take the mail unauthenticated
+  const open = new SMTPServer({ logger: false, disabledCommands: ['AUTH', 'STARTTLS'], authOptional: true, onData(stream, _s, cb) { stream.resume(); stream.on('end', () => cb(new Error('doctor must not send mail'))); } });
+  await new Promise<void>((resolve) => open.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => open.close(resolve)));
+  const file = path.join(dir, 'noauth.yaml');
+  writeFileSync(file, [
+    'mailroot: ./mailroot',
+    'upstreams:',
+    '  - name: isp',
+    `    url: smtp://127.0.0.1:${(open.server.address() as { port: number }).port}`,
+    '    username: scanner@example.test',
+    '    password: right-password',
+    '    timeout: 5',
+    '',
+  ].join('\n'));
+  const r = await runDoctor(['--config', file, '--no-clock', '--json']);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const item = (JSON.parse(r.stdout).items as Item[]).find((i) => i.area === 'upstream' && i.subject.startsWith('isp'))!;
+  assert.equal(item.state, 'problem');
+  assert.match(item.detail, /^127\.0\.0\.1:\d+ offered no AUTH in its EHLO reply/);
+  assert.doesNotMatch(item.detail, /authenticated as/);
+});

@@ -34,9 +34,11 @@ export interface SentMessage {
 export interface GraphStandIn {
   base: string;
   sent: SentMessage[];
-  requests: { method: string; path: string; status: number; bytes: number }[];
+  requests: { method: string; path: string; status: number; bytes: number; at: number }[];
   /** Mailboxes that exist, with the From addresses each may send as (its own is implied). */
   mailboxes: Map<string, string[]>;
+  /** Recipients Graph refuses (400 ErrorInvalidRecipients), for bounce tests. */
+  refuseRecipients: Set<string>;
   throttle(times: number, retryAfterSeconds: number): void;
   close(): Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
   let throttleSeconds = 1;
   let base = '';
   const state: GraphStandIn = {
-    base: '', sent: [], requests: [], mailboxes: new Map(),
+    base: '', sent: [], requests: [], mailboxes: new Map(), refuseRecipients: new Set(),
     throttle(times, seconds) { throttleLeft = times; throttleSeconds = seconds; },
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
@@ -74,6 +76,8 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     const list = (a: AddressObject | AddressObject[] | undefined) => (Array.isArray(a) ? a : a ? [a] : []).flatMap((x) => x.value.map((v) => (v.address ?? '').toLowerCase())).filter(Boolean);
     const to = list(m.to); const cc = list(m.cc); const bcc = list(m.bcc);
     if (to.length + cc.length + bcc.length === 0) { error(res, 400, 'ErrorInvalidRecipients', 'At least one recipient is required.'); return false; }
+    const refused = [...to, ...cc, ...bcc].filter((r) => state.refuseRecipients.has(r));
+    if (refused.length) { error(res, 400, 'ErrorInvalidRecipients', `The recipient ${refused[0]} is not valid.`); return false; }
     const from = m.from?.value[0]?.address?.toLowerCase();
     const allowed = [mailbox, ...(state.mailboxes.get(mailbox) ?? [])];
     if (from && !allowed.includes(from)) { error(res, 403, 'ErrorSendAsDenied', 'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.'); return false; }
@@ -171,7 +175,7 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      res.on('finish', () => state.requests.push({ method: req.method ?? '', path: new URL(req.url ?? '/', base).pathname, status: res.statusCode, bytes: body.length }));
+      res.on('finish', () => state.requests.push({ method: req.method ?? '', path: new URL(req.url ?? '/', base).pathname, status: res.statusCode, bytes: body.length, at: Date.now() }));
       handle(req, res, body).catch((e) => error(res, 500, 'InternalServerError', String(e)));
     });
   });

@@ -8,7 +8,14 @@
  *     app with no permission in its token, an RBAC "Application SMTP.SendAsApp" scope holding it: else
  *     `535 5.7.3 Authentication unsuccessful`; `smtpAuthDisabled` gives `535 5.7.139 …`;
  *   - MAIL FROM before AUTH: `530 5.7.57`; a MAIL FROM or From header other than the mailbox or an
- *     address it has Send As on: `550 5.7.60 SMTP; Client does not have permissions to send as this sender`.
+ *     address it has Send As on: `550 5.7.60 SMTP; Client does not have permissions to send as this sender`;
+ *     the null sender `MAIL FROM:<>` too (client submission sends only as a mailbox; Microsoft
+ *     documents no null reverse-path, research m365-quotas-ndr.md §5), so a relay's NDR must go out
+ *     as the mailbox;
+ *   - `refuseRcpt` refuses chosen recipients at RCPT TO (a bounce by the final upstream);
+ *   - with `sessionLimit: 3`, at most 3 simultaneous authenticated sessions per mailbox: a 4th gets
+ *     `432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded` at MAIL FROM, as Exchange
+ *     answers every connection over the limit (smtp-submission-improvements).
  * Also a plain MX stand-in for connector mode (no AUTH, STARTTLS, optional client certificate).
  */
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
@@ -41,6 +48,18 @@ export interface SmtpStandIn {
   smtpAuthDisabled: boolean;
   /** Reply given after DATA instead of 250 (e.g. '550 5.7.64 TenantAttribution; Relay Access Denied'). */
   rejectData?: string;
+  /** Recipient → reply refusing it at RCPT TO (e.g. '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup'). */
+  refuseRcpt: Map<string, string>;
+  /** MAIL FROM commands refused (null sender or not sendable), as "<address> reply". */
+  refusedSenders: string[];
+  /** Most simultaneous authenticated sessions seen per mailbox, and how many got `432 4.3.2` for going over the limit. */
+  maxSessions: Map<string, number>;
+  refusedConnections: number;
+  /**
+   * Exchange's simultaneous sessions per mailbox (3), when set: the sessions past it get `432 4.3.2`.
+   * Off by default because the relays of earlier cases in a file keep their idle pooled sessions open.
+   */
+  sessionLimit?: number;
   close(): Promise<void>;
 }
 
@@ -52,9 +71,15 @@ function smtpError(reply: string): Error {
 }
 
 export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; tenantId: string }): Promise<SmtpStandIn> {
-  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, close: async () => {} };
+  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, refuseRcpt: new Map(), refusedSenders: [], maxSessions: new Map(), refusedConnections: 0, close: async () => {} };
+  const active = new Map<string, number>();
+  const counted = new Map<string, string>();
   const server = new SMTPServer({
     key: tls.key, cert: tls.cert, logger: false, authMethods: ['XOAUTH2'], size: 36 * 1024 * 1024,
+    onClose(session) {
+      const mailbox = counted.get(session.id);
+      if (mailbox) { counted.delete(session.id); active.set(mailbox, (active.get(mailbox) ?? 1) - 1); }
+    },
     banner: 'Microsoft ESMTP MAIL Service ready (stand-in)',
     onAuth(auth, _session, cb) {
       if (auth.method !== 'XOAUTH2' || !auth.accessToken) return cb(smtpError('504 5.7.4 Unrecognized authentication type'));
@@ -74,12 +99,32 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
         return cb(smtpError('535 5.7.3 Authentication unsuccessful [standin.prod.outlook.com]'));
       }
       state.auths.push('235');
+      if (!counted.has(_session.id)) {
+        counted.set(_session.id, mailbox);
+        const n = (active.get(mailbox) ?? 0) + 1;
+        active.set(mailbox, n);
+        state.maxSessions.set(mailbox, Math.max(state.maxSessions.get(mailbox) ?? 0, n));
+      }
       cb(null, { user: mailbox });
     },
     onMailFrom(address, session, cb) {
       if (!session.user) return cb(smtpError('530 5.7.57 Client not authenticated to send mail. [standin.prod.outlook.com]'));
       const user = String(session.user);
-      if (![user, ...(state.sendAs.get(user) ?? [])].includes(address.address.toLowerCase())) return cb(smtpError(`550 5.7.60 ${SEND_AS}`));
+      // sessions are counted in arrival order: those past the third are refused while the others last
+      if (state.sessionLimit !== undefined && [...counted].filter(([, m]) => m === user).findIndex(([id]) => id === session.id) >= state.sessionLimit) {
+        state.refusedConnections++;
+        return cb(smtpError('432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [standin.prod.outlook.com]'));
+      }
+      const from = (address.address ?? '').toLowerCase();
+      if (!from || ![user, ...(state.sendAs.get(user) ?? [])].includes(from)) {
+        state.refusedSenders.push(`<${from}> 550 5.7.60`);
+        return cb(smtpError(`550 5.7.60 ${SEND_AS}`));
+      }
+      cb();
+    },
+    onRcptTo(address, _session, cb) {
+      const refusal = state.refuseRcpt.get(address.address.toLowerCase());
+      if (refusal) return cb(smtpError(refusal));
       cb();
     },
     onData(stream, session, cb) {
@@ -87,6 +132,7 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         const raw = Buffer.concat(chunks);
+        if (state.rejectData) return cb(smtpError(state.rejectData));
         simpleParser(raw).then((m) => {
           const user = String(session.user);
           const from = m.from?.value[0]?.address?.toLowerCase();
@@ -105,7 +151,7 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
 
 /** A tenant MX endpoint for connector mode: anonymous, STARTTLS, optionally asking for a client certificate. */
 export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string } = {}): Promise<SmtpStandIn> {
-  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, close: async () => {} };
+  const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, refuseRcpt: new Map(), refusedSenders: [], maxSessions: new Map(), refusedConnections: 0, close: async () => {} };
   // smtp-server hands hooks the session, not the socket: keep the TLS socket of each session at upgrade.
   const sockets = new Map<string, TLSSocket>();
   const server = new SMTPServer({
