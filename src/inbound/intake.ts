@@ -20,7 +20,7 @@ import { PassThrough } from 'node:stream';
 import type { Envelope, Enqueuer, PolicyDecision, QueueId } from '../core/types.ts';
 import { newQueueId, randomHex } from '../core/ids.ts';
 import { repairHeaderBlock } from '../core/header-repair.ts';
-import { LineEndingFixer, type BareLineEndingMode } from './line-endings.ts';
+import { LineEndingFixer, type BareLineEndingMode, type NulByteMode } from './line-endings.ts';
 import { HEADER_LIMIT, findHeaderEnd, receivedHeader, summarizeHeaders, type ReceivedInfo } from './headers.ts';
 
 export interface IntakeOptions {
@@ -28,6 +28,8 @@ export interface IntakeOptions {
   /** The Received header's fields; its id is the queue id, made here (core/ids.ts). */
   received: Omit<ReceivedInfo, 'date' | 'id'>;
   bareLineEndings: BareLineEndingMode;
+  /** NUL bytes in the content: refuse the message (554 5.6.0) or remove them. */
+  nulBytes?: NulByteMode;
   maxHops: number;
   enqueue: Enqueuer;
   now: () => number;
@@ -47,12 +49,15 @@ export type DataStream = NodeJS.ReadableStream & { sizeExceeded?: boolean; byteL
 /** Messages up to this size are received in memory, then enqueued in one piece. */
 export const IN_MEMORY_LIMIT = 256 * 1024;
 
+/** RFC 5322 allows no NUL in a message; X.6.0 is RFC 3463's "other or undefined media error". */
+const NUL_REFUSAL: IntakeResult = { ok: false, code: 554, status: '5.6.0', message: 'Message contains NUL characters, which RFC 5322 does not allow (limits.nulBytes: strip removes them)' };
+
 function refuse(code: number, status: string, message: string): IntakeResult {
   return { ok: false, code, status, message };
 }
 
 export async function receiveMessage(stream: DataStream, opts: IntakeOptions): Promise<IntakeResult> {
-  const fixer = new LineEndingFixer(opts.bareLineEndings);
+  const fixer = new LineEndingFixer(opts.bareLineEndings, opts.nulBytes ?? 'reject');
   let ended = false;
   stream.on('end', () => { ended = true; });
   stream.on('error', (err: Error) => fixer.destroy(err));
@@ -67,6 +72,8 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   let out: PassThrough | undefined;
   let stored: Promise<QueueId> | undefined;
   let storing = false;
+  /** enqueue() rejected while the message was still streaming in. */
+  let storeFailed = false;
   /** The message so far while it is small enough to keep in memory (out is unset meanwhile). */
   let held: Buffer[] = [];
   let written = 0;
@@ -78,7 +85,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     out?.destroy(new Error(result.ok ? 'aborted' : result.message));
   };
   const write = async (chunk: Buffer): Promise<void> => {
-    if (!storing || refusal) return;
+    if (!storing || refusal || storeFailed) return;
     written += chunk.length;
     if (!out) {
       held.push(chunk);
@@ -86,12 +93,19 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       // Too big to hold: stream from here on, starting with what was held.
       out = new PassThrough();
       stored = opts.enqueue.enqueue(envelope!, out, queueId);
-      stored.catch(() => {}); // observed below; a refused message's rejection is expected
+      // Observed below. A spool that gave up half-way (disk full) reads no more: the stream is
+      // closed so that a write waiting for 'drain' is released, and the rest is drained unwritten.
+      stored.catch(() => {
+        storeFailed = true;
+        out?.destroy();
+      });
       const first = Buffer.concat(held);
       held = [];
       chunk = first;
     }
-    if (!out.write(chunk)) await new Promise((resolve) => { out!.once('drain', resolve); out!.once('close', resolve); });
+    // The spool may have destroyed the stream itself on failing (then enqueue() rejects: the reply says why).
+    if (out.destroyed) return;
+    if (!out.write(chunk) && !out.destroyed) await new Promise((resolve) => { out!.once('drain', resolve); out!.once('close', resolve); });
   };
   const startStoring = async (): Promise<void> => {
     const block = Buffer.concat(head, headLength);
@@ -132,6 +146,10 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
         abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
         continue;
       }
+      if (fixer.nulBytes === 'reject' && fixer.nulFound) {
+        abort(NUL_REFUSAL);
+        continue;
+      }
       if (storing) {
         await write(chunk);
         continue;
@@ -147,10 +165,13 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   if (!refusal && opts.bareLineEndings === 'reject' && fixer.bareFound) {
     abort(refuse(550, '5.6.11', 'Message contains bare CR or LF characters; lines must end with CRLF'));
   }
+  if (!refusal && fixer.nulBytes === 'reject' && fixer.nulFound) abort(NUL_REFUSAL);
   if (!refusal && !storing) await startStoring();
   if (refusal) return refusal;
   envelope!.size = written;
-  if (out) out.end();
+  if (out) {
+    if (!out.destroyed) out.end();
+  }
   else {
     stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written), queueId);
     held = [];
@@ -159,6 +180,10 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     const id = await stored!;
     return { ok: true, id, envelope: envelope! };
   } catch (err) {
-    return refuse(451, '4.3.0', `Message could not be queued, try again later (${(err as Error).message.replace(/[\r\n]+/g, ' ').slice(0, 200)})`);
+    const reason = (err as Error).message.replace(/[\r\n]+/g, ' ').slice(0, 200);
+    // The spool's own temporary code where it has one (452 4.3.1: disk full); never a 5xx for a local fault.
+    const { responseCode, enhanced } = err as { responseCode?: unknown; enhanced?: unknown };
+    if (typeof responseCode === 'number' && responseCode >= 400 && responseCode < 500 && typeof enhanced === 'string') return refuse(responseCode, enhanced, `Message could not be queued, try again later (${reason})`);
+    return refuse(451, '4.3.0', `Message could not be queued, try again later (${reason})`);
   }
 }

@@ -157,6 +157,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
         recipient: recipients.length === 1 ? recipients[0] : undefined,
       },
       bareLineEndings: config.limits.bareLineEndings,
+      nulBytes: config.limits.nulBytes,
       repairHeaders: config.devices.repairHeaders,
       maxHops: config.delivery.maxHops,
       enqueue: deps.enqueue,

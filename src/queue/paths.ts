@@ -32,6 +32,9 @@ export const LEGACY_ENVELOPE_EXT = '.json';
 /** A queue file being moved by one process (the relay or the CLI); others leave it alone. */
 export const LOCKED_SUFFIX = '.locked';
 
+/** One line per delivered message's id, written as it is settled (spool.ts markDelivered). */
+export const DELIVERED_LOG = 'delivered.log';
+
 /** Builds every spool path from one mailroot. */
 export interface SpoolPaths {
   root: string;

@@ -9,13 +9,14 @@
  * - elsewhere, a queue file whose envelope does not check out is damaged → badmail with the reason,
  *   never dropped silently.
  * - active/: messages being delivered when the relay stopped → back to incoming/ (due now), marked
- *   possibleDuplicate because the upstream may have taken them already.
+ *   possibleDuplicate because the upstream may have taken them already; except those delivered.log
+ *   names (settled: delivered, or failed with their NDR), which are removed. The log is then emptied.
  * - A spool from before one file per message (<id>.eml + <id>.json) is converted (convertLegacy).
  * Every folder touched is fsynced before the relay starts.
  */
-import { readdir, readFile, rename, stat } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import type { Logger } from '../core/logger.ts';
-import { QUEUE_STATES, QUEUE_FILE_EXT, LEGACY_ENVELOPE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { QUEUE_STATES, QUEUE_FILE_EXT, LEGACY_ENVELOPE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { SPARE_PREFIX, unlinkIfExists, type DirectorySyncer } from './durable.ts';
 import { parseRecord, type QueueRecord } from './record.ts';
 import { crc32OfPrefix, readQueueFile, rewriteQueueFile } from './queue-file.ts';
@@ -24,6 +25,8 @@ import { writeBadmail } from './badmail.ts';
 export interface RecoveryReport {
   droppedPartial: number;
   requeuedActive: number;
+  /** Messages in active/ already settled (named in delivered.log): removed, not delivered again. */
+  removedDelivered: number;
   /** Moves cut half-way, finished or undone. */
   movedStragglers: number;
   toBadmail: number;
@@ -34,7 +37,7 @@ export interface RecoveryReport {
 const ext = (name: string, suffix: string) => (name.endsWith(suffix) ? name.slice(0, -suffix.length) : undefined);
 
 export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
-  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, movedStragglers: 0, toBadmail: 0, converted: 0 };
+  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, movedStragglers: 0, toBadmail: 0, converted: 0 };
   for (const name of await readdir(paths.folder('tmp'))) {
     // spares (made ahead, or delivered files kept for reuse) are no lost message
     if ((await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) && !name.startsWith(SPARE_PREFIX)) report.droppedPartial++;
@@ -95,15 +98,21 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
           report.droppedPartial++;
           continue;
         }
-        await writeBadmail(paths, syncer, { name: id, content: { file }, reason: `Recovered at start: the queue file of ${id} in ${state}/ is damaged (${(e as Error).message}).\nIts sender and recipients may be unreadable; the .BAD file is the whole queue file as found.\nTo send it again, keep only the message, add X-Sender: and X-Receiver: lines at the top, and copy it into pickup/.` });
-        await unlinkIfExists(file);
+        await moveAside(paths, syncer, logger, file, id, state, e as Error);
         report.toBadmail++;
       }
     }
   }
 
+  const deliveredLog = `${paths.root}/${DELIVERED_LOG}`;
+  const delivered = new Set((await readFile(deliveredLog, 'latin1').catch(() => '')).split('\n'));
   for (const [id, { state, record }] of records) {
     if (state !== 'active') continue;
+    if (delivered.has(id)) {
+      await unlinkIfExists(paths.queueFile('active', id));
+      report.removedDelivered++;
+      continue;
+    }
     try {
       record.possibleDuplicate = true;
       record.nextAttemptAt = 0;
@@ -116,10 +125,34 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   }
 
   for (const state of QUEUE_STATES) await syncer.sync(paths.folder(state));
-  if (report.droppedPartial || report.requeuedActive || report.movedStragglers || report.toBadmail || report.converted) {
+  // after the folder syncs: the removals above are durable, the log has served
+  if (delivered.size > 1) await writeFile(deliveredLog, '');
+  if (report.droppedPartial || report.requeuedActive || report.removedDelivered || report.movedStragglers || report.toBadmail || report.converted) {
     logger.warn(report, 'spool recovered after an unclean stop');
   }
   return report;
+}
+
+/**
+ * A damaged queue file goes to badmail/ with the reason. One that cannot even be copied (a folder
+ * in its place, unreadable) is renamed there as found, beside a .BDR saying so; if even that fails
+ * it is left where it is and logged: recovery never stops on one file.
+ */
+async function moveAside(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger, file: string, id: string, state: QueueFolder, why: Error): Promise<void> {
+  const reason = `Recovered at start: the queue file of ${id} in ${state}/ is damaged (${why.message}).`;
+  try {
+    await writeBadmail(paths, syncer, { name: id, content: { file }, reason: `${reason}\nIts sender and recipients may be unreadable; the .BAD file is the whole queue file as found.\nTo send it again, keep only the message, add X-Sender: and X-Receiver: lines at the top, and copy it into pickup/.` });
+    await unlinkIfExists(file);
+  } catch (copyError) {
+    const aside = `${paths.folder('badmail')}/${id}.damaged`;
+    try {
+      await rename(file, aside);
+      await writeBadmail(paths, syncer, { name: id, content: Buffer.alloc(0), reason: `${reason}\nIt could not be copied (${(copyError as Error).message}); it was moved as found to badmail/${id}.damaged.` });
+      logger.warn({ id, file, aside }, 'an unreadable queue file was moved aside');
+    } catch (moveError) {
+      logger.error({ id, file, err: (moveError as Error).message }, 'a damaged queue file could not be moved aside; it is left where it is and ignored');
+    }
+  }
 }
 
 /** Writes `from`'s message with `record` as a new queue file in `to` (through tmp/, fsynced). */

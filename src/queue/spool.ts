@@ -18,7 +18,8 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream, fstatSync, renameSync, statSync } from 'node:fs';
+import { createReadStream, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
 import type { Clock } from '../core/clock.ts';
@@ -26,7 +27,7 @@ import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId, resolveIdPrefix } from '../core/ids.ts';
 import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
-import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, type QueueFolder, type SpoolPaths } from './paths.ts';
+import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, SpareFiles, closeQuietly, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
 import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { encodeTrailer, readQueueFile, rewriteQueueFile } from './queue-file.ts';
@@ -97,12 +98,42 @@ export interface Spool extends Enqueuer, Quarantine {
 /** Opens (creating folders, recovering) the spool under config.mailrootPath. */
 export async function openSpool(config: { mailrootPath: string }, deps: SpoolDeps): Promise<Spool> {
   const paths = spoolPaths(config.mailrootPath);
-  for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true });
+  await checkMailroot(config.mailrootPath, paths);
   const syncer = new DirectorySyncer();
   if (deps.recover !== false) await recoverSpool(paths, syncer, deps.logger);
   const spool = new FolderSpool(paths, syncer, deps);
   await spool.rescan();
   return spool;
+}
+
+/**
+ * Refuses to start on a mailroot that cannot hold mail, naming it and why, rather than failing on
+ * the first message: a read-only file system or folder, or a mailroot whose parent folder is
+ * missing (an unmounted disk, a typo), which is not created silently. The mailroot itself and its
+ * subfolders are created if missing. Probe: a file created, written, fsynced and removed in tmp/.
+ */
+async function checkMailroot(root: string, paths: SpoolPaths): Promise<void> {
+  const refuse = (what: string, e: unknown): never => {
+    throw new SmarthostError('SH_SPOOL_WRITE', `the mailroot ${root} ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set mailroot in the config to a writable folder on a local disk`, { cause: e });
+  };
+  await mkdir(root).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') refuse(e.code === 'ENOENT' ? 'cannot be created: its parent folder does not exist' : 'cannot be created', e);
+  });
+  for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true }).catch((e) => refuse(`has a folder ${f}/ that cannot be created`, e));
+  const probe = `${paths.folder('tmp')}/.write-test-${process.pid}`;
+  try {
+    const fh = await open(probe, 'w');
+    try {
+      await fh.write('ok');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    refuse('is not writable', e);
+  } finally {
+    await unlinkIfExists(probe).catch(() => false);
+  }
 }
 
 /**
@@ -163,6 +194,9 @@ class FolderSpool implements Spool {
   private beingRemoved = new Set<QueueId>();
   private removalTimer: NodeJS.Timeout | undefined;
   private removing: Promise<void> = Promise.resolve();
+  /** delivered.log (see markDelivered), opened on the first delivery, and what was written to it since it was last emptied. */
+  private deliveredFd: number | undefined;
+  private deliveredBytes = 0;
 
   constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
     this.paths = paths;
@@ -220,6 +254,9 @@ class FolderSpool implements Spool {
       await written?.close().catch(() => undefined);
       // the write error is the one to report
       for (const f of [tmpFile, written?.file, committed]) if (f) unlinkQuietly(f);
+      // A full disk (or quota) is "452 4.3.1 insufficient system storage" (RFC 5321 §4.2.3, RFC 3463 X.3.1): the client keeps the message and retries.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new SmarthostError('SH_SPOOL_WRITE', `insufficient system storage: the spool's file system is full (${code})`, { cause: e, responseCode: 452, enhanced: '4.3.1' });
       throw new SmarthostError('SH_SPOOL_WRITE', `could not write the message to the spool: ${(e as Error).message}`, { cause: e, responseCode: 451, enhanced: '4.3.0' });
     } finally {
       this.busy.delete(id);
@@ -575,6 +612,7 @@ class FolderSpool implements Spool {
       if (to === 'done') {
         // No folder fsync (Postfix does none either): if the removal is lost in a crash, the message
         // comes back from active/ as a possible duplicate and is delivered again: at least once.
+        this.markDelivered(record.id);
         this.removeLater(record.id, this.paths.queueFile(entry.state, record.id));
         this.index.delete(record.id);
       } else {
@@ -585,6 +623,25 @@ class FolderSpool implements Spool {
       this.busy.delete(record.id);
     }
     if (to === 'incoming') for (const l of this.listeners) l(record.id);
+  }
+
+  /**
+   * Notes a settled message's id in delivered.log at once, before its file leaves in the next
+   * removal batch: a crash in between (SIGKILL, a bug) then costs no second delivery, because
+   * recovery removes from active/ what the log names instead of putting it back in line. One
+   * write(2) without fsync: what a killed process wrote stays in the page cache; after a power
+   * loss the line may be gone and the message is delivered again, as before (at least once). The
+   * log is emptied when no removal is pending (flushRemovals) and at start (recovery).
+   */
+  private markDelivered(id: QueueId): void {
+    try {
+      this.deliveredFd ??= openSync(path.join(this.paths.root, DELIVERED_LOG), 'a', 0o600);
+      const line = `${id}\n`;
+      writeSync(this.deliveredFd, line);
+      this.deliveredBytes += line.length;
+    } catch (err) {
+      this.deps.logger.warn({ err, id }, 'could not note a delivered message in delivered.log (a crash now would deliver it again)');
+    }
   }
 
   /** Closes a queue file kept open (the message is moved, deleted or gone). */
@@ -639,6 +696,13 @@ class FolderSpool implements Spool {
       }
     })).then(() => {
       for (const [id] of batch) this.beingRemoved.delete(id);
+      // Every id in the log has left active/: the log can start again (kept small).
+      if (this.deliveredFd !== undefined && this.deliveredBytes > 256 * 1024 && this.removals.size === 0 && this.beingRemoved.size === 0) {
+        try {
+          ftruncateSync(this.deliveredFd, 0);
+          this.deliveredBytes = 0;
+        } catch { /* grows a little more; emptied at the next start */ }
+      }
     });
     this.removing = this.removing.then(() => run);
     return this.removing;
@@ -646,6 +710,8 @@ class FolderSpool implements Spool {
 
   async close(): Promise<void> {
     await this.flushRemovals();
+    if (this.deliveredFd !== undefined) closeQuietly(this.deliveredFd);
+    this.deliveredFd = undefined;
     await this.spares.close();
     for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];

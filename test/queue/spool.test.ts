@@ -432,3 +432,32 @@ test('recovery deletes spare files left by a crash without counting them as half
   assert.equal(report.droppedPartial, 1);
   assert.deepEqual(await readdir(path.join(root, 'tmp')), []);
 });
+
+test('a delivered message is noted in delivered.log at once; after a crash recovery removes it from active/ instead of delivering it again', async () => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'sh-delivered-'));
+  try {
+    const first = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+    const done = await first.enqueue(env(), Buffer.from('Subject: done\r\n\r\nx\r\n'));
+    const inFlight = await first.enqueue(env(), Buffer.from('Subject: in flight\r\n\r\ny\r\n'));
+    const a = (await first.claim(done))!;
+    const b = (await first.claim(inFlight))!;
+    assert.ok(a && b);
+    const kept = await readFile(path.join(root, 'active', `${done}.eml`));
+    await first.settle(a, 'done');
+    // written synchronously by settle, before the removal batch
+    assert.equal(await readFile(path.join(root, 'delivered.log'), 'latin1'), `${done}\n`);
+    await first.close();
+    // A SIGKILL before the removal batch: the file is still in active/ (put back here), beside the one in flight.
+    await writeFile(path.join(root, 'active', `${done}.eml`), kept);
+    assert.deepEqual((await readdir(path.join(root, 'active'))).sort(), [`${done}.eml`, `${inFlight}.eml`].sort());
+    const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+    const list = await spool.list();
+    assert.deepEqual(list.map((x) => x.record.id), [inFlight], 'the delivered one is not queued again; the one in flight is');
+    assert.equal(list[0].record.possibleDuplicate, true);
+    assert.deepEqual(await readdir(path.join(root, 'active')), []);
+    assert.equal(await readFile(path.join(root, 'delivered.log'), 'latin1'), '', 'emptied once recovery has used it');
+    await spool.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -12,6 +12,7 @@ export const limitsSchema = z.strictObject({
   commandDeadline: duration().prefault('300s').describe('longest a single command may take to arrive'),
   dataDeadline: duration().prefault('600s').describe('longest the DATA phase of one message may take'),
   bareLineEndings: z.enum(['normalize', 'reject']).default('normalize').describe('bare CR or LF inside a message: normalize to CRLF (Microsoft 365 refuses bare LF with 550 5.6.11) or reject with 550 5.6.11'),
+  nulBytes: z.enum(['reject', 'strip']).default('reject').describe('NUL bytes inside a message, which RFC 5322 does not allow: reject the message with 554 5.6.0 or strip them (Postfix message_reject_characters / message_strip_characters)'),
 });
 
 export type LimitsConfig = z.infer<typeof limitsSchema>;
