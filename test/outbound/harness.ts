@@ -44,6 +44,8 @@ export async function harness(yaml: string): Promise<Harness> {
       Buffer.from(`From: <${mailFrom || 'mailer-daemon@relay.test'}>\r\nTo: ${recipients.join(', ')}\r\nSubject: Scan 42\r\n\r\n${body}\r\n`)),
     close: async () => {
       await manager.stop();
+      // the spool's own timers (delivered files leaving, delivered.log) must end before its folder goes
+      await spool.close();
       await rm(root, { recursive: true, force: true });
     },
   };

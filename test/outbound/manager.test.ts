@@ -248,9 +248,10 @@ test('started manager delivers on enqueue without being asked, and stops cleanly
   t.after(() => h.close());
   h.manager.start();
   await Promise.all(Array.from({ length: 6 }, (_, i) => h.enqueue('a@contoso.com', [`r${i}@x.org`])));
-  for (let i = 0; i < 100 && up.received.length < 6; i++) await new Promise((r) => setTimeout(r, 50));
+  // Waits on the outcome itself, bounded by the test's timeout: how fast it comes is for npm run bench.
+  while (up.received.length < 6) await new Promise((r) => setTimeout(r, 20));
   assert.equal(up.received.length, 6);
-  for (let i = 0; i < 100 && (await h.spool.list()).length; i++) await new Promise((r) => setTimeout(r, 20));
+  while ((await h.spool.list()).length) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(await h.spool.list(), []);
   await h.manager.stop();
 });
