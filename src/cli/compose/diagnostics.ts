@@ -8,6 +8,7 @@
  * set — the relay's view of DNS may differ from the admin's PC; this says which one answered.
  */
 import type { DnsServer } from '../../diagnostics/dns/client.ts';
+import { SPF_RESULT_MEANING } from '../../diagnostics/spf/report.ts';
 import type { WebServices } from '../../web/services.ts';
 
 export type Verdict = 'ok' | 'problem' | 'unknown';
@@ -36,16 +37,6 @@ export function resolversFromEnv(value = process.env.SMARTHOST_DNS_RESOLVERS): D
   return list.length ? list : undefined;
 }
 
-const SPF_MEANING: Record<string, string> = {
-  pass: 'the client is authorized to send for this domain',
-  fail: 'the domain says this client is NOT authorized: receivers may reject or junk the message',
-  softfail: 'the domain says this client is probably not authorized: receivers usually junk the message',
-  neutral: 'the domain makes no statement about this client',
-  none: 'the domain publishes no SPF record (or the name is not a domain)',
-  permerror: 'the record is broken: receivers treat this like a failure or ignore SPF',
-  temperror: 'a DNS failure stopped the check: receivers usually defer the message (try again later)',
-};
-
 const dur = (ms?: number): string => (ms === undefined ? '' : Math.abs(ms) < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 export function buildDiagnostics(): NonNullable<WebServices['diagnostics']> {
@@ -59,7 +50,7 @@ export function buildDiagnostics(): NonNullable<WebServices['diagnostics']> {
         const { checkHost } = await import('../../diagnostics/spf/evaluate.ts');
         const { receivedSpfHeader } = await import('../../diagnostics/spf/received.ts');
         const o = await checkHost({ ip, sender: `postmaster@${domain}`, helo: domain, receiver: 'smarthost' }, await dns());
-        const lines = [`Meaning: ${SPF_MEANING[o.result] ?? o.result}`];
+        const lines = [`Meaning: ${SPF_RESULT_MEANING[o.result] ?? o.result}`];
         if (o.mechanism) lines.push(`Decided by: ${o.mechanism}`);
         if (o.problem) lines.push(`Problem: ${o.problem}`);
         if (o.explanation) lines.push(`The domain's explanation: ${o.explanation}`);
@@ -67,7 +58,7 @@ export function buildDiagnostics(): NonNullable<WebServices['diagnostics']> {
         return {
           title: `SPF check: may ${ip} send for ${domain}?`,
           verdict: o.result === 'pass' ? 'ok' : o.result === 'temperror' ? 'unknown' : 'problem',
-          summary: `SPF result: ${o.result.toUpperCase()} — ${SPF_MEANING[o.result] ?? ''}`,
+          summary: `SPF result: ${o.result.toUpperCase()} — ${SPF_RESULT_MEANING[o.result] ?? ''}`,
           sections: [
             { heading: 'Result', lines },
             { heading: 'Steps', lines: o.trace },

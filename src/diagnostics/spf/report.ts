@@ -58,7 +58,8 @@ export function checkExitCode(o: CheckHostOutcome): number {
   return o.result === 'pass' ? EXIT_OK : EXIT_PROBLEMS;
 }
 
-const MEANING: Record<string, string> = {
+/** Each SPF result in words, for the CLI and the console alike. */
+export const SPF_RESULT_MEANING: Record<string, string> = {
   pass: 'the client is authorized to send for this domain',
   fail: 'the domain says this client is NOT authorized: receivers may reject or junk the message',
   softfail: 'the domain says this client is probably not authorized: receivers usually junk the message',
@@ -71,7 +72,7 @@ const MEANING: Record<string, string> = {
 export function renderCheck(o: CheckHostOutcome): string {
   const lines = [
     `SPF check_host(${o.ip}, ${o.domain}, ${o.sender}) → ${o.result.toUpperCase()}`,
-    `  meaning: ${MEANING[o.result]}`,
+    `  meaning: ${SPF_RESULT_MEANING[o.result]}`,
   ];
   if (o.mechanism) lines.push(`  decided by: ${o.mechanism}`);
   if (o.problem) lines.push(`  problem: ${o.problem}`);
