@@ -81,8 +81,15 @@ export function reportRoute(config: ReportConfig, rec: QueueRecord, route?: Rout
 export async function sendReport(config: ReportConfig, spool: Spool, logger: Logger, rec: QueueRecord, kind: 'failed' | 'delayed', outcomes: Outcome[], now: Date, willRetryUntil?: Date, via?: RouteConfig, badmailName?: string): Promise<void> {
   const reports = reportsFor(config, rec.envelope.mailFrom);
   if (!reports.length || !outcomes.length || rec.envelope.client.source === 'ndr') return;
-  let content: Buffer | undefined;
-  let to: string[] = reports.map((r) => r.to);
+  // never dropped: a report that cannot be queued (or, when it could not even be built, the reason)
+  // goes to badmail
+  const keep = async (to: string[], content: Buffer | undefined, err: unknown): Promise<void> => {
+    logger.error({ err, id: rec.id, kind, to }, 'could not queue the delivery report; it is kept in badmail');
+    const reason = `smarthost could not queue this delivery report (${kind}) about message ${rec.id} for ${to.join(', ')}: ${(err as Error).message}`;
+    await spool.quarantine(content ?? Buffer.from(`Subject: delivery report about ${rec.id} (not built)\r\n\r\n${reason}\r\n`), reason, `${rec.id}.${kind}-report`)
+      .catch((e: Error) => logger.error({ err: e, id: rec.id }, 'could not write the delivery report to badmail either'));
+  };
+  let prepared;
   try {
     const { headerPreview } = await spool.show(rec.id);
     if (isReport(rec, headerPreview)) {
@@ -94,8 +101,16 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
     const full = rec.envelope.dsn?.ret === 'FULL' && rec.envelope.size <= FULL_RETURN_LIMIT ? await spool.readMessage(rec.id) : undefined;
     const route = reportRoute(config, rec, via);
     if (route.sender.warning) logger.warn({ id: rec.id, upstream: route.upstream }, route.sender.warning);
-    for (const report of reports) {
-      to = [report.to];
+    prepared = { headerPreview, subject, full, route };
+  } catch (err) {
+    return keep(reports.map((r) => r.to), undefined, err);
+  }
+  const { headerPreview, subject, full, route } = prepared;
+  // each report on its own: one that cannot be queued does not stop the other
+  for (const report of reports) {
+    const to = [report.to];
+    let content: Buffer | undefined;
+    try {
       content = buildDsn({
         kind, queueId: rec.id, reportingMta: config.hostnameResolved, from: route.sender.from, to, originalSender: rec.envelope.mailFrom,
         originalSubject: subject, arrivalDate: new Date(Date.parse(rec.envelope.receivedAt) || now.getTime()), now,
@@ -110,12 +125,8 @@ export async function sendReport(config: ReportConfig, spool: Spool, logger: Log
         subject: `${kind === 'failed' ? 'Undeliverable' : 'Delivery delayed'}: ${subject ?? ''}`.trim(),
       }, content);
       logger.info({ id: rec.id, report: id, kind, to, reader: report.reader, from: route.sender.mailFrom || '<>', upstream: route.upstream }, 'delivery report queued');
+    } catch (err) {
+      await keep(to, content, err);
     }
-  } catch (err) {
-    logger.error({ err, id: rec.id, kind }, 'could not queue the delivery report; it is kept in badmail');
-    // never dropped: the report (or, when it could not even be built, the reason) goes to badmail
-    const reason = `smarthost could not queue this delivery report (${kind}) about message ${rec.id} for ${to.join(', ')}: ${(err as Error).message}`;
-    await spool.quarantine(content ?? Buffer.from(`Subject: delivery report about ${rec.id} (not built)\r\n\r\n${reason}\r\n`), reason, `${rec.id}.${kind}-report`)
-      .catch((e: Error) => logger.error({ err: e, id: rec.id }, 'could not write the delivery report to badmail either'));
   }
 }
