@@ -13,20 +13,10 @@
  * modifier repeated in one record (pyspf: permerror; RFC 7208 §6: ignored).
  */
 import type { Zone, ZoneEntry } from './dns-server.ts';
+import { prng } from './prng.ts';
 
 export interface GeneratedCase { id: string; ip: string; sender: string; helo: string; domain: string }
 
-/** mulberry32: small, seedable, good enough to spread cases. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function generateCases(seed: number, count: number): { zone: Zone; cases: GeneratedCase[] } {
   const rnd = prng(seed);

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { startRelay, type TestRelay } from './setup.ts';
+import { prng } from '../helpers/prng.ts';
 
 const TARGET = Number(process.env.FUZZ_COMMANDS ?? 1_000_000);
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -26,17 +27,6 @@ const SESSION_BOUND_MS = 180_000;
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CHEAP = ['NOOP', 'RSET', 'HELP', 'VRFY postmaster', 'NOOP x', 'RSET'] as const;
 
