@@ -92,6 +92,8 @@ export interface Spool extends Enqueuer, Quarantine {
   /** Called after each enqueue (the delivery manager kicks itself). */
   onEnqueued(listener: (id: QueueId) => void): void;
   emit(event: QueueEvent): void;
+  /** Writes, fsyncs and renames a probe file as an accept would, then removes it (health checks). */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -120,19 +122,29 @@ async function checkMailroot(root: string, paths: SpoolPaths): Promise<void> {
     if (e.code !== 'EEXIST') refuse(e.code === 'ENOENT' ? 'cannot be created: its parent folder does not exist' : 'cannot be created', e);
   });
   for (const f of SPOOL_FOLDERS) await mkdir(paths.folder(f), { recursive: true }).catch((e) => refuse(`has a folder ${f}/ that cannot be created`, e));
-  const probe = `${paths.folder('tmp')}/.write-test-${process.pid}`;
+  await probeWrite(paths, `.write-test-${process.pid}`).catch((e) => refuse('is not writable', e));
+}
+
+/**
+ * Writes a file in tmp/ and fsyncs it, as an accept does, and with `into` renames it into that
+ * folder as an accept's commit does, then removes it. The name has no queue-file extension, so no
+ * listing ever sees it. Permissions alone would not tell: root writes anyway.
+ */
+async function probeWrite(paths: SpoolPaths, name: string, into?: QueueFolder): Promise<void> {
+  const tmp = path.join(paths.folder('tmp'), name);
+  const dest = into ? path.join(paths.folder(into), name) : undefined;
   try {
-    const fh = await open(probe, 'w');
+    const fh = await open(tmp, 'w');
     try {
-      await fh.write('ok');
+      await fh.write('probe\n');
       await fh.sync();
     } finally {
       await fh.close();
     }
-  } catch (e) {
-    refuse('is not writable', e);
+    if (dest) await rename(tmp, dest);
   } finally {
-    await unlinkIfExists(probe).catch(() => false);
+    await unlinkIfExists(tmp).catch(() => false);
+    if (dest) await unlinkIfExists(dest).catch(() => false);
   }
 }
 
@@ -706,6 +718,10 @@ class FolderSpool implements Spool {
     });
     this.removing = this.removing.then(() => run);
     return this.removing;
+  }
+
+  probe(): Promise<void> {
+    return probeWrite(this.paths, `.health-probe-${process.pid}`, 'incoming');
   }
 
   async close(): Promise<void> {

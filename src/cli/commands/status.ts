@@ -58,7 +58,6 @@ async function offlineReport(config: Config, note: string): Promise<HealthReport
   const { systemClock } = await import('../../core/clock.ts');
   const { createLogger } = await import('../../core/logger.ts');
   const { queueCheck, spoolCheck, worst } = await import('../../web/health.ts');
-  const { probeSpool } = await import('../compose/web-services.ts');
   const checks: HealthCheck[] = [];
   for (const l of config.listen) {
     const name = `smtp ${l.address}:${l.port}`;
@@ -71,7 +70,7 @@ async function offlineReport(config: Config, note: string): Promise<HealthReport
   }
   try {
     const spool = await openSpool(config, { clock: systemClock, logger: createLogger({ level: 'error', destination: process.stderr }), recover: false });
-    checks.push(await spoolCheck(() => probeSpool(spool)));
+    checks.push(await spoolCheck(() => spool.probe()));
     const entries = await spool.list();
     checks.push(queueCheck(entries.map((e) => ({ id: e.record.id, state: e.record.holdReason ? 'parked' : e.state, receivedAt: e.record.envelope.receivedAt, lastReason: e.record.holdReason ?? e.record.lastError, mailFrom: '', recipients: [], size: 0 })), Date.now(), config.web.health.queueAge));
   } catch (err) {

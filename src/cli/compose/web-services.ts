@@ -3,7 +3,7 @@
  * the spool, the delivery manager's upstream board, history, the event bus and the config file.
  * Only this adapter knows both sides; the console never touches the spool folders itself.
  */
-import { open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { newQueueId } from '../../core/ids.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -39,30 +39,6 @@ export interface WebServiceDeps {
   /** Each SMTP listener's state, for /healthz. */
   listeners?: HealthProbes['listeners'];
   devices?: WebServices['devices'];
-}
-
-/**
- * Writes what an accept writes — a file in tmp/, fsynced, renamed into incoming/ — under a name the
- * spool never lists (no .eml), then removes it. Permissions alone would not do: root writes anyway.
- */
-export async function probeSpool(spool: Pick<Spool, 'paths'>): Promise<void> {
-  const name = `.health-probe-${process.pid}`;
-  const tmp = path.join(spool.paths.folder('tmp'), name);
-  const dest = path.join(spool.paths.folder('incoming'), name);
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile('health probe\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, dest);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await unlink(dest);
 }
 
 function view(e: QueueEntry): QueueEntryView {
@@ -225,7 +201,7 @@ export function buildWebServices(deps: WebServiceDeps): WebServices {
     diagnostics: deps.diagnostics,
     tlsCertificateDaysLeft: deps.tlsCertificateDaysLeft,
     refusals: deps.refusals,
-    health: deps.listeners ? { spoolWritable: () => probeSpool(spool), listeners: deps.listeners } : undefined,
+    health: deps.listeners ? { spoolWritable: () => spool.probe(), listeners: deps.listeners } : undefined,
     // Read at start, as the rest of web: is (a reload says a restart is needed for it).
     queueAgeThresholdMs: () => queueAgeMs,
     devices: deps.devices,
