@@ -11,7 +11,11 @@
  * in messages and time. Needs Debian's postfix package (smtp-source, smtp-sink, postfix).
  *
  *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 3]
- *                     [--peers smarthost,postfix,smarthost-nohistory] [--json FILE]
+ *                     [--peers smarthost,postfix,smarthost-tuned,smarthost-routes20,smarthost-nohistory] [--json FILE]
+ *
+ * `smarthost` runs on the defaults a user gets (only the listener's connection limits raised, as for
+ * Postfix); `smarthost-tuned` raises the upstream's connections and delivery concurrency;
+ * `smarthost-routes20` adds 20 routing rules that all miss.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
@@ -134,23 +138,46 @@ function mainThreadSeconds(pid: number | undefined): number {
   }
 }
 
-function smarthostPeer(name: string, history: boolean): Peer {
+/**
+ * How a smarthost peer is configured. `defaults`: only what Postfix also gets raised (the listener's
+ * connection limits), everything else as a user gets it. `tuned`: the upstream's connections, messages
+ * per connection and delivery concurrency raised (how the benchmark ran before issue 14). `routes20`:
+ * the defaults plus 20 routing rules that all miss before the default route (issue 15: routing must
+ * not cost the accept path).
+ */
+type SmarthostVariant = 'defaults' | 'tuned' | 'routes20';
+
+function smarthostPeer(name: string, history: boolean, variant: SmarthostVariant = 'defaults'): Peer {
   let child: ChildProcess | undefined;
   return {
     name,
     async start(port, sink, dir) {
       const cfg = path.join(dir, 'smarthost.yaml');
-      writeFileSync(cfg, [
+      const lines = [
         `mailroot: ${path.join(dir, 'mailroot')}`,
         'listen:', `  - address: ${HOST}`, `    port: ${port}`, '    tls: none',
-        'upstreams:', `  - name: sink`, `    url: smtp://${HOST}:${sink}`, '    maxConnections: 10', '    maxMessagesPerConnection: 100',
-        'delivery:', '  concurrency: 20', '  scanInterval: 1s',
+        'upstreams:', `  - name: sink`, `    url: smtp://${HOST}:${sink}`,
+        ...(variant === 'tuned' ? ['    maxConnections: 10', '    maxMessagesPerConnection: 100', 'delivery:', '  concurrency: 20', '  scanInterval: 1s'] : []),
         'pickup:', '  enabled: false',
         'web:', '  enabled: false',
         'history:', `  store: ${history ? 'sqlite' : 'off'}`,
         'limits:', '  maxConnectionsPerClient: 500', '  maxConnections: 1000',
         'log:', '  level: warn', '  format: json',
-      ].join('\n'));
+      ];
+      if (variant === 'routes20') {
+        // Every kind of condition, none matching the bench's sender/recipient/client, so each message
+        // is checked against all 20 rules before it takes the default route.
+        lines.push('routes:', '  - name: main', '    upstreams: [sink]', '  - name: other', '    upstreams: [sink]', 'routing:', '  rules:');
+        for (let i = 0; i < 20; i++) {
+          const cond = [
+            `senderDomains: [tenant${i}.example]`, `senders: [scanner${i}@tenant${i}.example]`, `fromDomains: [from${i}.example]`,
+            `recipientDomains: [rcpt${i}.example]`, `clients: [10.${i}.0.0/16]`,
+          ][i % 5];
+          lines.push(`    - { ${cond}, route: other }`);
+        }
+        lines.push('  default: main');
+      }
+      writeFileSync(cfg, lines.join('\n'));
       child = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'bin/smarthost.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
       await waitPort(port);
     },
@@ -301,6 +328,8 @@ async function main(): Promise<void> {
   }
   const peers: Peer[] = args.peers!.split(',').map((p) => {
     if (p === 'smarthost') return smarthostPeer('smarthost', true);
+    if (p === 'smarthost-tuned') return smarthostPeer('smarthost-tuned', true, 'tuned');
+    if (p === 'smarthost-routes20') return smarthostPeer('smarthost-routes20', true, 'routes20');
     if (p === 'smarthost-nohistory') return smarthostPeer('smarthost-nohistory', false);
     if (p === 'postfix') return postfixPeer();
     throw new Error(`unknown peer ${p}`);
