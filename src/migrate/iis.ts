@@ -421,11 +421,11 @@ function mapUpstream(ctx: Ctx): void {
     const p = prop(ctx, n);
     if (!p) continue;
     const v = dword(ctx, p);
-    if (!UNLIMITED.has(v) && v < 5 && up.maxConnections === undefined) {
+    if (!UNLIMITED.has(v) && v < 10 && up.maxConnections === undefined) {
       up.maxConnections = v;
       set(ctx, ['upstreams', 0, 'maxConnections'], v, `IIS: Delivery → Outbound connections (${n})`);
       report(ctx, p, 'mapped', `${v} parallel connection(s) to the smart host`, 'upstreams[0].maxConnections');
-    } else report(ctx, p, 'not-needed', `IIS's ceiling (${UNLIMITED.has(v) ? 'unlimited' : v}) for connections to all remote servers; smarthost keeps 5 parallel connections per upstream (upstreams[].maxConnections)`);
+    } else report(ctx, p, 'not-needed', `IIS's ceiling (${UNLIMITED.has(v) ? 'unlimited' : v}) for connections to all remote servers; smarthost keeps 10 parallel connections per upstream (upstreams[].maxConnections)`);
   }
   const batch = prop(ctx, 'MaxBatchedMessages');
   if (batch) {

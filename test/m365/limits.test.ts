@@ -13,7 +13,7 @@ const ups = parseConfigText(`upstreams:
 
 test("Microsoft's limits fill in what the config leaves open; explicit values win; other hosts untouched", () => {
   assert.deepEqual(ups.map(m365Route), ['smtp-auth', 'graph', 'connector', undefined, 'smtp-auth']);
-  assert.deepEqual(effectiveLimits(ups[0]), { maxRecipientsPerMessage: 500, maxMessagesPerMinute: 30, maxRecipientsPerDay: 10000, maxConnections: 5 });
+  assert.deepEqual(effectiveLimits(ups[0]), { maxRecipientsPerMessage: 500, maxMessagesPerMinute: 30, maxRecipientsPerDay: 10000, maxConnections: 10 });
   assert.equal(effectiveLimits(ups[1]).maxConnections, 4);
   assert.equal(effectiveLimits(ups[1]).maxMessagesPerMinute, undefined);
   assert.equal(effectiveLimits(ups[2]).maxRecipientsPerDay, undefined);

@@ -6,7 +6,7 @@ export const deliverySchema = z.strictObject({
   retry: z.array(duration()).min(1).prefault(['15m', '30m', '60m', '240m']).describe('wait before each retry; the last value repeats (IIS: 15, 30, 60, then every 240 minutes)'),
   delayNotification: duration().prefault('12h').describe('tell the sender a message is delayed after this long (0 = never)'),
   expiration: duration().prefault('2d').describe('give up and return the message after this long in the queue'),
-  concurrency: z.number().int().min(1).default(10).describe('messages delivered in parallel'),
+  concurrency: z.number().int().min(1).default(20).describe('messages delivered in parallel (each upstream still holds at most its maxConnections)'),
   scanInterval: duration().prefault('5s').describe('how often the queue is checked for messages due'),
   masqueradeDomain: z.string().optional().describe('replace the domain of the envelope sender (MAIL FROM) with this one, as IIS\'s masquerade domain'),
   upstreamProbeInterval: duration().prefault('15m').describe('an upstream parked because it refused our credentials is tried again after this long (or at once when released)'),
