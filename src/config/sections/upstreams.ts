@@ -59,7 +59,7 @@ export const upstreamSchema = z.strictObject({
   verifyCertificate: z.boolean().default(true).describe('check the upstream\'s TLS certificate (leave on)'),
   ca: z.string().optional().describe('PEM file of extra CA certificates to trust for this upstream'),
   heloName: z.string().optional().describe('name to give in EHLO (IIS "Fully-qualified domain name"); default: hostname'),
-  maxConnections: z.number().int().min(1).default(5).describe('parallel connections to this upstream (Microsoft 365 SMTP AUTH: at most 3 per mailbox, shared by the upstreams signing in as it)'),
+  maxConnections: z.number().int().min(1).default(5).describe('parallel connections to this upstream (Microsoft 365 SMTP AUTH: at most 3 per mailbox, shared by the upstreams signing in as it; Graph: at most 4 requests at once per app and mailbox, shared)'),
   maxMessagesPerConnection: z.number().int().min(1).default(20).describe('messages sent over one connection before it is renewed (IIS default 20)'),
   maxRecipientsPerMessage: z.number().int().min(1).optional().describe('split messages with more recipients into several submissions (Microsoft 365: 500)'),
   maxMessagesPerMinute: z.number().int().min(1).optional().describe('pace submissions through this upstream (Microsoft 365 SMTP AUTH: 30 per mailbox)'),
