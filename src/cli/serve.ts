@@ -99,7 +99,8 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   };
   let { manager: delivery, transports, tokens } = await startDelivery(config);
   // The listener asks through this wrapper, so a reload's new sender rules apply to the next command.
-  let senderCheck = config.senders.length ? createSenderCheck(config) : undefined;
+  // Always built: with no senders: rules it still asks whether each route's mailbox may send as the sender.
+  let senderCheck = createSenderCheck(config);
 
   // Routing (src/routing): each recipient's route is chosen on the way into the spool and kept in
   // the queue record; a message whose recipients need different routes is delivered per route.
@@ -135,7 +136,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
     enqueue,
     logger: logger.child({ stage: 'inbound' }),
     clock,
-    senderCheck: (ctx) => (senderCheck ? senderCheck(ctx) : { verdict: 'none' }),
+    senderCheck: (ctx) => senderCheck(ctx),
     onRefusal: (r) => refusals.record(r),
   });
   const pickup = createPickupWatcher(config, { enqueue: routedSpool, quarantine: spool, logger: logger.child({ stage: 'pickup' }), clock });
@@ -150,7 +151,7 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   const reload = async (): Promise<ReloadResult> => {
     const next = loadConfig(configFileOf(config));
     await listener.reload(next);
-    senderCheck = next.senders.length ? createSenderCheck(next) : undefined;
+    senderCheck = createSenderCheck(next);
     router = createRouter(next);
     const outboundChanged = JSON.stringify([config.upstreams, config.delivery, config.ndr, config.hostnameResolved, config.routes, config.routing]) !== JSON.stringify([next.upstreams, next.delivery, next.ndr, next.hostnameResolved, next.routes, next.routing]);
     config = next;

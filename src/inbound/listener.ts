@@ -162,7 +162,7 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       maxHops: config.delivery.maxHops,
       enqueue: deps.enqueue,
       now: () => clock.now(),
-      senderCheck: senderCheck ? async (headerFrom) => senderCheck({ clientAddress: client, user, mailFrom, headerFrom, stage: 'data' }) : undefined,
+      senderCheck: senderCheck ? async (headerFrom) => senderCheck({ clientAddress: client, user, mailFrom, headerFrom, recipients, stage: 'data' }) : undefined,
     }).then((result) => {
       if (result.ok) {
         sessions.accepted(session, result.id, recipients.length);

@@ -2,7 +2,8 @@
  * Sender policy (send-as), checked before the client hears 250: at MAIL FROM on the envelope sender,
  * and again at the end of DATA on the From header. Two questions are asked:
  *   1. may this client (by address, or by authenticated user) use this sender at all? (`senders:` rules)
- *   2. may the upstream's mailbox send as this address? (`upstreams[].mailbox` + `sendAs`)
+ *   2. may the mailbox of the route the message takes send as this address? (`upstreams[].mailbox`
+ *      + `sendAs`, of the route's first upstream; src/routing/send-as.ts)
  * A "no" is a `550 5.7.60` reply that names the address and the fix, at once, instead of an NDR
  * from Microsoft days later (the seeds' "550 5.7.1 Client does not have permissions to send as").
  *
@@ -22,6 +23,8 @@ import { inRanges, normalizeAddress, parseRange, type Range } from '../core/cidr
 import type { Config } from '../config/schema.ts';
 import type { SenderRule } from '../config/sections/senders.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
+import { createRouter, type Router } from '../routing/index.ts';
+import { addressAllowed, mailboxOf, routeSendAsProblem, upstreamSendAsProblem, type SendAsProblem } from '../routing/send-as.ts';
 import type { SenderCheckContext } from './types.ts';
 
 export type { SenderCheckContext };
@@ -30,8 +33,10 @@ export type SenderCheck = (ctx: SenderCheckContext) => PolicyDecision;
 
 import type { SenderModeSpec } from '../routing/sender-mode.ts';
 export type { SenderModeSpec };
+export { addressAllowed, mailboxOf };
 
-type PolicyConfig = Pick<Config, 'senders' | 'upstreams'>;
+/** routes/routing/delivery are optional: without them the check is the one from before routes. */
+type PolicyConfig = Pick<Config, 'senders' | 'upstreams'> & Partial<Pick<Config, 'routes' | 'routing' | 'delivery'>>;
 
 interface CompiledRule {
   index: number;
@@ -40,9 +45,17 @@ interface CompiledRule {
   users: Set<string>;
 }
 
-/** Builds the check the listener calls at MAIL FROM (stage 'mail') and at end of DATA (stage 'data'). */
+/**
+ * Builds the check the listener calls at MAIL FROM (stage 'mail') and at end of DATA (stage 'data').
+ * With routing configured, the mailbox of the route each recipient takes is asked (routing/send-as.ts):
+ * at MAIL FROM when every route the message could still take refuses the envelope sender, at end
+ * of DATA for every route the message uses (a split message is refused whole). Without routing, the
+ * default route: the sender rule's upstream, else the first upstream (the one tried first).
+ */
 export function createSenderCheck(config: PolicyConfig): SenderCheck {
   const rules = compileRules(config.senders);
+  const router = config.routes && config.routing ? createRouter({ routes: config.routes, routing: config.routing, upstreams: config.upstreams }) : undefined;
+  const routing = router?.active ? router : undefined;
   return (ctx) => {
     const addresses = addressesToCheck(ctx);
     if (addresses.length === 0) return { verdict: 'none' };
@@ -56,20 +69,54 @@ export function createSenderCheck(config: PolicyConfig): SenderCheck {
         }
       }
     }
+    if (routing) return checkRoutes(config, routing, ctx, match?.rule);
     const upstream = upstreamFor(config, match?.rule);
     const mode = match?.rule.mode ?? 'send-as';
     if (!upstream || mode === 'rewrite') return { verdict: 'accept', reason: mode === 'rewrite' ? `sender rewritten to ${match?.rule.rewriteTo}` : undefined };
-    const mailbox = mailboxOf(upstream);
-    if (!checksSendAs(upstream, mailbox)) return { verdict: 'accept' };
     for (const address of addresses) {
-      if (!mailboxMaySendAs(upstream, mailbox, address)) {
-        const grant = mode === 'on-behalf' ? `Set-Mailbox ${address} -GrantSendOnBehalfTo ${mailbox}` : `Add-RecipientPermission ${address} -Trustee ${mailbox ?? 'MAILBOX'} -AccessRights SendAs`;
-        return refuse(address, `upstream ${upstream.name} (mailbox ${mailbox ?? 'none'}) has no ${mode === 'on-behalf' ? 'Send on Behalf' : 'Send As'} on it`,
-          `grant it (${grant}) and list it under the upstream's sendAs, or use a sender rule with mode rewrite`);
-      }
+      const problem = upstreamSendAsProblem(upstream, address, mode === 'on-behalf' ? 'on-behalf' : 'send-as');
+      if (problem) return refuse(address, problem.why, problem.fix);
     }
     return { verdict: 'accept' };
   };
+}
+
+/**
+ * The routes' send-as check. A `senders:` rule's rewrite / on-behalf is applied on the way into the
+ * spool, so the route sees the addresses as stored: rewriteTo, or the rule upstream's mailbox as
+ * envelope sender (on-behalf).
+ */
+function checkRoutes(config: PolicyConfig, router: Router, ctx: SenderCheckContext, rule: SenderRule | undefined): PolicyDecision {
+  const headerFrom = ctx.stage === 'data' ? ctx.headerFrom?.trim() || undefined : undefined;
+  let sender = { mailFrom: ctx.mailFrom, headerFrom };
+  if (rule?.mode === 'rewrite' && rule.rewriteTo) sender = { mailFrom: ctx.mailFrom ? rule.rewriteTo : '', headerFrom: rule.rewriteTo };
+  else if (rule?.mode === 'on-behalf') {
+    const legacy = upstreamFor(config, rule);
+    const mailbox = legacy ? mailboxOf(legacy) : undefined;
+    if (mailbox && ctx.mailFrom) sender = { ...sender, mailFrom: mailbox };
+  }
+  const who = { mailFrom: ctx.mailFrom, clientAddress: ctx.clientAddress, user: ctx.user };
+  if (ctx.stage === 'data' && ctx.recipients?.length) {
+    for (const choice of router.choose({ ...who, headerFrom: ctx.headerFrom, recipients: ctx.recipients })) {
+      const problem = problemOn(config, router, choice.route, sender);
+      if (problem) return refuseOnRoute(problem, choice.route, `recipients ${choice.recipients.join(', ')}; ${choice.why}`);
+    }
+    return { verdict: 'accept' };
+  }
+  // MAIL FROM: refused only when no route the message could take would send it
+  const names = router.possibleRoutes(who);
+  const problems = names.map((n) => problemOn(config, router, n, sender));
+  if (problems.every(Boolean)) return refuseOnRoute(problems[0]!, names[0], names.length > 1 ? `and on every other route it could take: ${names.slice(1).join(', ')}` : undefined);
+  return { verdict: 'accept' };
+}
+
+function problemOn(config: PolicyConfig, router: Router, name: string, sender: { mailFrom?: string; headerFrom?: string }): SendAsProblem | undefined {
+  const route = router.route(name);
+  return route ? routeSendAsProblem(config, route, sender) : undefined;
+}
+
+function refuseOnRoute(problem: SendAsProblem, route: string, detail?: string): PolicyDecision {
+  return refuse(problem.address, `on route ${route}${detail ? ` (${detail})` : ''}, ${problem.why}`, problem.fix.replace('sender mode rewrite', `sender mode rewrite on route ${route}`));
 }
 
 /** The rule, upstream and mode that apply to a client; the lead uses it to pick the route and the rewrite. */
@@ -85,26 +132,6 @@ export function specFor(rule: SenderRule | undefined, upstream: UpstreamConfig |
   const mailbox = upstream ? mailboxOf(upstream) : undefined;
   if (rule?.mode === 'on-behalf' && mailbox) return { mode: 'on-behalf', mailbox };
   return { mode: 'send-as' };
-}
-
-/** The Microsoft 365 mailbox an upstream sends through: `mailbox`, the graph:// URL's, or `username`. */
-export function mailboxOf(upstream: UpstreamConfig): string | undefined {
-  if (upstream.mailbox) return upstream.mailbox.toLowerCase();
-  const graph = /^graph:\/\/[^/]+\/(.+)$/.exec(upstream.url);
-  if (graph) return decodeURIComponent(graph[1]).toLowerCase();
-  return upstream.username?.toLowerCase();
-}
-
-/** Whether this upstream restricts From addresses (Exchange Online submission, Graph, or an explicit sendAs list). */
-function checksSendAs(upstream: UpstreamConfig, mailbox: string | undefined): boolean {
-  if (upstream.sendAs.length > 0) return true;
-  if (!mailbox) return false;
-  return upstream.url.startsWith('graph://') || upstream.auth === 'xoauth2' || /\.office365\.com(:\d+)?(\/|$)/i.test(upstream.url.replace(/^[a-z+]+:\/\//, ''));
-}
-
-function mailboxMaySendAs(upstream: UpstreamConfig, mailbox: string | undefined, address: string): boolean {
-  if (mailbox && address === mailbox) return true;
-  return addressAllowed(address, upstream.sendAs);
 }
 
 function compileRules(senders: readonly SenderRule[]): CompiledRule[] {
@@ -138,18 +165,6 @@ function addressesToCheck(ctx: SenderCheckContext): string[] {
     .filter((a): a is string => typeof a === 'string' && a.trim() !== '')
     .map((a) => a.trim().toLowerCase());
   return [...new Set(list)];
-}
-
-/** Exact address, `*@domain`, or `*` for any address. */
-export function addressAllowed(address: string, patterns: readonly string[]): boolean {
-  const a = address.toLowerCase();
-  const domain = a.slice(a.lastIndexOf('@') + 1);
-  return patterns.some((p) => {
-    const q = p.trim().toLowerCase();
-    if (q === '*') return true;
-    if (q.startsWith('*@')) return domain === q.slice(2);
-    return q === a;
-  });
 }
 
 function refuse(address: string, why: string, fix: string): PolicyDecision {

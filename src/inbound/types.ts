@@ -16,6 +16,8 @@ export interface SenderCheckContext {
   user?: string;
   mailFrom: string;
   headerFrom?: string;
+  /** At stage 'data': the recipients, so the check can follow each one's route. */
+  recipients?: readonly string[];
   stage: 'mail' | 'data';
 }
 

@@ -3,7 +3,8 @@
  * not set them (research m365.md §5): 500 recipients per message (the default; admins may set
  * 1–1,000), and on SMTP AUTH client submission 30 messages per minute and 10,000 recipients per
  * rolling 24 h per mailbox — Microsoft *refuses* the excess rather than queueing it, so a scanner's
- * burst must wait in our queue instead. Graph allows 4 concurrent requests per app. Explicit config
+ * burst must wait in our queue instead. Graph allows 4 concurrent requests per app and mailbox
+ * (shared by the upstreams of that pair: graph-concurrency.ts). Explicit config
  * values always win. Pure.
  */
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';

@@ -36,6 +36,11 @@ export interface Router {
   readonly active: boolean;
   /** The route groups of a message, in the order of their first recipient. */
   choose(ctx: RouteContext): RouteChoice[];
+  /**
+   * At MAIL FROM (no recipients, no From: yet): every route the message may still take. One name
+   * when the route is known already; rules that look at recipients or From: add theirs.
+   */
+  possibleRoutes(ctx: Omit<RouteContext, 'recipients' | 'headerFrom'>): string[];
   /** A route by name (the implicit "default" included). */
   route(name: string): RouteConfig | undefined;
   routes(): RouteConfig[];
@@ -77,7 +82,7 @@ function compile(rule: RoutingRule, index: number): Compiled {
 }
 
 /** The message-level conditions of a rule (everything but the recipient domain). */
-function messageMatches(c: Compiled, ctx: RouteContext, from: string, client: string): boolean {
+function messageMatches(c: Compiled, ctx: Pick<RouteContext, 'headerFrom' | 'user'>, from: string, client: string): boolean {
   if (c.senders && !c.senders.has(from) && !c.senderDomains!.has(domainOf(from))) return false;
   if (c.fromDomains && !(ctx.headerFrom && c.fromDomains.has(domainOf(ctx.headerFrom)))) return false;
   if (c.ranges && !(client && inRanges(client, c.ranges))) return false;
@@ -123,6 +128,19 @@ export function createRouter(config: Pick<Config, 'routes' | 'routing' | 'upstre
         else groups.set(route, { route, recipients: [recipient], why: hit ? describe(hit, recipient) : `no rule matched: ${config.routing.default ? `routing.default (${fallback})` : 'the default route (every upstream, in order)'}` });
       }
       return [...groups.values()];
+    },
+    possibleRoutes(ctx) {
+      const from = ctx.mailFrom.toLowerCase();
+      const client = needClient && ctx.clientAddress ? normalizeAddress(ctx.clientAddress) : '';
+      const out = new Set<string>();
+      for (const c of rules) {
+        // the conditions known now must hold; From: and recipients are not known yet
+        if (!messageMatches({ ...c, fromDomains: undefined }, ctx, from, client)) continue;
+        out.add(c.rule.route);
+        if (!c.fromDomains && !c.recipientDomains) return [...out];
+      }
+      out.add(fallback);
+      return [...out];
     },
   };
 }

@@ -23,6 +23,7 @@ import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { createFetch, type FetchLike } from '../m365/http.ts';
 import { explainM365, formatExplanation } from '../m365/errors.ts';
 import { TokenError, type TokenProvider } from '../m365/tokens.ts';
+import { GRAPH_MAILBOX_CONCURRENCY, RequestSlots } from '../m365/graph-concurrency.ts';
 import { reconcileRecipients, splitAttachments } from './graph-mime.ts';
 
 export interface GraphDeps {
@@ -32,6 +33,11 @@ export interface GraphDeps {
   now?: () => number;
   /** Folder a relative `ca` path is resolved against (the config file's); default: cwd. */
   configDir?: string;
+  /**
+   * Request slots shared by every graph:// upstream of the same app and mailbox (Outlook allows 4
+   * concurrent requests per app per mailbox: src/m365/graph-concurrency.ts); default: 4 of its own.
+   */
+  slots?: { acquire(): Promise<() => void> };
 }
 
 /** Attachments below this go in one JSON request; from here on, an upload session (Microsoft: 3 MB). */
@@ -59,7 +65,17 @@ export function createGraphTransport(upstream: UpstreamConfig, deps: GraphDeps):
   const settings = upstream.graph ?? { base: 'https://graph.microsoft.com', largeMessages: 'upload' as const, maxRequestSize: 4 * 1024 * 1024 };
   // graph.base may be given as the host (https://graph.microsoft.com) or with the version (…/v1.0)
   const base = `${settings.base.replace(/\/+$/, '').replace(/\/v1\.0$/i, '')}/v1.0/users/${encodeURIComponent(mailbox)}`;
-  const fetchLike = deps.fetch ?? createFetch({ caFile: upstream.ca ? path.resolve(deps.configDir ?? '', upstream.ca) : undefined, verify: upstream.verifyCertificate, timeoutMs: upstream.timeout * 1000 });
+  const unlimited = deps.fetch ?? createFetch({ caFile: upstream.ca ? path.resolve(deps.configDir ?? '', upstream.ca) : undefined, verify: upstream.verifyCertificate, timeoutMs: upstream.timeout * 1000 });
+  const slots = deps.slots ?? new RequestSlots(Math.min(GRAPH_MAILBOX_CONCURRENCY, upstream.maxConnections));
+  // every request to the mailbox holds one of the app's slots until its answer is in
+  const fetchLike: FetchLike = async (url, init) => {
+    const release = await slots.acquire();
+    try {
+      return await unlimited(url, init);
+    } finally {
+      release();
+    }
+  };
   const now = deps.now ?? Date.now;
   const remoteMta = new URL(settings.base).host;
 

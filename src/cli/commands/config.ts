@@ -21,6 +21,8 @@ export function register(program: Command): void {
       for (const w of routeNdrWarnings(cfg.upstreams, cfg.routes, cfg.hostnameResolved)) process.stdout.write(`warning: ${w}\n`);
       const { routingWarnings } = await import('../../routing/index.ts');
       for (const w of routingWarnings(cfg)) process.stdout.write(`warning: ${w}\n`);
+      const { sendAsFailoverWarnings } = await import('../../routing/send-as.ts');
+      for (const w of sendAsFailoverWarnings(cfg)) process.stdout.write(`warning: ${w}\n`);
     });
   config
     .command('sample')

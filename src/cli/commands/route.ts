@@ -18,6 +18,8 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../../config/load.ts');
       const { createRouter, routingWarnings } = await import('../../routing/index.ts');
       const { ndrSenderFor } = await import('../../m365/ndr-sender.ts');
+      const { checksSendAs, mailboxOf, routeSendAsProblem, sendAsFailoverWarnings } = await import('../../routing/send-as.ts');
+      const { createSenderCheck } = await import('../../inbound/sender-policy.ts');
       const net = await import('node:net');
       const { SmarthostError } = await import('../../core/errors.ts');
       if (!net.isIP(o.client)) throw new SmarthostError('SH_USAGE', `--client "${o.client}" is not an IP address`);
@@ -29,10 +31,18 @@ export function register(program: Command): void {
         const r = router.route(c.route)!;
         const first = config.upstreams.find((u) => u.name === r.upstreams[0]);
         const ndr = ndrSenderFor(first, r.ndr?.from ?? config.ndr.from, config.hostnameResolved);
-        return { route: c.route, why: c.why, recipients: c.recipients, upstreams: r.upstreams, sender: r.sender?.mode ?? 'send-as', rewriteTo: r.sender?.rewriteTo, reportsFrom: ndr.mailFrom || `<> (From: ${ndr.from})` };
+        // the same question the listener asks before 250 (routing/send-as.ts): the route's first upstream decides
+        const problem = routeSendAsProblem(config, r, { mailFrom: o.from, headerFrom: o.headerFrom ?? o.from });
+        const sendAs = problem
+          ? { ok: false, detail: `refused before 250 (550 5.7.60): ${problem.address}: ${problem.why}; fix: ${problem.fix}` }
+          : { ok: true, detail: r.sender?.mode === 'rewrite' ? `ok (sent as ${r.sender.rewriteTo})` : !first || !checksSendAs(first) ? `ok (${first ? `upstream ${first.name} takes any sender` : 'no upstream'})` : `ok (mailbox ${mailboxOf(first) ?? 'none'} of upstream ${first.name} may send as it)` };
+        return { route: c.route, why: c.why, recipients: c.recipients, upstreams: r.upstreams, sender: r.sender?.mode ?? 'send-as', rewriteTo: r.sender?.rewriteTo, sendAs, reportsFrom: ndr.mailFrom || `<> (From: ${ndr.from})` };
       });
+      // what the listener itself would answer at end of DATA (senders: rules included)
+      const verdict = createSenderCheck(config)({ clientAddress: o.client, user: o.user, mailFrom: o.from, headerFrom: o.headerFrom ?? o.from, recipients, stage: 'data' });
+      const refused = verdict.verdict === 'reject' ? `${verdict.code} ${verdict.status} ${verdict.message}` : undefined;
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ config: config.source, routing: router.active, routes: result }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ config: config.source, routing: router.active, routes: result, refused }, null, 2)}\n`);
         return;
       }
       const lines: string[] = [];
@@ -43,9 +53,11 @@ export function register(program: Command): void {
           `  recipients: ${r.recipients.join(', ')}`,
           `  upstreams:  ${r.upstreams.join(' → ') || '(none configured)'}`,
           `  sender:     ${r.sender}${r.rewriteTo ? ` (as ${r.rewriteTo})` : ''}`,
+          `  send-as:    ${r.sendAs.detail}`,
           `  reports:    sent as ${r.reportsFrom}`);
       }
-      for (const w of routingWarnings(config)) lines.push(`warning: ${w}`);
+      lines.push(refused ? `the relay would refuse this message before 250: ${refused}` : 'the relay would accept this sender (send-as checked before 250)');
+      for (const w of [...routingWarnings(config), ...sendAsFailoverWarnings(config)]) lines.push(`warning: ${w}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }

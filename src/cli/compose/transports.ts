@@ -13,6 +13,7 @@ import type { UpstreamConfig } from '../../config/sections/upstreams.ts';
 import type { TokenProvider } from '../../m365/tokens.ts';
 import { effectiveLimits } from '../../m365/limits.ts';
 import { mailboxConnectionCaps } from '../../m365/quota.ts';
+import { graphRequestSlots } from '../../m365/graph-concurrency.ts';
 
 export interface BuiltTransports {
   transports: Transport[];
@@ -41,6 +42,8 @@ export async function buildTransports(config: Config, deps: { logger: Logger; cl
   const transports: Transport[] = [];
   // Exchange allows 3 simultaneous SMTP AUTH connections per mailbox, all upstreams together (432 4.3.2)
   const caps = mailboxConnectionCaps(config.upstreams);
+  // and Graph 4 concurrent requests per app per mailbox, all graph:// upstreams of that pair together
+  const graphSlots = graphRequestSlots(config.upstreams);
   for (const configured of config.upstreams) {
     const u = { ...configured, maxConnections: caps.get(configured.name) ?? configured.maxConnections };
     const logger = deps.logger.child({ upstream: u.name });
@@ -52,7 +55,7 @@ export async function buildTransports(config: Config, deps: { logger: Logger; cl
     }
     if (u.url.startsWith('graph://')) {
       const { createGraphTransport } = await import('../../transports/graph.ts');
-      transports.push(createGraphTransport(u, { logger, tokenProvider: token!, configDir }));
+      transports.push(createGraphTransport(u, { logger, tokenProvider: token!, configDir, slots: graphSlots.get(u.name) }));
     } else if (u.url.startsWith('connector://')) {
       const { createConnectorTransport } = await import('../../transports/connector.ts');
       transports.push(createConnectorTransport(u, { logger, hostname: config.hostnameResolved, configDir }));

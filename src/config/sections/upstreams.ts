@@ -63,7 +63,7 @@ export const upstreamSchema = z.strictObject({
   // Microsoft 365, whose own caps apply whatever is set here: 3 SMTP AUTH connections per mailbox
   // (src/m365/quota.ts), 4 Graph requests per app and mailbox, 30 messages a minute. Exchange documents
   // no limit on messages per SMTP AUTH session (research/m365-quotas-ndr.md).
-  maxConnections: z.number().int().min(1).default(10).describe('parallel connections to this upstream (Microsoft 365 SMTP AUTH: at most 3 per mailbox, shared by the upstreams signing in as it, whatever is set here)'),
+  maxConnections: z.number().int().min(1).default(10).describe('parallel connections to this upstream (Microsoft 365 SMTP AUTH: at most 3 per mailbox, shared by the upstreams signing in as it; Graph: at most 4 requests at once per app and mailbox, shared; whatever is set here)'),
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('messages sent over one connection before it is renewed (IIS\'s default was 20)'),
   maxRecipientsPerMessage: z.number().int().min(1).optional().describe('split messages with more recipients into several submissions (Microsoft 365: 500)'),
   maxMessagesPerMinute: z.number().int().min(1).optional().describe('pace submissions through this upstream (Microsoft 365 SMTP AUTH: 30 per mailbox)'),

@@ -12,6 +12,10 @@
  * the token's roles/scp, the mailbox, the base64 MIME, the 4 MB request limit, the From address
  * (ErrorSendAsDenied unless the mailbox's own or granted). Recipients come from the MIME headers
  * (To/Cc/Bcc), as Graph does: there is no envelope. `throttle(n, seconds)` answers 429 + Retry-After.
+ * Concurrency: requests in progress are counted per app (the token's appid) and mailbox, as Outlook
+ * counts them; with `concurrencyLimit` set, one over it gets `429 ApplicationThrottled` "Application
+ * is over its MailboxConcurrency limit." (Outlook allows 4). A request stops counting just before
+ * its answer is written, so a client that sends its next request on an answer is never miscounted.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -40,6 +44,14 @@ export interface GraphStandIn {
   /** Recipients Graph refuses (400 ErrorInvalidRecipients), for bounce tests. */
   refuseRecipients: Set<string>;
   throttle(times: number, retryAfterSeconds: number): void;
+  /** Requests in progress over this per app + mailbox get 429 MailboxConcurrency (unset: no limit). */
+  concurrencyLimit?: number;
+  /** Most mailbox requests in progress at once, per "APPID MAILBOX". */
+  peakConcurrency: Map<string, number>;
+  /** Requests refused for going over concurrencyLimit. */
+  concurrencyRefused: number;
+  /** When set, each counted request waits for it before being handled (tests hold requests open with it). */
+  gate?: (key: string, inProgress: number) => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,12 +63,13 @@ interface Upload { draftId: string; name: string; size: number; received: Buffer
 
 export async function startGraph(idp: { signingKey: string; tenantId: string }): Promise<GraphStandIn> {
   const drafts = new Map<string, Draft>();
+  const inProgress = new Map<string, number>();
   const uploads = new Map<string, Upload>();
   let throttleLeft = 0;
   let throttleSeconds = 1;
   let base = '';
   const state: GraphStandIn = {
-    base: '', sent: [], requests: [], mailboxes: new Map(), refuseRecipients: new Set(),
+    base: '', sent: [], requests: [], mailboxes: new Map(), refuseRecipients: new Set(), peakConcurrency: new Map(), concurrencyRefused: 0,
     throttle(times, seconds) { throttleLeft = times; throttleSeconds = seconds; },
     close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
@@ -107,6 +120,21 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     const [, , kind, draftId, sub, session] = m;
     const need = kind === 'sendMail' || sub === 'send' ? 'Mail.Send' : 'Mail.ReadWrite';
     if (!granted.includes(need)) return error(res, 403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
+    const key = `${String(v.claims.appid ?? v.claims.azp ?? '')} ${mailbox}`;
+    const now = (inProgress.get(key) ?? 0) + 1;
+    if (state.concurrencyLimit !== undefined && now > state.concurrencyLimit) {
+      state.concurrencyRefused++;
+      return error(res, 429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': '1' });
+    }
+    inProgress.set(key, now);
+    state.peakConcurrency.set(key, Math.max(now, state.peakConcurrency.get(key) ?? 0));
+    // the count drops in the same turn as the answer is written (no I/O can come in between)
+    const done = () => inProgress.set(key, inProgress.get(key)! - 1);
+    let answered = false;
+    res.prependOnceListener('close', () => { if (!answered) { answered = true; done(); } });
+    const writeHead = res.writeHead.bind(res);
+    res.writeHead = ((...a: Parameters<typeof res.writeHead>) => { if (!answered) { answered = true; done(); } return writeHead(...a); }) as typeof res.writeHead;
+    await state.gate?.(key, now);
     if (kind === 'sendMail' && req.method === 'POST') {
       const mime = await mimeBody(req, res, body);
       if (!mime) return;
