@@ -11,7 +11,8 @@
  * in messages and time. Needs Debian's postfix package (smtp-source, smtp-sink, postfix).
  *
  *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 3]
- *                     [--peers smarthost,postfix,smarthost-tuned,smarthost-routes20,smarthost-nohistory] [--json FILE]
+ *                     [--peers smarthost,postfix,smarthost-tuned,smarthost-routes20,smarthost-nohistory,baseline]
+ *                     [--baseline DIR] [--json FILE]
  *
  * `smarthost` runs on the defaults a user gets (only the listener's connection limits raised, as for
  * Postfix); `smarthost-tuned` raises the upstream's connections and delivery concurrency;
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     peers: { type: 'string', default: 'smarthost,postfix' },
     json: { type: 'string' },
+    baseline: { type: 'string' },
     timeout: { type: 'string', default: '180' },
   },
 });
@@ -147,7 +149,7 @@ function mainThreadSeconds(pid: number | undefined): number {
  */
 type SmarthostVariant = 'defaults' | 'tuned' | 'routes20';
 
-function smarthostPeer(name: string, history: boolean, variant: SmarthostVariant = 'defaults'): Peer {
+function smarthostPeer(name: string, history: boolean, variant: SmarthostVariant = 'defaults', root = ROOT): Peer {
   let child: ChildProcess | undefined;
   return {
     name,
@@ -178,7 +180,7 @@ function smarthostPeer(name: string, history: boolean, variant: SmarthostVariant
         lines.push('  default: main');
       }
       writeFileSync(cfg, lines.join('\n'));
-      child = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'bin/smarthost.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+      child = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(root, 'bin/smarthost.js'), 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
       await waitPort(port);
     },
     async stop() {
@@ -332,6 +334,9 @@ async function main(): Promise<void> {
     if (p === 'smarthost-routes20') return smarthostPeer('smarthost-routes20', true, 'routes20');
     if (p === 'smarthost-nohistory') return smarthostPeer('smarthost-nohistory', false);
     if (p === 'postfix') return postfixPeer();
+    // an earlier checkout (`--baseline DIR`, e.g. a `git worktree` of the last release), on the tuned
+    // settings it understands: what a change cost or won, measured in the same run
+    if (p === 'baseline' && args.baseline) return smarthostPeer('baseline', true, 'tuned', path.resolve(args.baseline));
     throw new Error(`unknown peer ${p}`);
   });
   // Every peer runs side by side from the start (each with its own sink), and the points are
