@@ -720,9 +720,18 @@ class FolderSpool implements Spool {
     return this.removing;
   }
 
+  /**
+   * Health checks come from several places at once (a load balancer's every 300 ms, the console,
+   * `smarthost status`): callers that arrive while a probe runs share it. Two probes of the same
+   * file name at once would rename and remove each other's file and report a healthy spool as down.
+   */
   probe(): Promise<void> {
-    return probeWrite(this.paths, `.health-probe-${process.pid}`, 'incoming');
+    this.probing ??= probeWrite(this.paths, `.health-probe-${process.pid}`, 'incoming').finally(() => {
+      this.probing = undefined;
+    });
+    return this.probing;
   }
+  private probing: Promise<void> | undefined;
 
   async close(): Promise<void> {
     await this.flushRemovals();

@@ -100,8 +100,8 @@ before(async () => {
 
 test('HAProxy with httpchk on /healthz: degraded stays in, down goes out and comes back', { skip, timeout: 120_000 }, async () => {
   const a = relays[0];
-  const degraded = await (await fetch(`http://127.0.0.1:${a.web}/healthz`)).json() as { status: string };
-  assert.equal(degraded.status, 'degraded', 'relay A has no upstream');
+  const degraded = await (await fetch(`http://127.0.0.1:${a.web}/healthz`)).json() as { status: string; checks: unknown };
+  assert.equal(degraded.status, 'degraded', `relay A has no upstream: ${JSON.stringify(degraded.checks)}`);
   await waitStates({ relayA: 'UP', relayB: 'UP' });
 
   const incoming = path.join(a.mailroot, 'incoming');

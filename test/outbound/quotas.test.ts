@@ -145,7 +145,7 @@ test('connection pools of upstreams sharing a mailbox hold 3 connections togethe
   - { name: isp, url: 'smtp+starttls://mail.example.net' }
 `, '/tmp/q.yaml').upstreams;
   const caps = mailboxConnectionCaps(ups);
-  assert.deepEqual([caps.get('a'), caps.get('b'), caps.get('c'), caps.get('isp')], [2, 1, 2, 5]);
+  assert.deepEqual([caps.get('a'), caps.get('b'), caps.get('c'), caps.get('isp')], [2, 1, 2, 10]);
   assert.equal(classifyQuota({ status: '4.3.2', diagnostic: '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded' }, 'smtp')?.kind, 'connections');
   assert.equal(classifyQuota({ replyCode: 429, status: '4.7.0', diagnostic: 'ApplicationThrottled', retryAfterMs: 5000 }, 'graph')?.holdMs, 5000);
   assert.equal(classifyQuota({ status: '5.7.705', diagnostic: '550 5.7.705 Access denied, tenant has exceeded threshold' }, 'smtp')?.scope, 'tenant');
