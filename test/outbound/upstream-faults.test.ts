@@ -150,9 +150,9 @@ test('an upstream that stalls in the middle of DATA (stops reading): deferred af
   assert.ok(up.dataBytes > 0 && up.dataBytes < body.length, `${up.dataBytes} of ${body.length}`);
   assert.equal(list[0].state, 'deferred');
   assert.match(JSON.stringify(list[0].record.recipients[0].lastOutcome), /4\.\d\.\d/);
-  // Known imprecision (not asserted): the message is also flagged possibleDuplicate, although its
-  // final dot never left. The transport counts the message as handed over once nodemailer has read
-  // all of it, which happens before the socket has written it. Safe (a flag, never a loss).
+  // its final dot never left: the upstream cannot have it, so it is no possible duplicate
+  assert.equal(list[0].record.possibleDuplicate, false, 'the final dot was never written');
+  assert.ok(list[0].record.recipients.every((r) => !r.lastOutcome?.possibleDuplicate));
   assert.deepEqual(await h.badmail(), []);
   h.clock.advance(16 * 60_000);
   await h.manager.runOnce();
