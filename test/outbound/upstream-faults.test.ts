@@ -169,3 +169,16 @@ test('an upstream silent after the final dot: deferred after the timeout and fla
   assert.equal(list[0].record.possibleDuplicate, true, 'the upstream may have taken it');
   assert.deepEqual(await h.badmail(), []);
 });
+
+test('the connection dropped in the middle of DATA (before the final dot): deferred, not a possible duplicate', T, async (t) => {
+  const up = await scripted(() => ({ ...dialogue()(), onData: (_chunk, socket) => socket.destroy() }));
+  t.after(() => up.close());
+  // Bigger than what the loopback socket buffers hold, so the dot is still waiting when the upstream hangs up.
+  const body = `${'x'.repeat(998)}\r\n`.repeat(24_000);
+  const { h, list } = await deferredOnce(up, '', body);
+  t.after(() => h.close());
+  assert.ok(up.dataBytes > 0 && up.dataBytes < body.length, `${up.dataBytes} of ${body.length}`);
+  assert.equal(list[0].state, 'deferred');
+  assert.equal(list[0].record.possibleDuplicate, false, 'the final dot was never written');
+  assert.deepEqual(await h.badmail(), []);
+});
