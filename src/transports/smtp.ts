@@ -32,6 +32,7 @@ import { createLineNormalizer } from './line-normalizer.ts';
 import { installFastDotStuffing } from './dot-stuffing.ts';
 import { sendRaw } from './raw-send.ts';
 import { watchFinalDot } from './final-dot.ts';
+import { HandoffJournals } from './handoff-journal.ts';
 import { installAuthOfferCheck } from './auth-offer.ts';
 
 export interface SmtpTransportOptions {
@@ -147,6 +148,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   }
   const timeoutMs = upstream.timeout * 1000;
   const pooled = opts.pool !== false;
+  const journals = new HandoffJournals();
   const transporter = nodemailer.createTransport({
     host: url.host,
     port: url.port,
@@ -249,6 +251,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
       const info = await sendRaw(transporter, { from: message.mailFrom, to: message.recipients, size: message.size, use8BitMime: message.eightBit || undefined }, normalizer, message.id);
       const accepted = new Set((info.accepted ?? []).map(String));
       const rejectedErrors = ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []);
+      // first of all: the spool's journal learns what the upstream took (handoff-journal.ts)
+      journals.note(message.journal, message.recipients.filter((r) => accepted.has(r) && !rejectedErrors.some((e) => e.recipient === r)),
+        (err) => opts.logger.warn({ err, id: message.id }, 'could not note a delivery in the spool\'s journal (a crash now would send it again)'));
       const reply = sanitizeText(String(info.response ?? '250'));
       return { outcomes: message.recipients.map((r) => {
         const rej = rejectedErrors.find((e) => e.recipient === r);
@@ -285,6 +290,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     url,
     send,
     verify,
-    close: async () => transporter.close(),
+    close: async () => {
+      transporter.close();
+      journals.close();
+    },
   };
 }
