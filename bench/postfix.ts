@@ -27,7 +27,10 @@ export function writePostfixConfig(dir: string, port: number, upstreamPort: numb
   for (const d of [conf, queue, path.join(base, 'data'), path.join(base, 'log')]) mkdirSync(d, { recursive: true });
   chmodSync(base, 0o755);
   chmodSync(dir, 0o755);
-  spawnSync('chown', ['postfix', path.join(base, 'data')]);
+  // postsuper, run by `postfix start` as the postfix user, writes its warnings (files a kill left
+  // half-made) to the log file itself: it must be able to open it
+  writeFileSync(path.join(base, 'log', 'postfix.log'), '', { flag: 'a' });
+  spawnSync('chown', ['postfix', path.join(base, 'data'), path.join(base, 'log', 'postfix.log')]);
   writeFileSync(path.join(conf, 'main.cf'), `compatibility_level = 3.6
 queue_directory = ${queue}
 data_directory = ${base}/data
