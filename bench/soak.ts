@@ -81,6 +81,8 @@ interface SoakPeer {
   aside(): number;
   /** The relay's own count of messages put back from active/ (smarthost: its recovery log lines). */
   requeuedFromActive(): number | undefined;
+  /** smarthost: messages recovery removed from active/ as settled, and recipients it marked delivered, from delivered.log. */
+  spared?: { removedDelivered: number; recipientsTaken: number };
   /** Files of messages that never got a 250, left behind by a kill (Postfix's incomplete incoming files). */
   incomplete(): number;
   stop(): Promise<void>;
@@ -99,13 +101,17 @@ async function smarthostPeer(upPort: number): Promise<SoakPeer> {
   ].join('\n');
   let relay: RelayProcess = await startRelay(yaml);
   const { dir, port, mailroot } = relay;
+  const spared = { removedDelivered: 0, recipientsTaken: 0 };
   let requeued = 0;
-  /** Adds up recovery's "put back from active/" counts from a relay's JSON log. */
+  /** Adds up recovery's "put back from active/" counts from a relay's JSON log (and what delivered.log spared). */
   const countRecovery = (output: string): void => {
     for (const line of output.split('\n')) {
       if (!line.includes('spool recovered')) continue;
       try {
-        requeued += (JSON.parse(line) as { requeuedActive?: number }).requeuedActive ?? 0;
+        const r = JSON.parse(line) as { requeuedActive?: number; removedDelivered?: number; recipientsTaken?: number };
+        requeued += r.requeuedActive ?? 0;
+        spared.removedDelivered += r.removedDelivered ?? 0;
+        spared.recipientsTaken += r.recipientsTaken ?? 0;
       } catch { /* not JSON */ }
     }
   };
@@ -129,6 +135,7 @@ async function smarthostPeer(upPort: number): Promise<SoakPeer> {
       return n;
     },
     incomplete: () => 0,
+    spared,
     async stop() {
       await relay.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -204,6 +211,8 @@ async function soak(peerName: string): Promise<Record<string, unknown>> {
   let next = 0;
   let stop = false;
   let inActiveAtKill = 0;
+  /** Copies the upstream had received by the last kill: deliveries a kill could catch half-recorded. */
+  let copiesBeforeLastKill = 0;
   const loadStart = loadavg().map((x) => +x.toFixed(1));
   const t0 = Date.now();
 
@@ -286,6 +295,7 @@ async function soak(peerName: string): Promise<Record<string, unknown>> {
     if (accepted.size >= MESSAGES) break;
     await peer.kill();
     kills++;
+    copiesBeforeLastKill = [...delivered.values()].reduce((a, b) => a + b, 0);
     inActiveAtKill += peer.inActive();
     await peer.restart();
     if (kills % 10 === 0) process.stderr.write(`${peerName}: ${kills} kills, ${accepted.size} accepted, ${Math.round((Date.now() - t0) / 1000)} s\n`);
@@ -329,8 +339,10 @@ async function soak(peerName: string): Promise<Record<string, unknown>> {
     clientResends,
     relayRedeliveries,
     deliveredWithoutA250: unasked,
+    deliveredByLastKill: copiesBeforeLastKill,
     inActiveAtKill,
     ...(requeuedFromActive === undefined ? {} : { requeuedFromActive }),
+    ...(peer.spared ? { removedFromActiveAsDelivered: peer.spared.removedDelivered, recipientsMarkedDelivered: peer.spared.recipientsTaken } : {}),
     leftInQueue,
     [peerName === 'postfix' ? 'corrupt' : 'badmail']: aside,
     ...(peerName === 'postfix' ? { incompleteLeft: incomplete } : {}),
