@@ -16,8 +16,10 @@
  * `--peers smarthost,postfix` runs the same soak (same seed, counts and kill instants, counted in
  * 250s received) against each peer in turn, each with its own fresh upstream: Postfix as a private
  * instance relaying to the loopback upstream (bench/postfix.ts), its whole process tree (master and
- * children) SIGKILLed and restarted with `postfix -c DIR start`. For both, `inActiveAtKill` counts
- * the queue files found in active/ right after each kill (what the restart puts back in line).
+ * children, one process group) SIGKILLed in one instant and restarted with `postfix -c DIR start`.
+ * For both, `inActiveAtKill` counts the queue files found in active/ right after each kill (what the
+ * restart puts back in line) and `deliveredByLastKill` the copies the upstream had by the last kill
+ * (the deliveries a kill could catch half-recorded). docs/reliability.md has the fields and figures.
  *
  *   npm run soak -- --messages 3000 --kills 100 --sessions 10 --seed 1 --max-seconds 1200 [--peers smarthost,postfix]
  * Exit status 1 if anything was lost, damaged or left in the queue.
