@@ -31,6 +31,8 @@ export interface RecoveryReport {
   removedDelivered: number;
   /** Recipients of messages in active/ that delivered.log names as taken by an upstream: marked delivered. */
   recipientsTaken: number;
+  /** Messages removed because an upstream had taken all their pending recipients (their 'delivered' event may not have been sent before the stop). */
+  takenIds: string[];
   /** Moves cut half-way, finished or undone. */
   movedStragglers: number;
   toBadmail: number;
@@ -41,7 +43,7 @@ export interface RecoveryReport {
 const ext = (name: string, suffix: string) => (name.endsWith(suffix) ? name.slice(0, -suffix.length) : undefined);
 
 export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
-  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, recipientsTaken: 0, movedStragglers: 0, toBadmail: 0, converted: 0 };
+  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, recipientsTaken: 0, takenIds: [], movedStragglers: 0, toBadmail: 0, converted: 0 };
   for (const name of await readdir(paths.folder('tmp'))) {
     // spares (made ahead, or delivered files kept for reuse) are no lost message
     if ((await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) && !name.startsWith(SPARE_PREFIX)) report.droppedPartial++;
@@ -125,6 +127,10 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
     if (settled.has(id) || !record.recipients.some((r) => r.state === 'pending')) {
       await unlinkIfExists(paths.queueFile('active', id));
       report.removedDelivered++;
+      if (!settled.has(id)) {
+        report.takenIds.push(id);
+        logger.info({ id, recipients: [...tookThese ?? []] }, 'delivered just before an unclean stop (noted by the delivery thread): removed from active/, not sent again');
+      }
       continue;
     }
     try {
@@ -142,7 +148,8 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   // after the folder syncs: the removals above are durable, the log has served
   if (lines > 0) await writeFile(deliveredLog, '');
   if (report.droppedPartial || report.requeuedActive || report.removedDelivered || report.recipientsTaken || report.movedStragglers || report.toBadmail || report.converted) {
-    logger.warn(report, 'spool recovered after an unclean stop');
+    const { takenIds: _ids, ...counts } = report;
+    logger.warn(counts, 'spool recovered after an unclean stop');
   }
   return report;
 }

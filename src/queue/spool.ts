@@ -104,9 +104,12 @@ export async function openSpool(config: { mailrootPath: string }, deps: SpoolDep
   const paths = spoolPaths(config.mailrootPath);
   await checkMailroot(config.mailrootPath, paths);
   const syncer = new DirectorySyncer();
-  if (deps.recover !== false) await recoverSpool(paths, syncer, deps.logger);
+  const recovered = deps.recover !== false ? await recoverSpool(paths, syncer, deps.logger) : undefined;
   const spool = new FolderSpool(paths, syncer, deps);
   await spool.rescan();
+  // history and the console learn the end of messages an upstream took just before the stop
+  const at = new Date(deps.clock.now()).toISOString();
+  for (const id of recovered?.takenIds ?? []) spool.emit({ type: 'state', id, state: 'delivered', reason: 'delivered just before an unclean stop (noted by the delivery thread; not sent again)', at });
   return spool;
 }
 

@@ -12,7 +12,7 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { upstreamSchema } from '../../src/config/sections/upstreams.ts';
 import { createThreadedSmtpTransport } from '../../src/transports/smtp-thread.ts';
-import type { Envelope, OutboundMessage } from '../../src/core/types.ts';
+import type { Envelope, OutboundMessage, QueueEvent } from '../../src/core/types.ts';
 import type { Spool } from '../../src/queue/spool.ts';
 import { startUpstream } from '../transports/upstream-server.ts';
 
@@ -54,8 +54,10 @@ test('recipients an upstream took are noted at once; after a crash before the ou
   // The crash: the outcomes never reached the manager; all three are still in active/.
   await first.close();
   assert.equal((await readdir(path.join(root, 'active'))).length, 3);
-  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  const events: QueueEvent[] = [];
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger(), events: (e) => events.push(e) });
   t.after(() => spool.close());
+  assert.deepEqual(events.map((e) => e.type === 'state' && [e.id, e.state]), [[whole, 'delivered']], 'history learns how the removed one ended');
   const list = await spool.list();
   assert.deepEqual(list.map((e) => e.record.id).sort(), [split, untouched].sort(), 'the message taken whole is not queued again');
   const s = list.find((e) => e.record.id === split)!;
