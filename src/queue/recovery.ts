@@ -124,7 +124,7 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
       noted++;
     }
     if (noted) report.recipientsTaken += noted;
-    if (settled.has(id) || !record.recipients.some((r) => r.state === 'pending')) {
+    if (settled.has(id) || (noted > 0 && !record.recipients.some((r) => r.state === 'pending'))) {
       await unlinkIfExists(paths.queueFile('active', id));
       report.removedDelivered++;
       if (!settled.has(id)) {
