@@ -19,11 +19,12 @@
  * `smarthost-routes20` adds 20 routing rules that all miss.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { postfixMaster, processTree as tree, startPostfix, stopPostfix, writePostfixConfig, type PostfixInstance } from './postfix.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -77,23 +78,6 @@ async function waitPort(port: number, ms = 15_000): Promise<void> {
     await sleep(100);
   }
   throw new Error(`nothing listening on ${HOST}:${port} after ${ms} ms`);
-}
-
-/** All descendants of pid (inclusive), from /proc. */
-function tree(root: number): number[] {
-  const kids = new Map<number, number[]>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
-    } catch { /* gone */ }
-  }
-  const out: number[] = [];
-  const walk = (p: number) => { out.push(p); for (const k of kids.get(p) ?? []) walk(k); };
-  walk(root);
-  return out;
 }
 
 /** Summed RSS and PSS (kB) of the processes: PSS is the fair figure for multi-process relays like Postfix. */
@@ -195,73 +179,18 @@ function smarthostPeer(name: string, history: boolean, variant: SmarthostVariant
 }
 
 function postfixPeer(): Peer {
-  let conf = '';
+  let instance: PostfixInstance | undefined;
   let master = 0;
   return {
     name: 'postfix',
     async start(port, sink, dir) {
-      const base = path.join(dir, 'postfix');
-      conf = path.join(base, 'conf');
-      for (const d of [conf, path.join(base, 'queue'), path.join(base, 'data'), path.join(base, 'log')]) mkdirSync(d, { recursive: true });
-      chmodSync(base, 0o755);
-      chmodSync(dir, 0o755);
-      spawnSync('chown', ['postfix', path.join(base, 'data')]);
-      writeFileSync(path.join(conf, 'main.cf'), `compatibility_level = 3.6
-queue_directory = ${base}/queue
-data_directory = ${base}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file_prefixes = ${base}
-maillog_file = ${base}/log/postfix.log
-myhostname = relay-postfix.bench.test
-mydomain = bench.test
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-local_transport = error:local delivery disabled
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-relayhost = [127.0.0.1]:${sink}
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-biff = no
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-`);
-      writeFileSync(path.join(conf, 'master.cf'), `127.0.0.1:${port} inet n - n - 1100 smtpd
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-showq     unix n - n - - showq
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-`);
-      const r = spawnSync('postfix', ['-c', conf, 'start'], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`postfix start failed: ${r.stderr}`);
+      instance = writePostfixConfig(dir, port, sink);
+      startPostfix(instance);
       await waitPort(port);
-      master = Number(readFileSync(path.join(base, 'queue', 'pid', 'master.pid'), 'utf8').trim());
+      master = postfixMaster(instance);
     },
     async stop() {
-      spawnSync('postfix', ['-c', conf, 'stop']);
+      if (instance) stopPostfix(instance);
       await sleep(500);
     },
     pids: () => (master ? tree(master) : []),

@@ -115,6 +115,20 @@ export interface OutboundMessage {
   smtputf8?: boolean;
   /** The content has bytes over 127 (Envelope.eightBit). */
   eightBit?: boolean;
+  /** Where the transport notes the recipients an upstream took, the moment it took them (HandoffJournal). */
+  journal?: HandoffJournal;
+}
+
+/**
+ * A file a transport appends to the instant an upstream's reply says it took recipients, before the
+ * outcome travels back to the delivery manager: one write of `prefix + recipient + "\n"` per
+ * recipient taken, no fsync (what a killed process wrote survives in the page cache). The spool
+ * reads it after a crash so that a message taken just before the crash is not sent again
+ * (src/queue/spool.ts handoffJournal, src/queue/recovery.ts). Plain data: it crosses to a delivery thread.
+ */
+export interface HandoffJournal {
+  file: string;
+  prefix: string;
 }
 
 /** A message's bytes in memory, or its queue file, whose first `size` octets are the message. */

@@ -165,6 +165,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       open: () => spool.openMessage(rec.id),
       read: () => spool.readMessage(rec.id),
       locate: () => spool.locateMessage(rec.id),
+      journal: spool.handoffJournal(rec.id),
     };
   }
 

@@ -32,7 +32,7 @@ export const LEGACY_ENVELOPE_EXT = '.json';
 /** A queue file being moved by one process (the relay or the CLI); others leave it alone. */
 export const LOCKED_SUFFIX = '.locked';
 
-/** One line per delivered message's id, written as it is settled (spool.ts markDelivered). */
+/** One line per settled message's id (spool.ts markDelivered), and `ID<TAB>recipient` per recipient an upstream took (transports/handoff-journal.ts); read by recovery.ts. */
 export const DELIVERED_LOG = 'delivered.log';
 
 /** Builds every spool path from one mailroot. */

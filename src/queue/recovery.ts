@@ -10,7 +10,9 @@
  *   never dropped silently.
  * - active/: messages being delivered when the relay stopped → back to incoming/ (due now), marked
  *   possibleDuplicate because the upstream may have taken them already; except those delivered.log
- *   names (settled: delivered, or failed with their NDR), which are removed. The log is then emptied.
+ *   names (settled: delivered, or failed with their NDR), which are removed. Recipients the log
+ *   names as taken by an upstream are marked delivered (a message with none left pending is
+ *   removed). The log is then emptied.
  * - A spool from before one file per message (<id>.eml + <id>.json) is converted (convertLegacy).
  * Every folder touched is fsynced before the relay starts.
  */
@@ -25,8 +27,12 @@ import { writeBadmail } from './badmail.ts';
 export interface RecoveryReport {
   droppedPartial: number;
   requeuedActive: number;
-  /** Messages in active/ already settled (named in delivered.log): removed, not delivered again. */
+  /** Messages in active/ already settled (named in delivered.log, or all their recipients taken upstream): removed, not delivered again. */
   removedDelivered: number;
+  /** Recipients of messages in active/ that delivered.log names as taken by an upstream: marked delivered. */
+  recipientsTaken: number;
+  /** Messages removed because an upstream had taken all their pending recipients (their 'delivered' event may not have been sent before the stop). */
+  takenIds: string[];
   /** Moves cut half-way, finished or undone. */
   movedStragglers: number;
   toBadmail: number;
@@ -37,7 +43,7 @@ export interface RecoveryReport {
 const ext = (name: string, suffix: string) => (name.endsWith(suffix) ? name.slice(0, -suffix.length) : undefined);
 
 export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
-  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, movedStragglers: 0, toBadmail: 0, converted: 0 };
+  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, recipientsTaken: 0, takenIds: [], movedStragglers: 0, toBadmail: 0, converted: 0 };
   for (const name of await readdir(paths.folder('tmp'))) {
     // spares (made ahead, or delivered files kept for reuse) are no lost message
     if ((await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) && !name.startsWith(SPARE_PREFIX)) report.droppedPartial++;
@@ -105,12 +111,26 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   }
 
   const deliveredLog = `${paths.root}/${DELIVERED_LOG}`;
-  const delivered = new Set((await readFile(deliveredLog, 'latin1').catch(() => '')).split('\n'));
+  const { settled, taken, lines } = readDeliveredLog(await readFile(deliveredLog, 'utf8').catch(() => ''));
   for (const [id, { state, record }] of records) {
     if (state !== 'active') continue;
-    if (delivered.has(id)) {
+    // recipients an upstream took just before the crash (noted by the transport): never sent again
+    const tookThese = taken.get(id);
+    let noted = 0;
+    for (const r of record.recipients) {
+      if (r.state !== 'pending' || !tookThese?.has(r.address)) continue;
+      r.state = 'delivered';
+      r.attempts++;
+      noted++;
+    }
+    if (noted) report.recipientsTaken += noted;
+    if (settled.has(id) || (noted > 0 && !record.recipients.some((r) => r.state === 'pending'))) {
       await unlinkIfExists(paths.queueFile('active', id));
       report.removedDelivered++;
+      if (!settled.has(id)) {
+        report.takenIds.push(id);
+        logger.info({ id, recipients: [...tookThese ?? []] }, 'delivered just before an unclean stop (noted by the delivery thread): removed from active/, not sent again');
+      }
       continue;
     }
     try {
@@ -126,11 +146,37 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
 
   for (const state of QUEUE_STATES) await syncer.sync(paths.folder(state));
   // after the folder syncs: the removals above are durable, the log has served
-  if (delivered.size > 1) await writeFile(deliveredLog, '');
-  if (report.droppedPartial || report.requeuedActive || report.removedDelivered || report.movedStragglers || report.toBadmail || report.converted) {
-    logger.warn(report, 'spool recovered after an unclean stop');
+  if (lines > 0) await writeFile(deliveredLog, '');
+  if (report.droppedPartial || report.requeuedActive || report.removedDelivered || report.recipientsTaken || report.movedStragglers || report.toBadmail || report.converted) {
+    const { takenIds: _ids, ...counts } = report;
+    logger.warn(counts, 'spool recovered after an unclean stop');
   }
   return report;
+}
+
+/**
+ * delivered.log's two kinds of line: "ID" (the message was settled: every recipient delivered, or
+ * failed with its .BAD/.BDR and report written; spool.ts markDelivered) and "ID<TAB>recipient" (an
+ * upstream took that recipient; written by the transport the moment it read the reply,
+ * handoff-journal.ts). A line cut by the crash names nothing that matches.
+ */
+export function readDeliveredLog(text: string): { settled: Set<string>; taken: Map<string, Set<string>>; lines: number } {
+  const settled = new Set<string>();
+  const taken = new Map<string, Set<string>>();
+  let lines = 0;
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    lines++;
+    const tab = line.indexOf('\t');
+    if (tab < 0) settled.add(line);
+    else {
+      const id = line.slice(0, tab);
+      let set = taken.get(id);
+      if (!set) taken.set(id, (set = new Set()));
+      set.add(line.slice(tab + 1));
+    }
+  }
+  return { settled, taken, lines };
 }
 
 /**

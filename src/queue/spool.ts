@@ -26,7 +26,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId, resolveIdPrefix } from '../core/ids.ts';
-import type { Envelope, Enqueuer, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
+import type { Envelope, Enqueuer, HandoffJournal, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, SpareFiles, closeQuietly, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
 import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
@@ -77,6 +77,8 @@ export interface Spool extends Enqueuer, Quarantine {
   openMessage(id: QueueId): Readable;
   /** The message's bytes in memory (just accepted) or its file in the spool, for another thread to read. */
   locateMessage(id: QueueId): MessageLocation;
+  /** Where a transport notes the recipients of this message an upstream took (delivered.log; recovery.ts reads it). */
+  handoffJournal(id: QueueId): HandoffJournal;
   /** Re-reads the folders (picks up changes made by another process). */
   rescan(): Promise<void>;
   /** Messages due at `now` in incoming/ and deferred/, oldest first. */
@@ -102,9 +104,12 @@ export async function openSpool(config: { mailrootPath: string }, deps: SpoolDep
   const paths = spoolPaths(config.mailrootPath);
   await checkMailroot(config.mailrootPath, paths);
   const syncer = new DirectorySyncer();
-  if (deps.recover !== false) await recoverSpool(paths, syncer, deps.logger);
+  const recovered = deps.recover !== false ? await recoverSpool(paths, syncer, deps.logger) : undefined;
   const spool = new FolderSpool(paths, syncer, deps);
   await spool.rescan();
+  // history and the console learn the end of messages an upstream took just before the stop
+  const at = new Date(deps.clock.now()).toISOString();
+  for (const id of recovered?.takenIds ?? []) spool.emit({ type: 'state', id, state: 'delivered', reason: 'delivered just before an unclean stop (noted by the delivery thread; not sent again)', at });
   return spool;
 }
 
@@ -436,6 +441,11 @@ class FolderSpool implements Spool {
     if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
     const content = this.fresh.get(id);
     return content ? { buffer: content } : { file: this.paths.queueFile(entry.state, id), size: entry.record.envelope.size };
+  }
+
+  handoffJournal(id: QueueId): HandoffJournal {
+    // one file for both kinds of line: "ID" (settled, markDelivered) and "ID<TAB>recipient" (taken upstream)
+    return { file: path.join(this.paths.root, DELIVERED_LOG), prefix: `${id}\t` };
   }
 
   /** Runs fn with the id marked busy; refuses when another operation has it. */

@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { REDACT_PATHS } from '../core/logger.ts';
-import type { OutboundMessage, Transport } from '../core/types.ts';
+import type { HandoffJournal, OutboundMessage, Transport } from '../core/types.ts';
 import type { WorkerReply } from '../core/worker-calls.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { createSmtpTransport } from './smtp.ts';
@@ -36,6 +36,8 @@ export interface WireMessage {
   eightBit?: boolean;
   bytes?: Uint8Array;
   file?: string;
+  /** The spool's handoff journal (core/types.ts): noted here, in this thread, the moment the upstream takes the message. */
+  journal?: HandoffJournal;
 }
 
 export type ThreadRequest =
@@ -67,6 +69,7 @@ function fromWire(m: WireMessage): OutboundMessage {
     size: m.size,
     smtputf8: m.smtputf8,
     eightBit: m.eightBit,
+    journal: m.journal,
     // a spool file holds the message in its first m.size octets (its envelope follows)
     open: () => (buffer ? Readable.from([buffer], { objectMode: false }) : m.size === 0 ? Readable.from([], { objectMode: false }) : createReadStream(m.file!, { start: 0, end: m.size - 1 })),
     read: async () => buffer ?? (await readFile(m.file!)).subarray(0, m.size),

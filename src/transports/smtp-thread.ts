@@ -98,7 +98,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
   }
 
   async function toWire(message: OutboundMessage): Promise<{ wire: WireMessage; transfer: ArrayBuffer[] }> {
-    const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8, eightBit: message.eightBit };
+    const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8, eightBit: message.eightBit, journal: message.journal };
     const where = message.locate?.() ?? { buffer: await message.read() };
     if ('file' in where) return { wire: { ...wire, file: where.file, size: where.size }, transfer: [] };
     // An exact-size copy that can be handed over: the spool's Buffer may share its memory with others.

@@ -13,8 +13,8 @@
  *
  * What it guarantees: send() never throws for SMTP or network failures; it returns one Outcome per
  * recipient: delivered (2xx), failed (5xx), delayed (4xx, connection failures as 4.4.1). Auth refusal
- * is delayed with routeBroken (the route is broken, not the message). A connection lost after the whole
- * message was handed over is delayed with possibleDuplicate. The message goes out with bare CR/LF turned
+ * is delayed with routeBroken (the route is broken, not the message). A connection lost after the final
+ * dot was written to the socket, before the reply, is delayed with possibleDuplicate (final-dot.ts). The message goes out with bare CR/LF turned
  * into CRLF and lines over 998 octets folded. Passwords and tokens are never logged (nodemailer
  * prints "/* secret *\/" in their place in traces).
  */
@@ -31,6 +31,8 @@ import { resolveSecret } from '../config/secret.ts';
 import { createLineNormalizer } from './line-normalizer.ts';
 import { installFastDotStuffing } from './dot-stuffing.ts';
 import { sendRaw } from './raw-send.ts';
+import { watchFinalDot } from './final-dot.ts';
+import { HandoffJournals } from './handoff-journal.ts';
 import { installAuthOfferCheck } from './auth-offer.ts';
 
 export interface SmtpTransportOptions {
@@ -146,6 +148,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   }
   const timeoutMs = upstream.timeout * 1000;
   const pooled = opts.pool !== false;
+  const journals = new HandoffJournals();
   const transporter = nodemailer.createTransport({
     host: url.host,
     port: url.port,
@@ -207,7 +210,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
       status: err.code === 'ETLS' ? '4.7.5' : '4.4.1',
       diagnostic: sanitizeText(`${err.code ?? 'error'}: ${err.message}`),
       possibleDuplicate: lostAfterDot || undefined,
-      reason: lostAfterDot ? 'the connection was lost after the whole message was sent: the upstream may have it already' : undefined,
+      reason: lostAfterDot ? 'the connection was lost after the whole message was sent, before the reply: the upstream may have it already' : undefined,
     });
   }
 
@@ -237,8 +240,8 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
 
   async function attempt(message: OutboundMessage): Promise<{ outcomes: Outcome[]; retryWithFreshToken?: boolean }> {
     const normalizer = createLineNormalizer();
-    let handedOver = false;
-    normalizer.on('end', () => { handedOver = true; });
+    // possibleDuplicate only if the final dot was written to the socket (final-dot.ts)
+    const dot = watchFinalDot(normalizer);
     const source = message.open() as NodeJS.ReadableStream & { destroy?: () => void };
     source.on('error', (e) => normalizer.destroy(e));
     source.pipe(normalizer);
@@ -248,6 +251,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
       const info = await sendRaw(transporter, { from: message.mailFrom, to: message.recipients, size: message.size, use8BitMime: message.eightBit || undefined }, normalizer, message.id);
       const accepted = new Set((info.accepted ?? []).map(String));
       const rejectedErrors = ((info as { rejectedErrors?: SmtpError[] }).rejectedErrors ?? []);
+      // first of all: the spool's journal learns what the upstream took (handoff-journal.ts)
+      journals.note(message.journal, message.recipients.filter((r) => accepted.has(r) && !rejectedErrors.some((e) => e.recipient === r)),
+        (err) => opts.logger.warn({ err, id: message.id }, 'could not note a delivery in the spool\'s journal (a crash now would send it again)'));
       const reply = sanitizeText(String(info.response ?? '250'));
       return { outcomes: message.recipients.map((r) => {
         const rej = rejectedErrors.find((e) => e.recipient === r);
@@ -261,7 +267,7 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
       opts.logger.debug({ upstream: upstream.name, code: err.code, command: err.command, response: err.response }, 'smtp send failed');
       const outcomes = message.recipients.map((r) => {
         const rej = err.rejectedErrors?.find((x) => x.recipient === r);
-        return fromError(r, rej ?? err, handedOver && (err.command === 'CONN' || err.command === 'DATA' || !err.command));
+        return fromError(r, rej ?? err, dot.sent && (err.command === 'CONN' || err.command === 'DATA' || !err.command));
       });
       return { outcomes, retryWithFreshToken: refusedToken(err) };
     }
@@ -284,6 +290,9 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
     url,
     send,
     verify,
-    close: async () => transporter.close(),
+    close: async () => {
+      transporter.close();
+      journals.close();
+    },
   };
 }

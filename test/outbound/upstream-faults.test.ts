@@ -150,9 +150,9 @@ test('an upstream that stalls in the middle of DATA (stops reading): deferred af
   assert.ok(up.dataBytes > 0 && up.dataBytes < body.length, `${up.dataBytes} of ${body.length}`);
   assert.equal(list[0].state, 'deferred');
   assert.match(JSON.stringify(list[0].record.recipients[0].lastOutcome), /4\.\d\.\d/);
-  // Known imprecision (not asserted): the message is also flagged possibleDuplicate, although its
-  // final dot never left. The transport counts the message as handed over once nodemailer has read
-  // all of it, which happens before the socket has written it. Safe (a flag, never a loss).
+  // its final dot never left: the upstream cannot have it, so it is no possible duplicate
+  assert.equal(list[0].record.possibleDuplicate, false, 'the final dot was never written');
+  assert.ok(list[0].record.recipients.every((r) => !r.lastOutcome?.possibleDuplicate));
   assert.deepEqual(await h.badmail(), []);
   h.clock.advance(16 * 60_000);
   await h.manager.runOnce();
@@ -167,5 +167,18 @@ test('an upstream silent after the final dot: deferred after the timeout and fla
   t.after(() => h.close());
   assert.equal(list[0].state, 'deferred');
   assert.equal(list[0].record.possibleDuplicate, true, 'the upstream may have taken it');
+  assert.deepEqual(await h.badmail(), []);
+});
+
+test('the connection dropped in the middle of DATA (before the final dot): deferred, not a possible duplicate', T, async (t) => {
+  const up = await scripted(() => ({ ...dialogue()(), onData: (_chunk, socket) => socket.destroy() }));
+  t.after(() => up.close());
+  // Bigger than what the loopback socket buffers hold, so the dot is still waiting when the upstream hangs up.
+  const body = `${'x'.repeat(998)}\r\n`.repeat(24_000);
+  const { h, list } = await deferredOnce(up, '', body);
+  t.after(() => h.close());
+  assert.ok(up.dataBytes > 0 && up.dataBytes < body.length, `${up.dataBytes} of ${body.length}`);
+  assert.equal(list[0].state, 'deferred');
+  assert.equal(list[0].record.possibleDuplicate, false, 'the final dot was never written');
   assert.deepEqual(await h.badmail(), []);
 });
