@@ -17,8 +17,10 @@ if (major < 22 || (major === 22 && minor < 18)) {
 }
 // `serve` is a long-running process: V8's default young generation lets the heap of a busy relay
 // grow by about 100 MB of short-lived garbage (SMTP sessions, buffers) before it is collected.
-// A smaller one (8 MB semi-spaces) keeps peak RSS near 170-215 MB instead of 310-340 MB at the
-// same CPU per message (measured with npm run bench, docs/performance.md). The heap size is fixed
+// A smaller one (8 MB semi-spaces) kept peak RSS near 170-215 MB instead of 310-340 MB at the
+// same CPU per message (measured with npm run bench, docs/performance.md); 4 MB semi-spaces hold
+// 8 MB less while idle and 10-40 MB less at peak with 50 sessions, again at the same CPU per message
+// within the machine's noise (docs/performance.md "Memory"). The heap size is fixed
 // when V8 starts, so the process replaces itself once (execve: same pid, no parent left behind).
 // --initial-old-space-size=64: V8 counts Buffers (memory outside its heap) against a small initial
 // old-generation limit, so relaying 100 KB messages triggered a full mark-compact every ~20
@@ -42,6 +44,6 @@ if (process.argv[2] === 'serve' && !tuned && typeof process.execve === 'function
   // core); Buffers freed by one thread and allocated by another leave every arena holding pages.
   // With 2 arenas the bench's peak RSS was 30-60 MB lower (docs/performance.md "Memory"). Other C
   // libraries (musl) ignore the variable; one set by the user is kept.
-  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=8', '--initial-old-space-size=64', ...process.execArgv, ...process.argv.slice(1)], { MALLOC_ARENA_MAX: '2', ...process.env, SMARTHOST_NODE_TUNED: '1' });
+  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=4', '--initial-old-space-size=64', ...process.execArgv, ...process.argv.slice(1)], { MALLOC_ARENA_MAX: '2', ...process.env, SMARTHOST_NODE_TUNED: '1' });
 }
 await import(checkout ? '../src/cli/main.ts' : '../dist/cli/main.js');
