@@ -416,7 +416,7 @@ function printTable(rows: Row[]): void {
 
 /**
  * --mode idle: the memory a relay needs to hold many quiet clients (printers that connect and wait,
- * a slowloris). Each peer in turn: settle, sample RSS and PSS of its processes, open IDLE
+ * a slowloris). Each peer in turn: 15 s without traffic, sample RSS and PSS of its processes, open IDLE
  * connections (greeting read, EHLO answered, then nothing), sample, close them all, sample again.
  * Bounded: the connections must be ready within 30 s plus 0.1 s each (Postfix forks a process for each
  * one), and each peer is stopped before the next starts.
@@ -444,7 +444,8 @@ async function idleMain(): Promise<void> {
       await waitPort(sinkPort);
       const port = await freePort();
       await peer.start(port, sinkPort, dir);
-      await sleep(2000);
+      // idle: a relay that has had no traffic for a while (smarthost stops its idle worker threads)
+      await sleep(15_000);
       sample(peer, 'idle');
       const deadline = Date.now() + 30_000 + IDLE * 100;
       for (let i = 0; i < IDLE; i += 50) {
