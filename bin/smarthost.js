@@ -40,10 +40,6 @@ if (checkout && !process.env.NODE_COMPILE_CACHE) {
 }
 const tuned = process.env.SMARTHOST_NODE_TUNED || /--max-semi-space-size/.test(`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`);
 if (process.argv[2] === 'serve' && !tuned && typeof process.execve === 'function') {
-  // MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own malloc arena (up to 8 per
-  // core); Buffers freed by one thread and allocated by another leave every arena holding pages.
-  // With 2 arenas the bench's peak RSS was 30-60 MB lower (docs/performance.md "Memory"). Other C
-  // libraries (musl) ignore the variable; one set by the user is kept.
-  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=4', '--initial-old-space-size=64', ...process.execArgv, ...process.argv.slice(1)], { MALLOC_ARENA_MAX: '2', ...process.env, SMARTHOST_NODE_TUNED: '1' });
+  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=4', '--initial-old-space-size=64', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, SMARTHOST_NODE_TUNED: '1' });
 }
 await import(checkout ? '../src/cli/main.ts' : '../dist/cli/main.js');
