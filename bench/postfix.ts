@@ -20,7 +20,7 @@ export interface PostfixInstance {
  * Writes main.cf and master.cf for a relay listening on 127.0.0.1:port that sends everything to
  * 127.0.0.1:upstreamPort. `extraMain` lines are appended to main.cf (they win over the defaults above them).
  */
-export function writePostfixConfig(dir: string, port: number, upstreamPort: number, extraMain: string[] = []): PostfixInstance {
+export function writePostfixConfig(dir: string, port: number, upstreamPort: number, extraMain: string[] = [], smtpdProcesses = 1100): PostfixInstance {
   const base = path.join(dir, 'postfix');
   const conf = path.join(base, 'conf');
   const queue = path.join(base, 'queue');
@@ -61,7 +61,7 @@ smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 ${extraMain.join('\n')}
 `);
-  writeFileSync(path.join(conf, 'master.cf'), `127.0.0.1:${port} inet n - n - 1100 smtpd
+  writeFileSync(path.join(conf, 'master.cf'), `127.0.0.1:${port} inet n - n - ${smtpdProcesses} smtpd
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
 rewrite   unix - - n - - trivial-rewrite

@@ -13,6 +13,10 @@
  *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 3]
  *                     [--peers smarthost,postfix,smarthost-tuned,smarthost-routes20,smarthost-nohistory,baseline]
  *                     [--baseline DIR] [--json FILE]
+ *   node bench/run.ts --mode idle [--idle 1000] [--peers smarthost,postfix]
+ *
+ * `--mode idle` measures memory instead (idleMain below): each peer's RSS and PSS (all its
+ * processes) idle, with N client connections held open after EHLO, and after they are closed.
  *
  * `smarthost` runs on the defaults a user gets (only the listener's connection limits raised, as for
  * Postfix); `smarthost-tuned` raises the upstream's connections and delivery concurrency;
@@ -36,6 +40,8 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     baseline: { type: 'string' },
     timeout: { type: 'string', default: '180' },
+    mode: { type: 'string', default: 'throughput' },
+    idle: { type: 'string', default: '1000' },
   },
 });
 const SIZES = args.sizes!.split(',').map(Number);
@@ -45,6 +51,9 @@ const RUNS = Math.min(Number(args.runs), 5);
 const RUN_TIMEOUT_MS = Number(args.timeout) * 1000;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const HOST = '127.0.0.1';
+const IDLE = Math.min(Number(args.idle), 5000);
+/** Connections each peer's listener takes (the idle mode holds IDLE of them from one address). */
+const MAX_CONNECTIONS = args.mode === 'idle' ? Math.max(1000, IDLE + 100) : 1000;
 
 interface Peer {
   name: string;
@@ -147,7 +156,7 @@ function smarthostPeer(name: string, history: boolean, variant: SmarthostVariant
         'pickup:', '  enabled: false',
         'web:', '  enabled: false',
         'history:', `  store: ${history ? 'sqlite' : 'off'}`,
-        'limits:', '  maxConnectionsPerClient: 500', '  maxConnections: 1000',
+        'limits:', `  maxConnectionsPerClient: ${Math.max(500, MAX_CONNECTIONS - 100)}`, `  maxConnections: ${MAX_CONNECTIONS}`,
         'log:', '  level: warn', '  format: json',
       ];
       if (variant === 'routes20') {
@@ -184,7 +193,7 @@ function postfixPeer(): Peer {
   return {
     name: 'postfix',
     async start(port, sink, dir) {
-      instance = writePostfixConfig(dir, port, sink);
+      instance = writePostfixConfig(dir, port, sink, [], MAX_CONNECTIONS + 100);
       startPostfix(instance);
       await waitPort(port);
       master = postfixMaster(instance);
@@ -339,4 +348,90 @@ function printTable(rows: Row[]): void {
   console.log(lines.join('\n'));
 }
 
-await main();
+/**
+ * --mode idle: the memory a relay needs to hold many quiet clients (printers that connect and wait,
+ * a slowloris). Each peer in turn: 15 s without traffic, sample RSS and PSS of its processes, open IDLE
+ * connections (greeting read, EHLO answered, then nothing), sample, close them all, sample again.
+ * Bounded: the connections must be ready within 30 s plus 0.1 s each (Postfix forks a process for each
+ * one), and each peer is stopped before the next starts.
+ */
+async function idleMain(): Promise<void> {
+  const peers: Peer[] = args.peers!.split(',').map((p) => {
+    if (p === 'smarthost') return smarthostPeer('smarthost', true);
+    if (p === 'smarthost-nohistory') return smarthostPeer('smarthost-nohistory', false);
+    if (p === 'postfix') return postfixPeer();
+    throw new Error(`unknown peer ${p} for --mode idle (smarthost, smarthost-nohistory, postfix)`);
+  });
+  const rows: Array<{ peer: string; stage: string; rssMb: number; pssMb: number; processes: number }> = [];
+  const sample = (peer: Peer, stage: string) => {
+    const pids = peer.pids();
+    const m = memKb(pids);
+    rows.push({ peer: peer.name, stage, rssMb: +(m.rss / 1024).toFixed(1), pssMb: +(m.pss / 1024).toFixed(1), processes: pids.length });
+    console.error(`${peer.name} ${stage}: RSS ${(m.rss / 1024).toFixed(1)} MB, PSS ${(m.pss / 1024).toFixed(1)} MB (${pids.length} processes)`);
+  };
+  for (const peer of peers) {
+    const dir = mkdtempSync(path.join(tmpdir(), `bench-${peer.name}-`));
+    const sinkPort = await freePort();
+    const sink = startSink(sinkPort);
+    const sockets: net.Socket[] = [];
+    try {
+      await waitPort(sinkPort);
+      const port = await freePort();
+      await peer.start(port, sinkPort, dir);
+      // idle: a relay that has had no traffic for a while (smarthost stops its idle worker threads)
+      await sleep(15_000);
+      sample(peer, 'idle');
+      const deadline = Date.now() + 30_000 + IDLE * 100;
+      for (let i = 0; i < IDLE; i += 50) {
+        await Promise.all(Array.from({ length: Math.min(50, IDLE - i) }, () => idleClient(port, deadline).then((s) => { sockets.push(s); })));
+      }
+      await sleep(2000);
+      sample(peer, `${IDLE} connections`);
+      for (const s of sockets.splice(0)) s.destroy();
+      await sleep(3000);
+      sample(peer, 'closed');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await peer.stop().catch(() => undefined);
+      sink.proc.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const stages = [...new Set(rows.map((r) => r.stage))];
+  const lines = [`| peer | ${stages.map((s) => `RSS MB ${s} | PSS MB ${s}`).join(' | ')} |`, `|---|${stages.map(() => '---|---').join('|')}|`];
+  for (const peer of new Set(rows.map((r) => r.peer))) {
+    lines.push(`| ${peer} | ${stages.map((s) => { const r = rows.find((x) => x.peer === peer && x.stage === s); return r ? `${r.rssMb} | ${r.pssMb}` : '- | -'; }).join(' | ')} |`);
+  }
+  console.log(lines.join('\n'));
+  if (args.json) writeFileSync(args.json, JSON.stringify(rows, null, 2));
+}
+
+/** One client that reads the greeting, sends EHLO, waits for the last 250 line, then stays silent. */
+function idleClient(port: number, deadline: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, HOST);
+    let got = '';
+    let ehloSent = false;
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`an idle client was not ready (greeting, EHLO) in time; last reply: ${got.trim().slice(-120)}`)); }, Math.max(1000, deadline - Date.now()));
+    s.on('error', (err) => { clearTimeout(timer); reject(err); });
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (!ehloSent && /^220 .*\r\n/m.test(got)) {
+        ehloSent = true;
+        got = '';
+        s.write('EHLO idle.bench.test\r\n');
+      } else if (ehloSent && /^250 .*\r\n/m.test(got)) {
+        clearTimeout(timer);
+        s.removeAllListeners('data');
+        resolve(s);
+      } else if (/^[45]\d\d .*\r\n/m.test(got)) {
+        clearTimeout(timer);
+        s.destroy();
+        reject(new Error(`an idle client was refused: ${got.trim()}`));
+      }
+    });
+  });
+}
+
+if (args.mode === 'idle') await idleMain();
+else await main();

@@ -178,7 +178,7 @@ const seaConfig = {
 // v8.setFlagsFromString() at run time would come too late. A SEA takes start-up flags from
 // "execArgv" in its config (Node >= 24.6), so every command of the binary starts with them: for the
 // short commands they change nothing measurable (docs/install.md), and nothing re-executes.
-if (major >= 24) seaConfig.execArgv = ['--max-semi-space-size=8', '--initial-old-space-size=64'];
+if (major >= 24) seaConfig.execArgv = ['--max-semi-space-size=4', '--initial-old-space-size=64'];
 writeFileSync(path.join(workDir, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
 // The blob must be made by the same Node version that runs it: the devDependency's, or (for
 // another version) the Linux x64 one from the registry.

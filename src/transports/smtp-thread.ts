@@ -9,6 +9,11 @@
  * spool still holds them in memory (copied once and transferred, not cloned again), otherwise as the
  * name of its spool file, which the thread only reads. Outcomes come back as plain objects.
  *
+ * An idle thread is stopped (its pooled upstream connections closed with QUIT) and the next send
+ * starts a new one, about 0.1 s later than it would have gone: an office's relay is idle most of the
+ * day, and a thread is a second V8 heap, about 30 MB (docs/performance.md "Memory"). The thread
+ * started to check the settings stops one second after it has said they are fine, unless sends came.
+ *
  * If the thread dies (a native crash, out of memory), every send in flight is reported as delayed
  * and possibly delivered (the upstream may have taken the message before the thread died), so the
  * queue retries it and marks it as a possible duplicate: at least once, never lost. The next send
@@ -30,7 +35,14 @@ export interface ThreadedSmtpOptions {
   hostname: string;
   /** Folder a relative `ca` path is resolved against (the config file's). */
   configDir?: string;
+  /** Stop the thread after this long without a send in flight (default 60 s; tests). */
+  idleStopMs?: number;
 }
+
+/** How long a thread without sends is kept: a burst's messages share one thread and its upstream connections. */
+const IDLE_STOP_MS = 60_000;
+/** The thread started at creation to check the settings, when no send comes meanwhile. */
+const IDLE_STOP_AFTER_START_MS = 1_000;
 
 type Request = ThreadRequest extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
 
@@ -40,6 +52,8 @@ export interface ThreadedTransport extends Transport {
    * send starts a fresh one. For an operator resetting a wedged upstream, and for tests.
    */
   restartThread(): Promise<void>;
+  /** Whether a thread is running now (it is stopped when idle; tests). */
+  threadRunning(): boolean;
 }
 
 /** Resolves once the thread's transport is built; throws the transport's own configuration error. */
@@ -49,6 +63,29 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
   let worker: Worker | undefined;
   let ready: Promise<Worker> | undefined;
   let closed = false;
+  let idleTimer: NodeJS.Timeout | undefined;
+  /** Threads stopped for being idle: their exit fails nothing (no call was theirs). */
+  const retired = new WeakSet<Worker>();
+  const idleStopMs = opts.idleStopMs ?? IDLE_STOP_MS;
+
+  function stopWhenIdle(w: Worker, ms: number): void {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => retire(w), ms);
+    idleTimer.unref();
+  }
+
+  /** Stops an idle thread: from now on sends start a new one; this one closes its pool and exits. */
+  function retire(w: Worker): void {
+    if (worker !== w || calls.size > 0 || closed) return;
+    worker = undefined;
+    ready = undefined;
+    retired.add(w);
+    // the thread ends itself after closing its pool (QUIT); a pool that does not close in 5 s is dropped
+    const force = setTimeout(() => void w.terminate(), 5_000);
+    force.unref();
+    w.once('exit', () => clearTimeout(force));
+    w.postMessage({ seq: 0, op: 'close' } satisfies ThreadRequest);
+  }
 
   function relayLog(line: string): void {
     try {
@@ -71,6 +108,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
         else if (message.op === 'ready') {
           // idle threads do not keep the process alive; a pending request refs it (WorkerCalls)
           if (calls.size === 0) w.unref();
+          stopWhenIdle(w, Math.min(IDLE_STOP_AFTER_START_MS, idleStopMs));
           resolve(w);
         } else if (message.op === 'failed') {
           reject(new SmarthostError((message.code ?? 'SH_CONFIG_INVALID') as ErrorCode, message.error));
@@ -78,6 +116,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
         }
       });
       const gone = (reason: string) => {
+        if (retired.has(w)) return;
         if (worker === w) {
           worker = undefined;
           ready = undefined;
@@ -94,7 +133,13 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
   async function call<T>(req: Request, transfer?: ArrayBuffer[], onPosted?: () => void): Promise<T> {
     if (closed) throw new SmarthostError('SH_INTERNAL', `upstream ${upstream.name}: the transport is closed`);
     ready ??= start();
-    return calls.call<T>(await ready, req, transfer, onPosted);
+    const w = await ready;
+    clearTimeout(idleTimer);
+    try {
+      return await calls.call<T>(w, req, transfer, onPosted);
+    } finally {
+      if (calls.size === 0 && worker === w) stopWhenIdle(w, idleStopMs);
+    }
   }
 
   async function toWire(message: OutboundMessage): Promise<{ wire: WireMessage; transfer: ArrayBuffer[] }> {
@@ -136,12 +181,15 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
         return { ok: false, detail: `${upstream.name}: ${(e as Error).message}` };
       }
     },
+    threadRunning: () => worker !== undefined,
     async restartThread() {
+      clearTimeout(idleTimer);
       const w = worker;
       if (w) await w.terminate();
     },
     async close() {
       if (closed) return;
+      clearTimeout(idleTimer);
       const w = worker;
       try {
         if (w) await Promise.race([call({ op: 'close' }), new Promise((r) => setTimeout(r, 5000).unref())]);

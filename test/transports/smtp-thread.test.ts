@@ -107,3 +107,41 @@ test('8-bit content is declared with BODY=8BITMIME (RFC 6152), through the threa
   assert.equal(up.received[0].data.toString(), eight.toString(), 'the 8-bit bytes arrive as they are');
   assert.equal(up.received[1].mailArgs?.BODY, undefined);
 });
+
+test('threaded: an idle thread is stopped (memory back) and the next send starts a new one that delivers', T, async (t) => {
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test', idleStopMs: 50 });
+  t.after(() => tr.close());
+  const stopped = async () => {
+    for (let i = 0; i < 400 && tr.threadRunning(); i++) await new Promise((r) => setTimeout(r, 25));
+    return !tr.threadRunning();
+  };
+  // the thread that checked the settings at creation goes once idle
+  assert.equal(await stopped(), true, 'the thread started at creation was not stopped when idle');
+  const raw = Buffer.from('Subject: after idle\r\n\r\nhello\r\n');
+  const [first] = await tr.send(message(raw, ['a@x.org']));
+  assert.equal(first.action, 'delivered', first.diagnostic);
+  assert.equal(tr.threadRunning(), true, 'a send did not start a thread');
+  assert.equal(await stopped(), true, 'the thread was not stopped after its send');
+  const [second] = await tr.send(message(raw, ['b@x.org']));
+  assert.equal(second.action, 'delivered', second.diagnostic);
+  assert.equal(up.received.length, 2);
+});
+
+test('threaded: a thread with a send in flight is not stopped for being idle', T, async (t) => {
+  const up = await startUpstream({ hangAfterDot: 1 });
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test', idleStopMs: 1 });
+  t.after(() => tr.close());
+  const raw = Buffer.from('Subject: slow\r\n\r\nhello\r\n');
+  const pending = tr.send(message(raw, ['a@x.org']));
+  for (let i = 0; i < 200 && up.received.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(up.received.length, 1, 'the upstream got the message');
+  // well past the idle limit (1 ms) and the start-up one (1 s): the send keeps the thread
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(tr.threadRunning(), true, 'the thread was stopped while a send was in flight');
+  await tr.restartThread();
+  const [o] = await pending;
+  assert.equal(o.action, 'delayed');
+});
