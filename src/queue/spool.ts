@@ -820,7 +820,7 @@ class FolderSpool implements Spool {
     await this.spares.close();
     for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];
-    this.unanswered.clear();
+    // `unanswered` is kept: an acknowledge() still on its way must clear its file's mark (by name now)
     this.fresh.clear();
     this.freshBytes = 0;
     await this.syncer.close();
