@@ -20,12 +20,17 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-/** Mode of a queue file (tmp/ spares included) whose message was answered or needs no answer. */
-export const QUEUE_FILE_MODE = 0o640;
-/** Mode of a queue file whose SMTP client has not been sent its 250 yet. */
-export const UNANSWERED_MODE = 0o740;
 /** The bit that tells them apart (owner execute: meaningless for a mail file). */
 export const UNANSWERED_BIT = 0o100;
+/**
+ * Mode of a queue file (tmp/ spares included) whose message was answered or needs no answer: 0o640
+ * as the process's umask leaves it (a service with UMask=0077 gets 0o600), since fchmod, unlike a
+ * create, does not apply the umask. Read once at load (reading the umask is racy only against
+ * another thread changing it).
+ */
+export const QUEUE_FILE_MODE = 0o640 & ~process.umask();
+/** Mode of a queue file whose SMTP client has not been sent its 250 yet. */
+export const UNANSWERED_MODE = QUEUE_FILE_MODE | UNANSWERED_BIT;
 
 /** Where the spool keeps the boot id of the kernel it last started under. */
 export const BOOT_ID_FILE = 'boot-id';
