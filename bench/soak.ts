@@ -25,7 +25,7 @@
  * Exit status 1 if anything was lost, damaged or left in the queue.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -79,8 +79,10 @@ interface SoakPeer {
   queued(): number;
   /** Queue files in active/ now (counted right after a kill). */
   inActive(): number;
-  /** What a run left aside: badmail/ (smarthost), corrupt/ (Postfix). */
+  /** What a run left aside: badmail/ (smarthost), corrupt/ (Postfix); not the messages set aside as never acknowledged. */
   aside(): number;
+  /** smarthost: messages recovery set aside because their client never got 250 (src/queue/acknowledge.ts). */
+  setAsideUnacknowledged?(): number;
   /** The relay's own count of messages put back from active/ (smarthost: its recovery log lines). */
   requeuedFromActive(): number | undefined;
   /** smarthost: messages recovery removed from active/ as settled, and recipients it marked delivered, from delivered.log. */
@@ -118,6 +120,14 @@ async function smarthostPeer(upPort: number): Promise<SoakPeer> {
     }
   };
   const files = (f: string) => readdirSync(path.join(mailroot, f)).filter((n) => n.endsWith('.eml'));
+  // a .BDR saying so: the message's client never got 250 and sent it again (no loss: `lost` checks it)
+  const unacknowledged = (bdr: string): boolean => {
+    try {
+      return readFileSync(path.join(mailroot, 'badmail', bdr), 'utf8').startsWith('Not acknowledged: ');
+    } catch {
+      return false;
+    }
+  };
   return {
     port,
     async kill() {
@@ -129,7 +139,8 @@ async function smarthostPeer(upPort: number): Promise<SoakPeer> {
     },
     queued: () => ['incoming', 'active', 'deferred', 'hold'].flatMap(files).length,
     inActive: () => files('active').length,
-    aside: () => readdirSync(path.join(mailroot, 'badmail')).length,
+    aside: () => readdirSync(path.join(mailroot, 'badmail')).filter((n) => !unacknowledged(n.replace(/\.BAD$/, '.BDR'))).length,
+    setAsideUnacknowledged: () => readdirSync(path.join(mailroot, 'badmail')).filter((n) => n.endsWith('.BDR') && unacknowledged(n)).length,
     requeuedFromActive: () => {
       countRecovery(relay.output());
       const n = requeued;
@@ -310,6 +321,7 @@ async function soak(peerName: string): Promise<Record<string, unknown>> {
   while (Date.now() < drainEnd && ([...accepted].some((s) => !delivered.has(s)) || peer.queued())) await new Promise((r) => setTimeout(r, 200));
   const requeuedFromActive = peer.requeuedFromActive();
   const aside = peer.aside();
+  const setAside = peer.setAsideUnacknowledged?.();
   const leftInQueue = peer.queued();
   const incomplete = peer.incomplete();
   await peer.stop();
@@ -345,6 +357,7 @@ async function soak(peerName: string): Promise<Record<string, unknown>> {
     inActiveAtKill,
     ...(requeuedFromActive === undefined ? {} : { requeuedFromActive }),
     ...(peer.spared ? { removedFromActiveAsDelivered: peer.spared.removedDelivered, recipientsMarkedDelivered: peer.spared.recipientsTaken } : {}),
+    ...(setAside === undefined ? {} : { setAsideUnacknowledged: setAside }),
     leftInQueue,
     [peerName === 'postfix' ? 'corrupt' : 'badmail']: aside,
     ...(peerName === 'postfix' ? { incompleteLeft: incomplete } : {}),

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
-import type { Envelope, QueueEvent, QueueId } from '../core/types.ts';
+import type { EnqueueOptions, Envelope, QueueEvent, QueueId } from '../core/types.ts';
 import { loadConfig } from '../config/load.ts';
 import { configDirOf, configFileOf, type Config } from '../config/schema.ts';
 import { openSpool } from '../queue/index.ts';
@@ -47,7 +47,7 @@ export interface ReloadResult {
 }
 
 /** Config sections read only at start: a reload leaves them as they were. */
-const RESTART_ONLY = ['listen', 'mailroot', 'pickup', 'log', 'web', 'history'] as const;
+const RESTART_ONLY = ['listen', 'mailroot', 'pickup', 'log', 'web', 'history', 'queue'] as const;
 
 /** Sections of `next` that differ from what the relay started with and that only a restart applies. */
 export function restartOnlyChanges(started: Config, next: Config): string[] {
@@ -119,16 +119,18 @@ export async function startRelay(initial: Config, opts: { logger?: Logger; clock
   const enqueue = {
     // `id` is the one the listener wrote into the Received: header: the message is stored under it,
     // so the client's "250 … queued as ID" and the header name the same message
-    async enqueue(original: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId) {
+    async enqueue(original: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId, options?: EnqueueOptions) {
       const envelope = routed(original);
-      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content, id);
+      if (config.senders.length === 0 || envelope.client.source !== 'smtp') return spool.enqueue(envelope, content, id, options);
       const route = senderRouteFor(config, { clientAddress: envelope.client.address, user: envelope.client.user });
       const withRoute: Envelope = route.upstream ? { ...envelope, upstream: route.upstream.name } : envelope;
-      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content, id);
+      if (route.spec.mode === 'send-as') return spool.enqueue(withRoute, content, id, options);
       const raw = Buffer.isBuffer(content) ? content : await collect(content);
       const rewritten = applySenderMode(raw, withRoute, route.spec);
-      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message, id);
+      return spool.enqueue({ ...withRoute, mailFrom: rewritten.mailFrom, size: rewritten.message.length }, rewritten.message, id, options);
     },
+    // cleared just before the listener's 250 (src/queue/acknowledge.ts)
+    acknowledge: (id: QueueId) => spool.acknowledge(id),
   };
   // What the listener refused, for /metrics and the console's Refusals page.
   const refusals = createRefusalLog();

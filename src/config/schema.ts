@@ -15,6 +15,7 @@ import { sendersSchema } from './sections/senders.ts';
 import { routeSchema, routingSchema } from './sections/routing.ts';
 import { historySchema, logSchema, pickupSchema, webSchema } from './sections/misc.ts';
 import { devicesSchema } from './sections/devices.ts';
+import { queueSchema } from './sections/queue.ts';
 
 export const configSchema = z.strictObject({
   hostname: z.string().optional().describe('name in the SMTP banner, EHLO and Received headers; default: this machine\'s name'),
@@ -35,6 +36,7 @@ export const configSchema = z.strictObject({
   web: webSchema.prefault({}).describe('web console'),
   history: historySchema.prefault({}).describe('message history'),
   devices: devicesSchema.prefault({}).describe('compatibility with old printers, scanners and programs (docs/devices.md)'),
+  queue: queueSchema.prefault({}).describe('the queue (spool) on disk'),
 }).superRefine((cfg, ctx) => {
   const names = new Set<string>();
   cfg.upstreams.forEach((u, i) => {

@@ -161,7 +161,18 @@ export interface Enqueuer {
    * beforehand with newQueueId() (core/ids.ts) by a caller that must name the message first, as
    * the Received header does ("with ESMTP id ID"); the spool checks it. Otherwise the spool makes one.
    */
-  enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId): Promise<QueueId>;
+  enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, id?: QueueId, options?: EnqueueOptions): Promise<QueueId>;
+  /**
+   * For a message enqueued with acknowledgeLater: called right before its 250 is written (after it,
+   * a crash keeps the message; before it, recovery may set it aside, since the client sends it
+   * again: src/queue/acknowledge.ts). Throws when that could not be noted: answer 4xx, not 250.
+   */
+  acknowledge?(id: QueueId): void;
+}
+
+export interface EnqueueOptions {
+  /** A client waits for this message's 250: the spool marks it as unanswered until acknowledge(id). */
+  acknowledgeLater?: boolean;
 }
 
 /** What pickup needs besides enqueue: a file it cannot read goes to badmail with its reason. */

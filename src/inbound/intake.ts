@@ -4,7 +4,8 @@
  * at end of data, a Received: header added, and the content streamed into enqueue().
  *
  * Guarantees:
- *  - the caller answers 250 only with the id enqueue() resolved with (enqueue resolves after fsync);
+ *  - the caller answers 250 only with the id enqueue() resolved with (enqueue resolves after fsync),
+ *    and only after calling the enqueuer's acknowledge(id) when it has one;
  *  - the stream handed to enqueue() ends only when the message is whole and acceptable; a message
  *    refused on the way (oversized, bare line ends under 'reject', client gone) has that stream
  *    destroyed with an error, so the spool never commits it;
@@ -65,6 +66,9 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   stream.on('close', () => { if (!ended) fixer.destroy(new Error('connection closed before the end of the message')); });
   stream.pipe(fixer);
 
+  // The caller acknowledges (Enqueuer.acknowledge) right before its 250: until then the spool keeps
+  // the message marked as unanswered (src/queue/acknowledge.ts).
+  const storeOptions = opts.enqueue.acknowledge ? { acknowledgeLater: true } : undefined;
   // Made now so that the Received header can name it, as Postfix's "with ESMTP id" does.
   const queueId = newQueueId(opts.now());
   let head: Buffer[] = [];
@@ -92,7 +96,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       if (written <= IN_MEMORY_LIMIT) return;
       // Too big to hold: stream from here on, starting with what was held.
       out = new PassThrough();
-      stored = opts.enqueue.enqueue(envelope!, out, queueId);
+      stored = opts.enqueue.enqueue(envelope!, out, queueId, storeOptions);
       // Observed below. A spool that gave up half-way (disk full) reads no more: the stream is
       // closed so that a write waiting for 'drain' is released, and the rest is drained unwritten.
       stored.catch(() => {
@@ -173,7 +177,7 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     if (!out.destroyed) out.end();
   }
   else {
-    stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written), queueId);
+    stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written), queueId, storeOptions);
     held = [];
   }
   try {

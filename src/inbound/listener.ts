@@ -165,6 +165,14 @@ export function createSmtpListener(initialConfig: Config, deps: ListenerDeps): S
       senderCheck: senderCheck ? async (headerFrom) => senderCheck({ clientAddress: client, user, mailFrom, headerFrom, recipients, stage: 'data' }) : undefined,
     }).then((result) => {
       if (result.ok) {
+        // The "no 250 yet" mark is cleared first, then the 250 is written (src/queue/acknowledge.ts):
+        // a crash in between keeps the message (at worst two copies), never the other way round.
+        try {
+          deps.enqueue.acknowledge?.(result.id);
+        } catch (err) {
+          counters.refused++;
+          return cb(report(replyError({ code: 451, status: '4.3.0', message: `Local error, message not acknowledged (${(err as Error).message})` }), 'local-error', 'DATA', session));
+        }
         sessions.accepted(session, result.id, recipients.length);
         if (result.envelope.repairs) logger.info({ event: 'smtp-headers-repaired', session: session.id, client, id: result.id, repairs: result.envelope.repairs }, `message ${result.id} from ${client}: ${result.envelope.repairs.join('; ')}`);
         return cb(null, `2.0.0 Ok: queued as ${result.id}`);

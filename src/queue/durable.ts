@@ -18,10 +18,11 @@
  *
  * On failure the error is passed to every waiter of that round; nothing is retried silently.
  */
-import { close as closeFd, closeSync, constants as fsConstants, fdatasync, fsync, ftruncateSync, open as openFd, openSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { close as closeFd, closeSync, constants as fsConstants, fchmodSync, fdatasync, fsync, ftruncateSync, open as openFd, openSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { copyFile, open, unlink, type FileHandle } from 'node:fs/promises';
 import { isAscii } from 'node:buffer';
 import { crc32 } from 'node:zlib';
+import { QUEUE_FILE_MODE } from './acknowledge.ts';
 
 interface Round {
   promise: Promise<void>;
@@ -170,8 +171,8 @@ export type TrailerOf = (info: ContentInfo) => Buffer;
  * event loop keeps serving SMTP sessions while megabytes reach the disk. A message in memory uses
  * writeOpenNow.
  */
-export async function writeOpen(file: string, content: NodeJS.ReadableStream, trailer?: TrailerOf): Promise<OpenWrite> {
-  const handle = await open(file, 'wx', 0o640);
+export async function writeOpen(file: string, content: NodeJS.ReadableStream, trailer?: TrailerOf, mode = QUEUE_FILE_MODE): Promise<OpenWrite> {
+  const handle = await open(file, 'wx', mode);
   try {
     let size = 0;
     let crc = 0;
@@ -204,6 +205,8 @@ export interface Spare {
   file: string;
   /** Octets already in the file (0 for a new one); a shorter message truncates it. */
   size: number;
+  /** Its permission bits (acknowledge.ts: a reused file must not keep a previous message's mark). */
+  mode: number;
 }
 
 /**
@@ -270,14 +273,14 @@ export class SpareFiles {
       this.creating++;
       // tracked so that close() can wait for it: its file exists on disk before the callback runs
       const made = new Promise<void>((resolve) => {
-        openFd(file, 'wx', 0o640, (err, fd) => {
+        openFd(file, 'wx', QUEUE_FILE_MODE, (err, fd) => {
           this.creating--;
           if (err) return resolve(); // the next take() tries again; a message creates its own file meanwhile
           if (this.closed) {
             closeFd(fd, () => { unlinkQuietly(file); resolve(); });
             return;
           }
-          this.ready.push({ fd, file, size: 0 });
+          this.ready.push({ fd, file, size: 0, mode: QUEUE_FILE_MODE });
           resolve();
         });
       });
@@ -314,14 +317,16 @@ export interface OpenWriteAt extends OpenWrite {
  * ready (else into a new `file`), followed by `trailer` if given; only datasync() waits for the disk,
  * in the thread pool. The caller renames `result.file` to its place.
  */
-export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles, trailer?: TrailerOf): OpenWriteAt {
+export function writeOpenNow(file: string, content: Buffer, spares?: SpareFiles, trailer?: TrailerOf, mode = QUEUE_FILE_MODE): OpenWriteAt {
   const info: ContentInfo = { size: content.length, crc: crc32(content), ascii: isAscii(content) };
   const spare = spares?.take();
-  const fd = spare ? spare.fd : openSync(file, 'wx', 0o640);
+  const fd = spare ? spare.fd : openSync(file, 'wx', mode);
   const written = spare ? spare.file : file;
   const parts = trailer ? [content, trailer(info)] : [content];
   const fileSize = parts.reduce((n, b) => n + b.length, 0);
   try {
+    // a reused file keeps its previous mode: set the one asked for (acknowledge.ts), before the rename
+    if (spare && spare.mode !== mode) fchmodSync(fd, mode);
     writeAllSync(fd, parts);
     // a given-back file held a longer message: cut it here, before the caller's rename and fdatasync
     // (which makes the new length durable with the data)
@@ -364,6 +369,9 @@ export async function copyPrefixSynced(source: string, target: string, prefix: n
   await copyFile(source, target, fsConstants.COPYFILE_EXCL);
   const fh = await open(target, 'r+');
   try {
+    // copyFile copies the mode: a copy (a move, a record change) never carries the source's
+    // "no 250 yet" mark (acknowledge.ts); it counts as answered, which at worst repeats a delivery
+    await fh.chmod(QUEUE_FILE_MODE);
     await fh.truncate(prefix);
     let off = 0;
     while (off < tail.length) off += (await fh.write(tail, off, tail.length - off, prefix + off)).bytesWritten;

@@ -13,16 +13,21 @@
  *   names (settled: delivered, or failed with their NDR), which are removed. Recipients the log
  *   names as taken by an upstream are marked delivered (a message with none left pending is
  *   removed). The log is then emptied.
+ * - incoming/: a queue file still marked "no 250 yet" (acknowledge.ts): with moveAsideUnanswered
+ *   (same kernel boot as the last start) its client never heard 250 and sends it again → badmail/
+ *   with the reason, logged and reported; otherwise (power loss, reboot, the setting off) → kept,
+ *   its mark cleared (it proves nothing now and must not count after a later crash).
  * - A spool from before one file per message (<id>.eml + <id>.json) is converted (convertLegacy).
  * Every folder touched is fsynced before the relay starts.
  */
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import type { Logger } from '../core/logger.ts';
 import { QUEUE_STATES, QUEUE_FILE_EXT, LEGACY_ENVELOPE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { SPARE_PREFIX, unlinkIfExists, type DirectorySyncer } from './durable.ts';
 import { parseRecord, type QueueRecord } from './record.ts';
 import { crc32OfPrefix, readQueueFile, rewriteQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
+import { QUEUE_FILE_MODE, UNANSWERED_BIT } from './acknowledge.ts';
 
 export interface RecoveryReport {
   droppedPartial: number;
@@ -38,12 +43,25 @@ export interface RecoveryReport {
   toBadmail: number;
   /** Messages converted from the two-file layout. */
   converted: number;
+  /** Messages set aside in badmail/ because their client never heard 250 (moveAsideUnanswered). */
+  unanswered: Array<{ id: string; mailFrom: string; recipients: string[]; reason: string }>;
+  /** Marks "no 250 yet" cleared on files kept (another boot, or moveAsideUnanswered off). */
+  marksCleared: number;
+}
+
+export interface RecoveryOptions {
+  /**
+   * The kernel has not restarted since the relay last started (same boot id) and
+   * queue.keepUnacknowledged is off: a file in incoming/ still marked "no 250 yet" was never
+   * answered, and goes to badmail/ instead of being delivered (acknowledge.ts).
+   */
+  moveAsideUnanswered?: boolean;
 }
 
 const ext = (name: string, suffix: string) => (name.endsWith(suffix) ? name.slice(0, -suffix.length) : undefined);
 
-export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger): Promise<RecoveryReport> {
-  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, recipientsTaken: 0, takenIds: [], movedStragglers: 0, toBadmail: 0, converted: 0 };
+export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, logger: Logger, options: RecoveryOptions = {}): Promise<RecoveryReport> {
+  const report: RecoveryReport = { droppedPartial: 0, requeuedActive: 0, removedDelivered: 0, recipientsTaken: 0, takenIds: [], movedStragglers: 0, toBadmail: 0, converted: 0, unanswered: [], marksCleared: 0 };
   for (const name of await readdir(paths.folder('tmp'))) {
     // spares (made ahead, or delivered files kept for reuse) are no lost message
     if ((await unlinkIfExists(`${paths.folder('tmp')}/${name}`)) && !name.startsWith(SPARE_PREFIX)) report.droppedPartial++;
@@ -110,6 +128,31 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
     }
   }
 
+  for (const [id, { state, record }] of records) {
+    if (state !== 'incoming') continue;
+    const file = paths.queueFile('incoming', id);
+    const marked = await stat(file).then((st) => (st.mode & UNANSWERED_BIT) !== 0, () => false);
+    if (!marked) continue;
+    if (!options.moveAsideUnanswered) {
+      await chmod(file, QUEUE_FILE_MODE);
+      report.marksCleared++;
+      continue;
+    }
+    const { mailFrom, recipients } = record.envelope;
+    const reason = `Not acknowledged: the relay stopped after storing message ${id} but before its 250 reached the client (${record.envelope.client.address || 'unknown address'}), which therefore still holds it and sends it again; it was not delivered, to avoid a second copy. Resend this file (copy it into pickup/) only if the message does not arrive.`;
+    try {
+      await writeBadmail(paths, syncer, { name: id, content: { file, size: record.envelope.size }, envelope: { mailFrom, recipients }, reason: `${reason}\nFrom: ${mailFrom || '<>'}\nTo: ${recipients.join(', ')}\nReceived: ${record.envelope.receivedAt}` });
+      await unlinkIfExists(file);
+      records.delete(id);
+      report.unanswered.push({ id, mailFrom, recipients, reason: 'not acknowledged: the relay stopped before its 250 reached the client, who sends it again' });
+      logger.warn({ id, from: mailFrom, to: recipients, client: record.envelope.client.address }, `message ${id} set aside in badmail/: the relay stopped before its 250 reached the client, which sends it again`);
+    } catch (e) {
+      // kept and delivered: at worst a second copy, never a loss
+      logger.error({ err: e, id }, 'could not set aside a message its client was not told about; it is delivered');
+      await chmod(file, QUEUE_FILE_MODE).catch(() => undefined);
+    }
+  }
+
   const deliveredLog = `${paths.root}/${DELIVERED_LOG}`;
   const { settled, taken, lines } = readDeliveredLog(await readFile(deliveredLog, 'utf8').catch(() => ''));
   for (const [id, { state, record }] of records) {
@@ -147,9 +190,9 @@ export async function recoverSpool(paths: SpoolPaths, syncer: DirectorySyncer, l
   for (const state of QUEUE_STATES) await syncer.sync(paths.folder(state));
   // after the folder syncs: the removals above are durable, the log has served
   if (lines > 0) await writeFile(deliveredLog, '');
-  if (report.droppedPartial || report.requeuedActive || report.removedDelivered || report.recipientsTaken || report.movedStragglers || report.toBadmail || report.converted) {
-    const { takenIds: _ids, ...counts } = report;
-    logger.warn(counts, 'spool recovered after an unclean stop');
+  if (report.droppedPartial || report.requeuedActive || report.removedDelivered || report.recipientsTaken || report.movedStragglers || report.toBadmail || report.converted || report.unanswered.length || report.marksCleared) {
+    const { takenIds: _ids, unanswered, ...counts } = report;
+    logger.warn({ ...counts, setAsideUnacknowledged: unanswered.length }, 'spool recovered after an unclean stop');
   }
   return report;
 }

@@ -18,7 +18,7 @@
  * (the CLI moving files) are noticed. Failures to write throw SmarthostError SH_SPOOL_WRITE with the
  * reason; the message is then not queued and the caller must not answer 250.
  */
-import { createReadStream, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, createReadStream, fchmodSync, fstatSync, ftruncateSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, rename, open, stat } from 'node:fs/promises';
@@ -26,13 +26,14 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { SmarthostError } from '../core/errors.ts';
 import { isQueueId, newQueueId, resolveIdPrefix } from '../core/ids.ts';
-import type { Envelope, Enqueuer, HandoffJournal, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
+import type { Envelope, EnqueueOptions, Enqueuer, HandoffJournal, MessageLocation, MessageState, Quarantine, QueueEvent, QueueEventSink, QueueId } from '../core/types.ts';
 import { spoolPaths, SPOOL_FOLDERS, QUEUE_STATES, QUEUE_FILE_EXT, LOCKED_SUFFIX, DELIVERED_LOG, type QueueFolder, type SpoolPaths } from './paths.ts';
 import { DirectorySyncer, SpareFiles, closeQuietly, writeOpen, writeOpenNow, unlinkIfExists, unlinkQuietly, type OpenWrite, type TrailerOf } from './durable.ts';
 import { newRecord, pendingRecipients, type QueueRecord } from './record.ts';
 import { encodeTrailer, readQueueFile, rewriteQueueFile } from './queue-file.ts';
 import { writeBadmail } from './badmail.ts';
 import { recoverSpool } from './recovery.ts';
+import { QUEUE_FILE_MODE, UNANSWERED_MODE, currentBootId, swapBootId } from './acknowledge.ts';
 
 export interface SpoolDeps {
   clock: Clock;
@@ -40,6 +41,8 @@ export interface SpoolDeps {
   events?: QueueEventSink;
   /** Run crash recovery on open (default true). The CLI passes false: the relay may be running. */
   recover?: boolean;
+  /** Tests: where the kernel's boot id is read (acknowledge.ts); default /proc/sys/kernel/random/boot_id. */
+  bootIdSource?: string;
 }
 
 export interface QueueEntry {
@@ -91,6 +94,13 @@ export interface Spool extends Enqueuer, Quarantine {
   settle(record: QueueRecord, to: QueueFolder | 'done'): Promise<void>;
   /** Writes the message to badmail/ with X-Sender/X-Receiver for `recipients` and the .BDR text. */
   toBadmail(record: QueueRecord, recipients: string[], bdrText: string): Promise<string>;
+  /**
+   * Clears the "no 250 yet" mark of a message enqueued with acknowledgeLater (acknowledge.ts); the
+   * listener calls it just before writing the 250. Until then the message is not handed to
+   * delivery. Throws when the mark could not be cleared: the caller must then not answer 250.
+   * Does nothing for a message enqueued without the option.
+   */
+  acknowledge(id: QueueId): void;
   /** Called after each enqueue (the delivery manager kicks itself). */
   onEnqueued(listener: (id: QueueId) => void): void;
   emit(event: QueueEvent): void;
@@ -100,16 +110,21 @@ export interface Spool extends Enqueuer, Quarantine {
 }
 
 /** Opens (creating folders, recovering) the spool under config.mailrootPath. */
-export async function openSpool(config: { mailrootPath: string }, deps: SpoolDeps): Promise<Spool> {
+export async function openSpool(config: { mailrootPath: string; queue?: { keepUnacknowledged?: boolean } }, deps: SpoolDeps): Promise<Spool> {
   const paths = spoolPaths(config.mailrootPath);
   await checkMailroot(config.mailrootPath, paths);
   const syncer = new DirectorySyncer();
-  const recovered = deps.recover !== false ? await recoverSpool(paths, syncer, deps.logger) : undefined;
-  const spool = new FolderSpool(paths, syncer, deps);
+  const keepAll = config.queue?.keepUnacknowledged === true;
+  // the relay only (the CLI beside it neither recovers nor marks): boot id read, then replaced
+  const bootId = deps.recover !== false ? await currentBootId(deps.bootIdSource) : undefined;
+  const boot = deps.recover !== false ? await swapBootId(paths.root, bootId) : { sameBoot: false };
+  const recovered = deps.recover !== false ? await recoverSpool(paths, syncer, deps.logger, { moveAsideUnanswered: boot.sameBoot && !keepAll }) : undefined;
+  const spool = new FolderSpool(paths, syncer, deps, bootId !== undefined && !keepAll);
   await spool.rescan();
   // history and the console learn the end of messages an upstream took just before the stop
   const at = new Date(deps.clock.now()).toISOString();
   for (const id of recovered?.takenIds ?? []) spool.emit({ type: 'state', id, state: 'delivered', reason: 'delivered just before an unclean stop (noted by the delivery thread; not sent again)', at });
+  for (const u of recovered?.unanswered ?? []) spool.emit({ type: 'state', id: u.id, state: 'badmail', reason: u.reason, at });
   return spool;
 }
 
@@ -176,6 +191,13 @@ const REMOVAL_DELAY_MS = 20;
  */
 const OPEN_FILES_LIMIT = 256;
 
+/**
+ * A message still waiting for acknowledge() this long is released to delivery anyway (and its mark
+ * cleared): its listener never called back, a bug; delivering it repeats at worst a copy the client
+ * sends again, as before the mark existed. The listener acknowledges within microseconds.
+ */
+const UNANSWERED_GRACE_MS = 60_000;
+
 /** A lock this old belongs to a process that died (moves take milliseconds). */
 const STALE_LOCK_MS = 60_000;
 
@@ -203,8 +225,14 @@ class FolderSpool implements Spool {
   private freshBytes = 0;
   /** Files created ahead in tmp/ for the next messages (durable.ts). */
   private spares: SpareFiles;
-  /** Queue files kept open (see OPEN_FILES_LIMIT): descriptor and size in octets. */
-  private openFiles = new Map<QueueId, { fd: number; size: number }>();
+  /** Queue files kept open (see OPEN_FILES_LIMIT): descriptor, size in octets and mode (acknowledge.ts). */
+  private openFiles = new Map<QueueId, { fd: number; size: number; mode: number }>();
+  /** Write SMTP clients' messages with the "no 250 yet" mark (acknowledge.ts): a boot id exists and queue.keepUnacknowledged is off. */
+  private readonly marking: boolean;
+  /** Messages committed with the mark whose acknowledge() has not come yet, and since when: not handed to delivery. */
+  private unanswered = new Map<QueueId, number>();
+  /** due() passed over an unanswered message: acknowledge() kicks the delivery manager. */
+  private passedOver = false;
   /** Files of delivered messages waiting for the next batch (see removeLater). */
   private removals = new Map<QueueId, string>();
   /** Ids whose batch of unlinks is running. */
@@ -215,10 +243,11 @@ class FolderSpool implements Spool {
   private deliveredFd: number | undefined;
   private deliveredBytes = 0;
 
-  constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps) {
+  constructor(paths: SpoolPaths, syncer: DirectorySyncer, deps: SpoolDeps, marking = false) {
     this.paths = paths;
     this.syncer = syncer;
     this.deps = deps;
+    this.marking = marking;
     this.spares = new SpareFiles(paths.folder('tmp'));
   }
 
@@ -238,7 +267,7 @@ class FolderSpool implements Spool {
     this.listeners.push(listener);
   }
 
-  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, givenId?: QueueId): Promise<QueueId> {
+  async enqueue(envelope: Envelope, content: Buffer | NodeJS.ReadableStream, givenId?: QueueId, options?: EnqueueOptions): Promise<QueueId> {
     const id = givenId ?? newQueueId(this.deps.clock.now());
     if (givenId !== undefined && (!isQueueId(givenId) || this.index.has(givenId) || this.busy.has(givenId))) {
       throw new SmarthostError('SH_SPOOL_WRITE', `queue id ${JSON.stringify(givenId)} is malformed or already in use`, { responseCode: 451, enhanced: '4.3.0' });
@@ -254,18 +283,20 @@ class FolderSpool implements Spool {
       return encodeTrailer(record);
     };
     let written: (OpenWrite & { file: string; fd?: number; fileSize?: number }) | undefined;
+    const mark = this.marking && options?.acknowledgeLater === true;
+    const mode = mark ? UNANSWERED_MODE : QUEUE_FILE_MODE;
     // busy until committed: a concurrent rescan must not hand the message to delivery before its 250
     this.busy.add(id);
     try {
       // a message in memory is written synchronously (durable.ts says why)
-      written = Buffer.isBuffer(content) ? writeOpenNow(tmpFile, content, this.spares, trailer) : { ...(await writeOpen(tmpFile, content, trailer)), file: tmpFile };
+      written = Buffer.isBuffer(content) ? writeOpenNow(tmpFile, content, this.spares, trailer, mode) : { ...(await writeOpen(tmpFile, content, trailer, mode)), file: tmpFile };
       // The rename first, then the file's and the folder's syncs at once: one fsync round per message.
       // Until both have finished the client has no 250; recovery drops from incoming/ a file whose
       // envelope or message does not check out (queue-file.ts, recovery.ts).
       renameSync(written.file, committed);
       await Promise.all([written.datasync(), this.syncer.sync(this.paths.folder('incoming'))]);
       // durable now; closing need not delay the 250
-      if (written.fd !== undefined && written.fileSize !== undefined && this.openFiles.size < OPEN_FILES_LIMIT) this.openFiles.set(id, { fd: written.fd, size: written.fileSize });
+      if (written.fd !== undefined && written.fileSize !== undefined && this.openFiles.size < OPEN_FILES_LIMIT) this.openFiles.set(id, { fd: written.fd, size: written.fileSize, mode });
       else written.close().catch((err) => this.deps.logger.warn({ err, id }, 'closing a spool file failed'));
     } catch (e) {
       await written?.close().catch(() => undefined);
@@ -280,11 +311,37 @@ class FolderSpool implements Spool {
     }
     if (!record) throw new SmarthostError('SH_INTERNAL', `message ${id}: written without its envelope`);
     this.index.set(id, { state: 'incoming', record, touched: ++this.ops });
+    // before it is due: delivery must not take it before its mark is cleared (a claim's rename would
+    // leave a marked file where recovery does not look for one, a move would copy the mark away)
+    if (mark) this.unanswered.set(id, this.deps.clock.now());
     if (Buffer.isBuffer(content)) this.keepFresh(id, content);
     this.ready.add(id);
     this.emit({ type: 'accepted', id, envelope: record.envelope, at: new Date(this.deps.clock.now()).toISOString() });
     for (const l of this.listeners) l(id);
     return id;
+  }
+
+  acknowledge(id: QueueId): void {
+    if (!this.unanswered.delete(id)) return;
+    if (this.passedOver) {
+      this.passedOver = false;
+      for (const l of this.listeners) l(id);
+    }
+    // An in-kernel metadata change, no fsync: it matters only while the kernel runs (acknowledge.ts).
+    // On failure the message is deliverable as before (unanswered no more) and the caller answers 4xx.
+    const open = this.openFiles.get(id);
+    if (open) {
+      fchmodSync(open.fd, QUEUE_FILE_MODE);
+      open.mode = QUEUE_FILE_MODE;
+      return;
+    }
+    const entry = this.index.get(id);
+    try {
+      chmodSync(this.paths.queueFile(entry?.state ?? 'incoming', id), QUEUE_FILE_MODE);
+    } catch (e) {
+      // moved by another process (the CLI): its new file was written without the mark
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   }
 
   private keepFresh(id: QueueId, content: Buffer): void {
@@ -450,7 +507,7 @@ class FolderSpool implements Spool {
 
   /** Runs fn with the id marked busy; refuses when another operation has it. */
   private async exclusive<T>(id: QueueId, fn: () => Promise<T>): Promise<T> {
-    if (this.busy.has(id)) throw new SmarthostError('SH_INTERNAL', `message ${id} is being worked on; try again in a moment`);
+    if (this.busy.has(id) || this.unanswered.has(id)) throw new SmarthostError('SH_INTERNAL', `message ${id} is being worked on; try again in a moment`);
     this.busy.add(id);
     try {
       return await fn();
@@ -594,6 +651,19 @@ class FolderSpool implements Spool {
         this.ready.delete(id);
         continue;
       }
+      const since = this.unanswered.get(id);
+      if (since !== undefined) {
+        if (now - since < UNANSWERED_GRACE_MS) {
+          this.passedOver = true;
+          continue;
+        }
+        this.deps.logger.warn({ id }, 'a message was not acknowledged to its client in time; delivered anyway (its client may send it again)');
+        try {
+          this.acknowledge(id);
+        } catch (err) {
+          this.deps.logger.warn({ err, id }, 'could not clear the unacknowledged mark of a queue file');
+        }
+      }
       out.push(e.record);
     }
     return out;
@@ -606,7 +676,7 @@ class FolderSpool implements Spool {
 
   async claim(id: QueueId): Promise<QueueRecord | undefined> {
     const entry = this.index.get(id);
-    if (!entry || this.busy.has(id) || (entry.state !== 'incoming' && entry.state !== 'deferred')) return undefined;
+    if (!entry || this.busy.has(id) || this.unanswered.has(id) || (entry.state !== 'incoming' && entry.state !== 'deferred')) return undefined;
     this.busy.add(id);
     try {
       // no fsync: after a crash the message is either where it was or in active/, both due again
@@ -708,7 +778,7 @@ class FolderSpool implements Spool {
         if (open) {
           const spare = this.spares.newName();
           await rename(file, spare);
-          if (this.spares.giveBack({ fd: open.fd, file: spare, size: open.size })) return;
+          if (this.spares.giveBack({ fd: open.fd, file: spare, size: open.size, mode: open.mode })) return;
           closeQuietly(open.fd);
           await unlinkIfExists(spare);
         } else await unlinkIfExists(file);
@@ -750,6 +820,7 @@ class FolderSpool implements Spool {
     await this.spares.close();
     for (const id of [...this.openFiles.keys()]) this.closeFile(id);
     this.listeners = [];
+    // `unanswered` is kept: an acknowledge() still on its way must clear its file's mark (by name now)
     this.fresh.clear();
     this.freshBytes = 0;
     await this.syncer.close();
