@@ -37,8 +37,13 @@ export const BOOT_ID_FILE = 'boot-id';
 
 const KERNEL_BOOT_ID = '/proc/sys/kernel/random/boot_id';
 
-/** This kernel's boot id (random per boot), or undefined where there is none (not Linux). */
-export async function currentBootId(source = KERNEL_BOOT_ID): Promise<string | undefined> {
+/**
+ * This kernel's boot id (random per boot), or undefined where there is none (not Linux). Asked only
+ * on Linux: under wine a Windows build reads the host's /proc through its Z: drive, and there the
+ * mode bits (fchmod) it would rely on do not exist (Node answers ENOENT).
+ */
+export async function currentBootId(source = KERNEL_BOOT_ID, platform: NodeJS.Platform = process.platform): Promise<string | undefined> {
+  if (platform !== 'linux') return undefined;
   const text = await readFile(source, 'utf8').catch(() => undefined);
   const id = text?.trim();
   return id && /^[0-9a-f-]{16,64}$/i.test(id) ? id : undefined;

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openSpool } from '../../src/queue/spool.ts';
 import { SpareFiles, writeOpenNow } from '../../src/queue/durable.ts';
-import { UNANSWERED_BIT } from '../../src/queue/acknowledge.ts';
+import { UNANSWERED_BIT, currentBootId } from '../../src/queue/acknowledge.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { createLogger, silentLogger } from '../../src/core/logger.ts';
 import type { QueueEvent } from '../../src/core/types.ts';
@@ -148,4 +148,17 @@ test('a reused spare file takes the mode asked for, not its previous message\'s 
   assert.equal(fstatSync(w.fd).size, 5);
   closeSync(w.fd);
   await spares.close();
+});
+
+test('the boot id is asked only on Linux: a Windows build (under wine it can read the host /proc) marks nothing', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-bootid-'));
+  try {
+    const file = path.join(dir, 'boot_id');
+    await writeFile(file, '0b4c6f1e-8d2a-4f7e-9a51-3c2d1e0f9a8b\n');
+    assert.equal(await currentBootId(file, 'linux'), '0b4c6f1e-8d2a-4f7e-9a51-3c2d1e0f9a8b');
+    assert.equal(await currentBootId(file, 'win32'), undefined);
+    assert.equal(await currentBootId(file, 'darwin'), undefined);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
