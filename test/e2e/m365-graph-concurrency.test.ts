@@ -5,11 +5,11 @@
 // The relay must never have more than 4 in progress, together, and deliver every message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { startRelay, type RelayProcess } from '../helpers/relay.ts';
 import { startIdentity, type IdentityStandIn } from '../helpers/m365/identity.ts';
 import { startGraph, type GraphStandIn } from '../helpers/m365/graph.ts';
+import { runCommand, waitUntil as waitFor } from '../helpers/wait.ts';
 import { loopbackCert, tempDir } from '../helpers/m365/pki.ts';
 
 const MAILBOX = 'scanner@contoso.com';
@@ -18,20 +18,8 @@ let relay: RelayProcess;
 let idp: IdentityStandIn;
 let graph: GraphStandIn;
 
-function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: `${stdout}${stderr}` }));
-  });
-}
-
-async function waitUntil(what: string, check: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for ${what}; peak ${JSON.stringify([...graph.peakConcurrency])}, refused ${graph.concurrencyRefused}; relay log tail:\n${relay.output().split('\n').slice(-10).join('\n')}`);
-}
+const run = (cmd: string, args: string[]) => runCommand(cmd, args, 120_000);
+const waitUntil = (what: string, check: () => boolean, ms = 60_000) => waitFor(what, check, ms, () => `peak ${JSON.stringify([...graph.peakConcurrency])}, refused ${graph.concurrencyRefused}; relay log tail:\n${relay.output().split('\n').slice(-10).join('\n')}`);
 
 /** One smtplib session sending each message (each gets its own 250). */
 function send(messages: Array<{ to: string; subject: string }>): Promise<{ code: number; out: string }> {

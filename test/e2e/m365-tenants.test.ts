@@ -5,13 +5,13 @@
 // recipients need two routes, and every tenant's NDRs go back through that tenant as its mailbox.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { startRelay, NODE, CLI, type RelayProcess } from '../helpers/relay.ts';
 import { startIdentity, type IdentityStandIn } from '../helpers/m365/identity.ts';
 import { startExchangeSmtp, type SmtpStandIn, type Received } from '../helpers/m365/smtp.ts';
 import { startGraph, type GraphStandIn } from '../helpers/m365/graph.ts';
+import { runCommand, waitUntil as waitFor } from '../helpers/wait.ts';
 import { loopbackCert, tempDir } from '../helpers/m365/pki.ts';
 
 interface Tenant { name: string; domain: string; mailbox: string; idp: IdentityStandIn; exo: SmtpStandIn; graph: GraphStandIn }
@@ -27,20 +27,8 @@ let caFile: string;
 const tenants: Tenant[] = [];
 let relay: RelayProcess;
 
-function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: `${stdout}${stderr}` }));
-  });
-}
-
-async function waitUntil(what: string, check: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`timed out waiting for ${what}; relay log tail:\n${relay.output().split('\n').slice(-15).join('\n')}`);
-}
+const run = (cmd: string, args: string[]) => runCommand(cmd, args, 60_000);
+const waitUntil = (what: string, check: () => boolean, ms = 30_000) => waitFor(what, check, ms, () => `relay log tail:\n${relay.output().split('\n').slice(-15).join('\n')}`);
 
 const swaks = (from: string, to: string, subject: string) => run('swaks', ['--server', `127.0.0.1:${relay.port}`, '--from', from, '--to', to, '--h-Subject', subject, '--body', `body of ${subject}`]);
 const subjectIs = (s: string) => (m: Received) => /^Subject: (.*)$/m.exec(m.raw.toString('latin1'))?.[1]?.trim() === s;
