@@ -12,7 +12,7 @@
  *
  *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 3]
  *                     [--peers smarthost,postfix,smarthost-tuned,smarthost-routes20,smarthost-nohistory,baseline]
- *                     [--baseline DIR] [--json FILE]
+ *                     [--baseline DIR [--baseline-variant defaults|tuned]] [--json FILE]
  *   node bench/run.ts --mode idle [--idle 1000] [--peers smarthost,postfix]
  *
  * `--mode idle` measures memory instead (idleMain below): each peer's RSS and PSS (all its
@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     peers: { type: 'string', default: 'smarthost,postfix' },
     json: { type: 'string' },
     baseline: { type: 'string' },
+    'baseline-variant': { type: 'string', default: 'defaults' },
     timeout: { type: 'string', default: '180' },
     mode: { type: 'string', default: 'throughput' },
     idle: { type: 'string', default: '1000' },
@@ -272,9 +273,10 @@ async function main(): Promise<void> {
     if (p === 'smarthost-routes20') return smarthostPeer('smarthost-routes20', true, 'routes20');
     if (p === 'smarthost-nohistory') return smarthostPeer('smarthost-nohistory', false);
     if (p === 'postfix') return postfixPeer();
-    // an earlier checkout (`--baseline DIR`, e.g. a `git worktree` of the last release), on the tuned
-    // settings it understands: what a change cost or won, measured in the same run
-    if (p === 'baseline' && args.baseline) return smarthostPeer('baseline', true, 'tuned', path.resolve(args.baseline));
+    // an earlier checkout (`--baseline DIR`, e.g. a `git worktree` of the last release): what a change
+    // cost or won, measured in the same run; on its defaults, or `--baseline-variant tuned` for a
+    // commit older than issue 14's defaults
+    if (p === 'baseline' && args.baseline) return smarthostPeer('baseline', true, args['baseline-variant'] === 'tuned' ? 'tuned' : 'defaults', path.resolve(args.baseline));
     throw new Error(`unknown peer ${p}`);
   });
   // Every peer runs side by side from the start (each with its own sink), and the points are

@@ -17,16 +17,18 @@ if (major < 22 || (major === 22 && minor < 18)) {
 }
 // `serve` is a long-running process: V8's default young generation lets the heap of a busy relay
 // grow by about 100 MB of short-lived garbage (SMTP sessions, buffers) before it is collected.
-// A smaller one (8 MB semi-spaces) kept peak RSS near 170-215 MB instead of 310-340 MB at the
-// same CPU per message (measured with npm run bench, docs/performance.md); 4 MB semi-spaces hold
-// 8 MB less while idle and 10-40 MB less at peak with 50 sessions, again at the same CPU per message
-// within the machine's noise (docs/performance.md "Memory"). The heap size is fixed
-// when V8 starts, so the process replaces itself once (execve: same pid, no parent left behind).
-// --initial-old-space-size=64: V8 counts Buffers (memory outside its heap) against a small initial
-// old-generation limit, so relaying 100 KB messages triggered a full mark-compact every ~20
-// messages: 0.4-0.6 ms of GC-thread CPU per message. With a 64 MB starting limit, 45 became 3 per
-// 1,000 messages, for 30-45 MB more peak RSS at 100 KB (a 128 MB limit cost +60-80 MB). Measured on
-// the bench machine, docs/performance.md.
+// Measured with npm run bench beside the previous setting each time (docs/performance.md "Memory"):
+// 8 MB semi-spaces kept peak RSS near 170-215 MB instead of 310-340 MB; 4 MB held 10-40 MB less;
+// 1 MB, with the old generation grown by 20% instead of V8's up-to-4x (--heap-growing-percent),
+// peaks at 152-171 MB against 202-221 MB with 2 MB and 20%, at the same CPU per message within the
+// machine's noise. Every thread's heap (the event loop's, the delivery thread's, the history's)
+// takes these flags. The heap size is fixed when V8 starts, so the process replaces itself once
+// (execve: same pid, no parent left behind). The single executable gets the same flags from its
+// SEA config (scripts/build-exe.mjs): keep both lists alike.
+// (--initial-old-space-size=64 was here while each 100 KB message was copied four times on its way
+// in: V8 counted those Buffers against a small initial old generation and ran a full mark-compact
+// every ~20 messages. With the copies gone (src/inbound/intake.ts, src/transports/smtp-thread.ts)
+// it bought no CPU the bench could see and cost 60-90 MB of peak.)
 // SMARTHOST_NODE_TUNED marks the second start; setting it yourself (or NODE_OPTIONS with
 // --max-semi-space-size) keeps your own settings.
 // In the checkout, Node.js strips the TypeScript of every module at each start, with a WebAssembly
@@ -40,6 +42,6 @@ if (checkout && !process.env.NODE_COMPILE_CACHE) {
 }
 const tuned = process.env.SMARTHOST_NODE_TUNED || /--max-semi-space-size/.test(`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`);
 if (process.argv[2] === 'serve' && !tuned && typeof process.execve === 'function') {
-  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=4', '--initial-old-space-size=64', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, SMARTHOST_NODE_TUNED: '1' });
+  process.execve(process.execPath, [process.execPath, '--max-semi-space-size=1', '--heap-growing-percent=20', ...process.execArgv, ...process.argv.slice(1)], { ...process.env, SMARTHOST_NODE_TUNED: '1' });
 }
 await import(checkout ? '../src/cli/main.ts' : '../dist/cli/main.js');

@@ -173,12 +173,12 @@ const seaConfig = {
   disableExperimentalSEAWarning: true,
   assets,
 };
-// bin/smarthost.js re-executes `serve` with a smaller young generation and a larger initial old
-// generation (docs/performance.md): both are fixed when V8 creates the heap, so
+// bin/smarthost.js re-executes `serve` with a smaller young generation and a slower-growing old
+// generation (docs/performance.md; keep both lists alike): both are fixed when V8 creates the heap, so
 // v8.setFlagsFromString() at run time would come too late. A SEA takes start-up flags from
 // "execArgv" in its config (Node >= 24.6), so every command of the binary starts with them: for the
 // short commands they change nothing measurable (docs/install.md), and nothing re-executes.
-if (major >= 24) seaConfig.execArgv = ['--max-semi-space-size=4', '--initial-old-space-size=64'];
+if (major >= 24) seaConfig.execArgv = ['--max-semi-space-size=1', '--heap-growing-percent=20'];
 writeFileSync(path.join(workDir, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
 // The blob must be made by the same Node version that runs it: the devDependency's, or (for
 // another version) the Linux x64 one from the registry.

@@ -12,15 +12,11 @@ import { fstatSync } from 'node:fs';
 import pino from 'pino';
 import pinoPretty from 'pino-pretty';
 import { isSingleExecutable } from './embedded.ts';
+import { REDACT_PATHS } from './redact.ts';
 
 export type Logger = pino.Logger;
 
-/** Keys never logged, whatever object they are in. */
-export const REDACT_PATHS = [
-  'password', 'pass', 'secret', 'clientSecret', 'token', 'accessToken', 'refreshToken', 'authorization',
-  '*.password', '*.pass', '*.secret', '*.clientSecret', '*.token', '*.accessToken', '*.refreshToken', '*.authorization',
-  '*.*.password', '*.*.pass', '*.*.secret', '*.*.clientSecret', '*.*.accessToken', '*.*.refreshToken',
-];
+export { REDACT_PATHS };
 
 export interface LoggerOptions {
   level?: string;

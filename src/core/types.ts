@@ -109,9 +109,10 @@ export interface OutboundMessage {
   /**
    * Where the bytes are, for a transport that hands the message to another thread: in memory (just
    * accepted) or a file to read, never to write (the spool owns it and keeps it in place until the
-   * attempt is settled).
+   * attempt is settled). With `take`, a Buffer the spool can give away comes back `owned`: no one
+   * else holds it, and the caller may transfer its memory to another thread instead of copying it.
    */
-  locate?(): MessageLocation;
+  locate?(take?: boolean): MessageLocation;
   smtputf8?: boolean;
   /** The content has bytes over 127 (Envelope.eightBit). */
   eightBit?: boolean;
@@ -132,7 +133,7 @@ export interface HandoffJournal {
 }
 
 /** A message's bytes in memory, or its queue file, whose first `size` octets are the message. */
-export type MessageLocation = { buffer: Buffer } | { file: string; size: number };
+export type MessageLocation = { buffer: Buffer; owned?: boolean } | { file: string; size: number };
 
 /** One upstream delivery mechanism; see src/transports/. Transports report; the queue decides. */
 export interface Transport {
@@ -173,6 +174,11 @@ export interface Enqueuer {
 export interface EnqueueOptions {
   /** A client waits for this message's 250: the spool marks it as unanswered until acknowledge(id). */
   acknowledgeLater?: boolean;
+  /**
+   * The caller gives the content Buffer away: it keeps no reference and never reads it again, so the
+   * spool may hand its memory to a delivery thread without a copy (locate(take)).
+   */
+  handOver?: boolean;
 }
 
 /** What pickup needs besides enqueue: a file it cannot read goes to badmail with its reason. */

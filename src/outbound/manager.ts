@@ -164,7 +164,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       eightBit: rec.envelope.eightBit,
       open: () => spool.openMessage(rec.id),
       read: () => spool.readMessage(rec.id),
-      locate: () => spool.locateMessage(rec.id),
+      locate: (take) => spool.locateMessage(rec.id, take),
       journal: spool.handoffJournal(rec.id),
     };
   }

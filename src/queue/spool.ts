@@ -79,7 +79,8 @@ export interface Spool extends Enqueuer, Quarantine {
   readMessage(id: QueueId): Promise<Buffer>;
   openMessage(id: QueueId): Readable;
   /** The message's bytes in memory (just accepted) or its file in the spool, for another thread to read. */
-  locateMessage(id: QueueId): MessageLocation;
+  /** See OutboundMessage.locate: `take` may give the spool's in-memory copy away (owned). */
+  locateMessage(id: QueueId, take?: boolean): MessageLocation;
   /** Where a transport notes the recipients of this message an upstream took (delivered.log; recovery.ts reads it). */
   handoffJournal(id: QueueId): HandoffJournal;
   /** Re-reads the folders (picks up changes made by another process). */
@@ -223,6 +224,8 @@ class FolderSpool implements Spool {
   /** Content of accepted messages not yet settled, identical to their fsynced file (see FRESH_CONTENT_LIMIT). */
   private fresh = new Map<QueueId, Buffer>();
   private freshBytes = 0;
+  /** Fresh content its enqueuer handed over (EnqueueOptions.handOver) and not yet lent to anyone: locateMessage(id, true) may give it away. */
+  private givable = new Set<QueueId>();
   /** Files created ahead in tmp/ for the next messages (durable.ts). */
   private spares: SpareFiles;
   /** Queue files kept open (see OPEN_FILES_LIMIT): descriptor, size in octets and mode (acknowledge.ts). */
@@ -314,7 +317,7 @@ class FolderSpool implements Spool {
     // before it is due: delivery must not take it before its mark is cleared (a claim's rename would
     // leave a marked file where recovery does not look for one, a move would copy the mark away)
     if (mark) this.unanswered.set(id, this.deps.clock.now());
-    if (Buffer.isBuffer(content)) this.keepFresh(id, content);
+    if (Buffer.isBuffer(content) && this.keepFresh(id, content) && options?.handOver && ownsMemory(content)) this.givable.add(id);
     this.ready.add(id);
     this.emit({ type: 'accepted', id, envelope: record.envelope, at: new Date(this.deps.clock.now()).toISOString() });
     for (const l of this.listeners) l(id);
@@ -344,15 +347,17 @@ class FolderSpool implements Spool {
     }
   }
 
-  private keepFresh(id: QueueId, content: Buffer): void {
+  private keepFresh(id: QueueId, content: Buffer): boolean {
     const cost = Math.max(content.length, content.buffer.byteLength);
-    if (this.freshBytes + cost > FRESH_CONTENT_LIMIT) return;
+    if (this.freshBytes + cost > FRESH_CONTENT_LIMIT) return false;
     this.fresh.set(id, content);
     this.freshBytes += cost;
+    return true;
   }
 
   private forgetFresh(id: QueueId): void {
     const content = this.fresh.get(id);
+    this.givable.delete(id);
     if (!content) return;
     this.fresh.delete(id);
     this.freshBytes -= Math.max(content.length, content.buffer.byteLength);
@@ -488,16 +493,25 @@ class FolderSpool implements Spool {
     const entry = this.index.get(id);
     if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
     const content = this.fresh.get(id);
+    // lent to a stream from now on: never given away under it
+    this.givable.delete(id);
     if (content) return oneChunk(content);
     const size = entry.record.envelope.size;
     return size === 0 ? oneChunk(Buffer.alloc(0)) : createReadStream(this.paths.queueFile(entry.state, id), { start: 0, end: size - 1 });
   }
 
-  locateMessage(id: QueueId): MessageLocation {
+  locateMessage(id: QueueId, take = false): MessageLocation {
     const entry = this.index.get(id);
     if (!entry) throw new SmarthostError('SH_QUEUE_NOT_FOUND', `no message with queue id ${id}`);
     const content = this.fresh.get(id);
-    return content ? { buffer: content } : { file: this.paths.queueFile(entry.state, id), size: entry.record.envelope.size };
+    if (!content) return { file: this.paths.queueFile(entry.state, id), size: entry.record.envelope.size };
+    if (take && this.givable.has(id)) {
+      // Given away whole: the next locate (a retry, another route's part) reads the file, which holds the same bytes.
+      this.forgetFresh(id);
+      return { buffer: content, owned: true };
+    }
+    this.givable.delete(id);
+    return { buffer: content };
   }
 
   handoffJournal(id: QueueId): HandoffJournal {
@@ -822,6 +836,7 @@ class FolderSpool implements Spool {
     this.listeners = [];
     // `unanswered` is kept: an acknowledge() still on its way must clear its file's mark (by name now)
     this.fresh.clear();
+    this.givable.clear();
     this.freshBytes = 0;
     await this.syncer.close();
   }
@@ -839,6 +854,11 @@ function sameFile(fd: number, file: string): boolean {
 }
 
 /** A stream of one in-memory message, read like its queue file (a byte stream, not object mode). */
+/** The Buffer is the whole of its memory (not a slice of a pool or of a larger read), so that memory can be transferred to a thread. */
+function ownsMemory(content: Buffer): boolean {
+  return content.byteOffset === 0 && content.byteLength === content.buffer.byteLength && !(content.buffer instanceof SharedArrayBuffer);
+}
+
 function oneChunk(content: Buffer): Readable {
   const stream = new Readable({ read() {} });
   stream.push(content);

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
-import { REDACT_PATHS } from '../core/logger.ts';
+import { REDACT_PATHS } from '../core/redact.ts';
 import type { HandoffJournal, OutboundMessage, Transport } from '../core/types.ts';
 import type { WorkerReply } from '../core/worker-calls.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';

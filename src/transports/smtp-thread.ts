@@ -144,10 +144,11 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
 
   async function toWire(message: OutboundMessage): Promise<{ wire: WireMessage; transfer: ArrayBuffer[] }> {
     const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8, eightBit: message.eightBit, journal: message.journal };
-    const where = message.locate?.() ?? { buffer: await message.read() };
+    const where = message.locate?.(true) ?? { buffer: await message.read() };
     if ('file' in where) return { wire: { ...wire, file: where.file, size: where.size }, transfer: [] };
-    // An exact-size copy that can be handed over: the spool's Buffer may share its memory with others.
-    const bytes = new Uint8Array(where.buffer);
+    // The spool's own Buffer when it gave it away (owned: its whole memory, no one else holds it);
+    // otherwise an exact-size copy, since the Buffer may share its memory with others.
+    const bytes = where.owned ? new Uint8Array(where.buffer.buffer, 0, where.buffer.length) : new Uint8Array(where.buffer);
     return { wire: { ...wire, bytes }, transfer: [bytes.buffer as ArrayBuffer] };
   }
 

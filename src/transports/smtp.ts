@@ -27,7 +27,7 @@ import type { Logger } from '../core/logger.ts';
 import { SmarthostError, sanitizeText } from '../core/errors.ts';
 import type { OutboundMessage, Outcome, Transport } from '../core/types.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
-import { resolveSecret } from '../config/secret.ts';
+import { resolveSecret } from '../config/secret-value.ts';
 import { createLineNormalizer } from './line-normalizer.ts';
 import { installFastDotStuffing } from './dot-stuffing.ts';
 import { sendRaw } from './raw-send.ts';

@@ -61,3 +61,37 @@ test('a streamed message is read from its file', { timeout: 30_000 }, async (t) 
   await shoutOnDisk(path.join(root, 'incoming', `${id}.eml`), 26);
   assert.equal(await readAll(spool.openMessage(id)), 'SUBJECT: BIG\r\n\r\nSTREAMED\r\n');
 });
+
+test('a handed-over Buffer is given away to one delivery thread once, never while lent, then read from the file', { timeout: 30_000 }, async (t) => {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'sh-fresh-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const spool = await openSpool({ mailrootPath: root }, { clock: new ManualClock(), logger: silentLogger() });
+  t.after(() => spool.close());
+  // 64 KB: its own memory (Buffer.concat of a small message would be a slice of Node's shared pool)
+  const body = Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), Buffer.alloc(64 * 1024, 'x')]);
+  const id = await spool.enqueue(env(), body, undefined, { handOver: true });
+  await shoutOnDisk(path.join(root, 'incoming', `${id}.eml`), body.length);
+  const taken = spool.locateMessage(id, true);
+  assert.ok('buffer' in taken && taken.owned === true && taken.buffer === body, 'the Buffer itself, owned: no copy needed');
+  const next = spool.locateMessage(id, true);
+  assert.ok('file' in next, 'given away once: the next delivery (another route, a retry) reads the file');
+  assert.equal((await readAll(spool.openMessage(id))).slice(0, 12), 'SUBJECT: BIG');
+
+  // lent to a stream first: never given away under it
+  const body2 = Buffer.concat([Buffer.from('Subject: two\r\n\r\n'), Buffer.alloc(64 * 1024, 'y')]);
+  const id2 = await spool.enqueue(env(), body2, undefined, { handOver: true });
+  const stream = spool.openMessage(id2);
+  const lent = spool.locateMessage(id2, true);
+  assert.ok('buffer' in lent && !lent.owned, 'in memory, but not owned: the caller must copy');
+  assert.equal((await readAll(stream)).slice(0, 12), 'Subject: two');
+
+  // without handOver (pickup, reports): never given away
+  const body3 = Buffer.concat([Buffer.from('Subject: three\r\n\r\n'), Buffer.alloc(64 * 1024, 'z')]);
+  const id3 = await spool.enqueue(env(), body3);
+  const kept = spool.locateMessage(id3, true);
+  assert.ok('buffer' in kept && !kept.owned);
+  // a slice of Node's Buffer pool (a small message) is never owned either
+  const id4 = await spool.enqueue(env(), Buffer.concat([Buffer.from('Subject: s\r\n\r\nsmall\r\n')]), undefined, { handOver: true });
+  const small = spool.locateMessage(id4, true);
+  assert.ok('buffer' in small && !small.owned);
+});

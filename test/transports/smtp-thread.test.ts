@@ -54,6 +54,24 @@ test('threaded: a message not in memory is read by the thread from its queue fil
   assert.equal(up.received[0].data.toString(), raw.toString());
 });
 
+test('threaded: a Buffer the spool gave away (owned) crosses without a copy; one it only lent is copied and stays intact', T, async (t) => {
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  const text = `Subject: owned\r\n\r\n${'o'.repeat(76).concat('\r\n').repeat(1000)}`;
+  const owned = Buffer.from(text);
+  const ownedOut = await tr.send(message(owned, ['a@x.org'], { buffer: owned, owned: true }));
+  assert.equal(ownedOut[0].action, 'delivered', ownedOut[0].diagnostic);
+  assert.equal(up.received[0].data.toString(), text);
+  assert.equal(owned.buffer.byteLength, 0, 'its memory moved to the thread (transferred, not copied)');
+  const lent = Buffer.from(text);
+  const lentOut = await tr.send(message(lent, ['a@x.org'], { buffer: lent }));
+  assert.equal(lentOut[0].action, 'delivered', lentOut[0].diagnostic);
+  assert.equal(up.received[1].data.toString(), text);
+  assert.equal(lent.toString(), text, 'a lent Buffer is copied: the spool still has it whole');
+});
+
 test('threaded: a configuration error is reported at creation; the thread logs through the relay logger', T, async (t) => {
   await assert.rejects(
     createThreadedSmtpTransport(upstreamSchema.parse({ name: 'm365', url: 'smtp+starttls://127.0.0.1:1', username: 'scan@contoso.com' }), { logger: silentLogger(), hostname: 'relay.test' }),
