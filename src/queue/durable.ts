@@ -237,12 +237,15 @@ export class SpareFiles {
   private readonly dir: string;
   private readonly target: number;
   private readonly max: number;
+  /** The permission bits new spares get: those of the next message most likely to take one (acknowledge.ts). */
+  readonly mode: number;
 
   /** Creates up to `target` spares, refilled in bursts once half are used; keeps at most `max` (given back ones included). */
-  constructor(dir: string, target = 16, max = 128) {
+  constructor(dir: string, target = 16, max = 128, mode = QUEUE_FILE_MODE) {
     this.dir = dir;
     this.target = target;
     this.max = max;
+    this.mode = mode;
   }
 
   /** An open spare file, or undefined when none is ready; starts making more when few are left. */
@@ -273,14 +276,14 @@ export class SpareFiles {
       this.creating++;
       // tracked so that close() can wait for it: its file exists on disk before the callback runs
       const made = new Promise<void>((resolve) => {
-        openFd(file, 'wx', QUEUE_FILE_MODE, (err, fd) => {
+        openFd(file, 'wx', this.mode, (err, fd) => {
           this.creating--;
           if (err) return resolve(); // the next take() tries again; a message creates its own file meanwhile
           if (this.closed) {
             closeFd(fd, () => { unlinkQuietly(file); resolve(); });
             return;
           }
-          this.ready.push({ fd, file, size: 0, mode: QUEUE_FILE_MODE });
+          this.ready.push({ fd, file, size: 0, mode: this.mode });
           resolve();
         });
       });
