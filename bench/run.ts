@@ -13,7 +13,7 @@
  *   node bench/run.ts [--sizes 1024,102400] [--conc 1,10,50] [--messages 2000] [--runs 3]
  *                     [--peers smarthost,postfix,smarthost-tuned,smarthost-routes20,smarthost-nohistory,baseline]
  *                     [--baseline DIR [--baseline-variant defaults|tuned]] [--json FILE]
- *   node bench/run.ts --mode idle [--idle 1000] [--peers smarthost,postfix]
+ *   node bench/run.ts --mode idle [--idle 1000] [--peers smarthost,postfix,smarthost-nohistory,baseline] [--baseline DIR]
  *
  * `--mode idle` measures memory instead (idleMain below): each peer's RSS and PSS (all its
  * processes) idle, with N client connections held open after EHLO, and after they are closed.
@@ -362,7 +362,8 @@ async function idleMain(): Promise<void> {
     if (p === 'smarthost') return smarthostPeer('smarthost', true);
     if (p === 'smarthost-nohistory') return smarthostPeer('smarthost-nohistory', false);
     if (p === 'postfix') return postfixPeer();
-    throw new Error(`unknown peer ${p} for --mode idle (smarthost, smarthost-nohistory, postfix)`);
+    if (p === 'baseline' && args.baseline) return smarthostPeer('baseline', true, 'defaults', path.resolve(args.baseline));
+    throw new Error(`unknown peer ${p} for --mode idle (smarthost, smarthost-nohistory, postfix, baseline with --baseline DIR)`);
   });
   const rows: Array<{ peer: string; stage: string; rssMb: number; pssMb: number; processes: number }> = [];
   const sample = (peer: Peer, stage: string) => {
