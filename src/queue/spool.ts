@@ -79,8 +79,10 @@ export interface Spool extends Enqueuer, Quarantine {
   release(id: QueueId): Promise<void>;
   readMessage(id: QueueId): Promise<Buffer>;
   openMessage(id: QueueId): Readable;
-  /** The message's bytes in memory (just accepted) or its file in the spool, for another thread to read. */
-  /** See OutboundMessage.locate: `take` may give the spool's in-memory copy away (owned). */
+  /**
+   * The message's bytes in memory (just accepted) or its file in the spool, for another thread to
+   * read; with `take`, the in-memory Buffer may be given away (owned: see OutboundMessage.locate).
+   */
   locateMessage(id: QueueId, take?: boolean): MessageLocation;
   /** Where a transport notes the recipients of this message an upstream took (delivered.log; recovery.ts reads it). */
   handoffJournal(id: QueueId): HandoffJournal;
@@ -178,8 +180,9 @@ async function probeWrite(paths: SpoolPaths, name: string, into?: QueueFolder): 
  */
 const FRESH_CONTENT_LIMIT = 32 * 1024 * 1024;
 
-
+/** fchmod in the thread pool (fs/promises has it only for a FileHandle; the spool keeps plain descriptors). */
 const fchmodAsync = promisify(fchmod);
+
 /**
  * Delivered messages' files leave the queue folders in batches of this many, or after this long
  * (removeLater). A crash re-delivers what waits here: with 100 ms, four SIGKILLs under load
