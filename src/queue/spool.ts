@@ -803,10 +803,11 @@ class FolderSpool implements Spool {
         if (open) {
           const spare = this.spares.newName();
           await rename(file, spare);
-          // already in the mode the next message will want (writeOpenNow changes it only if not)
+          // already in the mode the next message will want (writeOpenNow changes it only if not); if
+          // that fails the spare keeps its mode, which writeOpenNow then sets on the event loop
           if (open.mode !== this.spares.mode) {
-            await fchmodAsync(open.fd, this.spares.mode);
-            open.mode = this.spares.mode;
+            const mode = this.spares.mode;
+            await fchmodAsync(open.fd, mode).then(() => { open!.mode = mode; }, () => undefined);
           }
           if (this.spares.giveBack({ fd: open.fd, file: spare, size: open.size, mode: open.mode })) return;
           closeQuietly(open.fd);
