@@ -1,6 +1,7 @@
 // The listener's protocol behaviour, driven over raw sockets on loopback (exact bytes matter here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { verifyFastDataFeed } from '../../src/inbound/fast-data-feed.ts';
 import { startRelay, type TestRelay } from './setup.ts';
 import { RawClient } from './raw-client.ts';
 import { proxyV2, tcp4 } from './proxy-header.ts';
@@ -44,6 +45,8 @@ const SMUGGLING_VARIANTS: Record<string, string> = {
 };
 
 test('every SMTP smuggling end-of-data variant stays inside ONE message', async () => {
+  // Through the parser the relay uses (src/inbound/fast-data-feed.ts), not the library's fallback.
+  assert.equal(await verifyFastDataFeed(), true);
   await withRelay('', async (r) => {
     for (const [name, seq] of Object.entries(SMUGGLING_VARIANTS)) {
       const before = r.queue.messages.length;
