@@ -577,8 +577,11 @@ class FolderSpool implements Spool {
       throw e;
     }
     await this.syncer.sync(this.paths.folder(to));
-    await unlinkIfExists(locked).catch((err) => this.deps.logger.warn({ err, id, file: locked }, 'could not remove a moved message\'s old file (recovery will)'));
+    // Closed before the unlink, not after: closing the last reference to an unlinked file frees its
+    // blocks inside close(2), on the event loop (0.45 ms per 100 KB message in a CPU profile while
+    // the upstream was down and every message was deferred); the unlink runs in the thread pool.
     this.closeFile(id);
+    await unlinkIfExists(locked).catch((err) => this.deps.logger.warn({ err, id, file: locked }, 'could not remove a moved message\'s old file (recovery will)'));
     this.forgetFresh(id);
     entry.state = to;
     entry.touched = ++this.ops;
@@ -633,11 +636,11 @@ class FolderSpool implements Spool {
     if (entry.state === 'active') throw new SmarthostError('SH_INTERNAL', `message ${id} is being delivered right now; try again in a moment`);
     await this.exclusive(id, async () => {
       const locked = await this.lock(entry.state, id);
+      this.closeFile(id); // before the unlink: see move()
       await unlinkIfExists(locked);
       await this.syncer.sync(this.paths.folder(entry.state));
       this.index.delete(id);
       this.forgetFresh(id);
-      this.closeFile(id);
     });
     this.deps.logger.info({ id, reason, from: entry.record.envelope.mailFrom, to: pendingRecipients(entry.record) }, 'message deleted from the queue');
     this.stateEvent(id, 'deleted', reason);
