@@ -26,9 +26,10 @@ export function watchFinalDot(source: Readable): FinalDotWatch {
   source.pipe = function pipeWatched<T extends NodeJS.WritableStream>(this: Readable, dest: T, options?: { end?: boolean }): T {
     const out = pipe.call(this, dest, options) as T;
     const dataStream = dest as unknown as Readable;
+    // nodemailer piped its DataStream into the socket before piping the message into it. Taken now:
+    // that pipe's own 'end' listener, registered before ours, unpipes the socket before ours runs.
+    const socket = (dataStream as unknown as { _readableState?: { pipes?: Writable[] } })._readableState?.pipes?.[0];
     dataStream.once('end', () => {
-      // nodemailer piped its DataStream into the socket before piping the message into it
-      const socket = (dataStream as unknown as { _readableState?: { pipes?: Writable[] } })._readableState?.pipes?.[0];
       if (!socket || typeof socket.write !== 'function') {
         // not the shape this was written for (a nodemailer or Node change): assume it left, as
         // before; a flag too many is safe, one missing is not
