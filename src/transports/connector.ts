@@ -23,6 +23,8 @@ import { sanitizeText } from '../core/errors.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
 import { explainM365, formatExplanation } from '../m365/errors.ts';
 import { createLineNormalizer } from './line-normalizer.ts';
+import { watchFinalDot } from './final-dot.ts';
+import { sendRaw } from './raw-send.ts';
 
 export interface ConnectorDeps {
   logger: Logger;
@@ -110,10 +112,14 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
         const tx = transportTo(host);
         // Bare CR/LF become CRLF and long lines are folded (Exchange Online refuses bare LF: 550 5.6.11).
         const normalizer = createLineNormalizer();
-        let handedOver = false;
-        normalizer.on('end', () => { handedOver = true; });
+        // A lost connection means "Microsoft may have it" only once the final dot was written to the
+        // socket (final-dot.ts): an MX that stalled mid-DATA has an incomplete copy it discards.
+        const dot = watchFinalDot(normalizer);
+        const source = message.open() as Readable;
+        source.on('error', (e) => normalizer.destroy(e));
+        source.pipe(normalizer);
         try {
-          const info = await tx.sendMail({ envelope: { from: message.mailFrom, to: message.recipients }, raw: (message.open() as Readable).pipe(normalizer) });
+          const info = await sendRaw(tx, { from: message.mailFrom, to: message.recipients, size: message.size, use8BitMime: message.eightBit || undefined }, normalizer, message.id);
           const refused = new Map<string, SmtpError>();
           for (const r of (info as { rejectedErrors?: (SmtpError & { recipient: string })[] }).rejectedErrors ?? []) refused.set(r.recipient.toLowerCase(), r);
           const reply = sanitizeText(info.response ?? '250');
@@ -124,8 +130,10 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
           });
         } catch (e) {
           const err = e as SmtpError;
-          last = message.recipients.map((r) => fromError(r, host, err, handedOver && (err.command === 'DATA' || !err.command)));
-          if ((e as SmtpError).responseCode) return last;
+          last = message.recipients.map((r) => fromError(r, host, err, dot.sent));
+          // An answer ends the loop; so does a connection lost after the final dot: the next MX
+          // endpoint is the same tenant, and sending again at once would be the duplicate itself.
+          if ((e as SmtpError).responseCode || last.some((o) => o.possibleDuplicate)) return last;
           deps.logger.warn({ upstream: upstream.name, host, err: (e as Error).message }, 'MX endpoint unreachable, trying the next');
         } finally {
           tx.close();

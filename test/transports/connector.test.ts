@@ -23,11 +23,12 @@ before(async () => {
 });
 after(() => tmp.cleanup());
 
-function upstream(port: number, extra = '') {
+function upstream(port: number, extra = '', timeoutSeconds = 120) {
   return parseConfigText(`upstreams:
   - name: tenant
     url: connector://contoso.com
     ca: ${caFile}
+    timeout: ${timeoutSeconds}
     connector: { port: ${port}${extra} }
 `, path.join(tmp.dir, 'c.yaml')).upstreams[0];
 }
@@ -101,6 +102,35 @@ test('bare LF from a device reaches the MX endpoint as CRLF (Exchange refuses ba
     const got = mx.received[0].raw.toString('latin1');
     assert.match(got, /line one\r\nline two\r\n/);
     assert.doesNotMatch(got, /[^\r]\n/);
+  } finally {
+    await mx.close();
+  }
+});
+
+test('the connection lost after the final dot: delayed as a possible duplicate, and the next MX endpoint is not tried at once', async () => {
+  const mx = await startMxStandIn(tls, { dropAfterDot: true });
+  try {
+    // Two MX endpoints (the same stand-in twice): hopping to the second would send the message again now.
+    const t = createConnectorTransport(upstream(mx.port), { logger: silentLogger(), hostname: 'relay', resolveMx: async () => [{ exchange: '127.0.0.1', priority: 0 }, { exchange: '127.0.0.1', priority: 10 }] });
+    const out = await t.send(msg());
+    assert.deepEqual(out.map((o) => [o.action, o.possibleDuplicate]), [['delayed', true], ['delayed', true]], JSON.stringify(out));
+    assert.match(out[0].reason!, /may have it already/);
+    assert.equal(mx.received.length, 1, 'the stand-in got the message once');
+  } finally {
+    await mx.close();
+  }
+});
+
+test('an MX endpoint that stalls in the middle of DATA: delayed after the timeout, not a possible duplicate (its final dot never left)', async () => {
+  const mx = await startMxStandIn(tls, { stallData: true });
+  try {
+    // Larger than the loopback socket buffers hold, so the relay cannot finish writing it.
+    const body = `${'x'.repeat(998)}\r\n`.repeat(24_000);
+    const m = outbound(`From: scanner@contoso.com\r\nTo: alice@contoso.com\r\nSubject: big\r\n\r\n${body}`, 'scanner@contoso.com', ['alice@contoso.com']);
+    const out = await createConnectorTransport(upstream(mx.port, ', host: 127.0.0.1', 2), { logger: silentLogger(), hostname: 'relay' }).send(m);
+    assert.equal(out[0].action, 'delayed', JSON.stringify(out));
+    assert.notEqual(out[0].possibleDuplicate, true, JSON.stringify(out));
+    assert.doesNotMatch(out[0].reason ?? '', /may have it already/);
   } finally {
     await mx.close();
   }

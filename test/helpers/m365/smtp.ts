@@ -150,7 +150,12 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
 }
 
 /** A tenant MX endpoint for connector mode: anonymous, STARTTLS, optionally asking for a client certificate. */
-export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string } = {}): Promise<SmtpStandIn> {
+/**
+ * An Exchange Online MX endpoint (connector route). Faults for the relay's "possible duplicate"
+ * judgement: `dropAfterDot` takes the whole message, then closes the connection without a reply;
+ * `stallData` stops reading in the middle of DATA (the client cannot finish writing a large message).
+ */
+export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string; dropAfterDot?: boolean; stallData?: boolean } = {}): Promise<SmtpStandIn> {
   const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, refuseRcpt: new Map(), refusedSenders: [], maxSessions: new Map(), refusedConnections: 0, close: async () => {} };
   // smtp-server hands hooks the session, not the socket: keep the TLS socket of each session at upgrade.
   const sockets = new Map<string, TLSSocket>();
@@ -161,10 +166,21 @@ export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; tr
     onSecure(socket, session, cb) { sockets.set(session.id, socket as TLSSocket); cb(); },
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
+      if (opts.stallData) {
+        // Take the first chunk, then nothing: smtp-server stops reading the socket once the
+        // paused stream is full, and the client's writes back up.
+        stream.once('data', (c: Buffer) => { chunks.push(c); stream.pause(); });
+        return;
+      }
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         if (state.rejectData) return cb(smtpError(state.rejectData));
         const sock = sockets.get(session.id);
+        if (opts.dropAfterDot) {
+          state.received.push({ mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcptTo: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks), tls: Boolean(sock) });
+          sock?.destroy();
+          return;
+        }
         // Only a certificate that chains to the trusted list counts, as for a certificate-based connector.
         const cn = sock && sock.authorized ? certCN(sock) : undefined;
         state.received.push({ mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcptTo: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks), clientCertCN: cn, tls: Boolean(sock) });
@@ -174,7 +190,11 @@ export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; tr
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   state.port = (server.server.address() as { port: number }).port;
-  state.close = () => new Promise((r) => server.close(() => r()));
+  state.close = () => {
+    // a stalled session never reads the client's close; without this, server.close() waits 30 s for it
+    if (opts.stallData) for (const sock of sockets.values()) sock.destroy();
+    return new Promise((r) => server.close(() => r()));
+  };
   return state;
 }
 
