@@ -83,6 +83,10 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
     const status = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(text)?.[1] ?? (code ? `${Math.floor(code / 100)}.0.0` : '4.4.1');
     const known = explainM365(code ?? 0, status, text);
     let reason = known ? formatExplanation(known) : undefined;
+    if (e.code === 'EMESSAGE' && !code && /larger than allowed/i.test(e.message ?? '')) {
+      // the MX endpoint's EHLO SIZE says it will refuse this message: permanent, found before sending
+      return outcome(recipient, host, { action: 'failed', status: '5.3.4', diagnostic: text, reason: `The message is larger than ${host} accepts (the SIZE it announces), so it was not sent: ${text}` });
+    }
     if (!code && handedOver) {
       return outcome(recipient, host, { action: 'delayed', status: '4.4.1', diagnostic: text, possibleDuplicate: true, reason: `The connection to ${host} was lost after the whole message was sent: Microsoft may have it already; it is retried and may arrive twice.` });
     }

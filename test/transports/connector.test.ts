@@ -135,3 +135,16 @@ test('an MX endpoint that stalls in the middle of DATA: delayed after the timeou
     await mx.close();
   }
 });
+
+test('a message over the SIZE the MX endpoint announces fails at once (5.3.4) with the reason, and nothing is sent', async () => {
+  const mx = await startMxStandIn(tls, { size: 10_000 });
+  try {
+    const m = outbound(`From: scanner@contoso.com\r\nTo: alice@contoso.com\r\nSubject: big\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(200), 'scanner@contoso.com', ['alice@contoso.com']);
+    const out = await createConnectorTransport(upstream(mx.port, ', host: 127.0.0.1'), { logger: silentLogger(), hostname: 'relay' }).send(m);
+    assert.deepEqual([out[0].action, out[0].status], ['failed', '5.3.4'], JSON.stringify(out));
+    assert.match(out[0].reason!, /larger than 127\.0\.0\.1 accepts/);
+    assert.equal(mx.received.length, 0);
+  } finally {
+    await mx.close();
+  }
+});

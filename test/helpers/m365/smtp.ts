@@ -155,13 +155,13 @@ export async function startExchangeSmtp(tls: Pem, idp: { signingKey: string; ten
  * judgement: `dropAfterDot` takes the whole message, then closes the connection without a reply;
  * `stallData` stops reading in the middle of DATA (the client cannot finish writing a large message).
  */
-export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string; dropAfterDot?: boolean; stallData?: boolean } = {}): Promise<SmtpStandIn> {
+export async function startMxStandIn(tls: Pem, opts: { requestCert?: boolean; trust?: string[]; noStartTls?: boolean; rejectData?: string; dropAfterDot?: boolean; stallData?: boolean; size?: number } = {}): Promise<SmtpStandIn> {
   const state: SmtpStandIn = { port: 0, received: [], auths: [], fullAccess: new Map(), rbac: new Map(), sendAs: new Map(), smtpAuthDisabled: false, rejectData: opts.rejectData, refuseRcpt: new Map(), refusedSenders: [], maxSessions: new Map(), refusedConnections: 0, close: async () => {} };
   // smtp-server hands hooks the session, not the socket: keep the TLS socket of each session at upgrade.
   const sockets = new Map<string, TLSSocket>();
   const server = new SMTPServer({
     key: tls.key, cert: tls.cert, logger: false, authOptional: true, disabledCommands: opts.noStartTls ? ['AUTH', 'STARTTLS'] : ['AUTH'],
-    banner: 'Microsoft ESMTP MAIL Service ready (MX stand-in)',
+    banner: 'Microsoft ESMTP MAIL Service ready (MX stand-in)', size: opts.size,
     requestCert: opts.requestCert, rejectUnauthorized: false, ca: opts.trust,
     onSecure(socket, session, cb) { sockets.set(session.id, socket as TLSSocket); cb(); },
     onData(stream, session, cb) {
