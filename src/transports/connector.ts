@@ -134,7 +134,8 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
           });
         } catch (e) {
           const err = e as SmtpError;
-          last = message.recipients.map((r) => fromError(r, host, err, dot.sent));
+          source.destroy(); // a file the send did not read to its end is closed now, not at GC
+          last = message.recipients.map((r) => fromError(r, host, err, dot.sent && (err.command === 'CONN' || err.command === 'DATA' || !err.command)));
           // An answer ends the loop; so does a connection lost after the final dot: the next MX
           // endpoint is the same tenant, and sending again at once would be the duplicate itself.
           if ((e as SmtpError).responseCode || last.some((o) => o.possibleDuplicate)) return last;
