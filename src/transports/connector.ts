@@ -75,6 +75,11 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
 
   function fromError(recipient: string, host: string, e: SmtpError, handedOver = false): Outcome {
     const text = sanitizeText(e.response ?? e.message ?? String(e));
+    // First: after the final dot, no reply is "Microsoft may have it", whatever the error's words
+    // (a TLS alert then must not read as "nothing was sent in clear").
+    if (!e.responseCode && handedOver) {
+      return outcome(recipient, host, { action: 'delayed', status: '4.4.1', diagnostic: text, possibleDuplicate: true, reason: `The connection to ${host} was lost after the whole message was sent: Microsoft may have it already; it is retried and may arrive twice.` });
+    }
     // A refused or missing STARTTLS is the route's problem, whatever the reply code around it.
     if (e.command === 'STARTTLS' || /STARTTLS|TLS/.test(e.message ?? '') && !e.response?.match(/^[45]\d\d [245]\.\d/)) {
       return outcome(recipient, host, { action: 'delayed', status: '4.7.5', diagnostic: text, reason: `The MX endpoint ${host} did not complete STARTTLS, which this upstream requires; nothing was sent in clear. (${text})` });
@@ -86,9 +91,6 @@ export function createConnectorTransport(upstream: UpstreamConfig, deps: Connect
     if (e.code === 'EMESSAGE' && !code && /larger than allowed/i.test(e.message ?? '')) {
       // the MX endpoint's EHLO SIZE says it will refuse this message: permanent, found before sending
       return outcome(recipient, host, { action: 'failed', status: '5.3.4', diagnostic: text, reason: `The message is larger than ${host} accepts (the SIZE it announces), so it was not sent: ${text}` });
-    }
-    if (!code && handedOver) {
-      return outcome(recipient, host, { action: 'delayed', status: '4.4.1', diagnostic: text, possibleDuplicate: true, reason: `The connection to ${host} was lost after the whole message was sent: Microsoft may have it already; it is retried and may arrive twice.` });
     }
     if (!code) {
       const tls = /STARTTLS|TLS/i.test(text) || e.code === 'ETLS';
