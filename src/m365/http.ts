@@ -2,7 +2,8 @@
  * A small fetch-shaped HTTP client on node:http/https that honours an upstream's `ca` file and
  * `verifyCertificate` (Node's global fetch cannot be given extra CAs without a global agent), plus
  * the msal-node network module built on it. Used for the token endpoint and Microsoft Graph.
- * Guarantees: a timeout on every request; on failure, a rejected promise whose message names the URL.
+ * Guarantees: a timeout on every request; on failure, a rejected promise whose message names the URL
+ * and says whether the whole request had been handed to the OS (requestMayHaveArrived).
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -32,6 +33,11 @@ export function createFetch(opts: HttpOptions = {}): FetchLike {
     const req = u.protocol === 'https:'
       ? httpsRequest(u, { ...common, ca, rejectUnauthorized: opts.verify !== false })
       : httpRequest(u, common);
+    // 'finish': the last byte of the request was handed to the OS. A failure after it (a timeout, a
+    // reset before the answer) leaves the server possibly having acted on the request.
+    let sent = false;
+    req.on('finish', () => { sent = true; });
+    const fail = (e: Error) => reject(Object.assign(new Error(`${init.method ?? 'GET'} ${u.origin}${u.pathname}: ${e.message}`, { cause: e }), { requestSent: sent }));
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -42,12 +48,17 @@ export function createFetch(opts: HttpOptions = {}): FetchLike {
         const nullBody = status === 204 || status === 304 || (status >= 100 && status < 200);
         resolve(new Response(nullBody ? null : Buffer.concat(chunks), { status, headers: h }));
       });
-      res.on('error', reject);
+      res.on('error', fail);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${u.origin} within ${Math.round(timeoutMs / 1000)} s`)));
-    req.on('error', (e) => reject(new Error(`${init.method ?? 'GET'} ${u.origin}${u.pathname}: ${e.message}`, { cause: e })));
+    req.on('error', fail);
     req.end(body);
   });
+}
+
+/** Whether a request that failed without an answer had been sent whole (the server may have acted on it). */
+export function requestMayHaveArrived(e: unknown): boolean {
+  return (e as { requestSent?: unknown } | null)?.requestSent === true;
 }
 
 /** msal-node's network module on top of createFetch, so the authority can use a private CA (tests, proxies). */

@@ -20,7 +20,7 @@ import type { Outcome, OutboundMessage, Transport } from '../core/types.ts';
 import type { Logger } from '../core/logger.ts';
 import { sanitizeText } from '../core/errors.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
-import { createFetch, type FetchLike } from '../m365/http.ts';
+import { createFetch, requestMayHaveArrived, type FetchLike } from '../m365/http.ts';
 import { explainM365, formatExplanation } from '../m365/errors.ts';
 import { TokenError, type TokenProvider } from '../m365/tokens.ts';
 import { GRAPH_MAILBOX_CONCURRENCY, RequestSlots } from '../m365/graph-concurrency.ts';
@@ -46,6 +46,20 @@ const SMALL_ATTACHMENT = 3_000_000;
 const CHUNK = 10 * 320 * 1024;
 
 /** A Graph call that did not succeed, with what the outcome should say. */
+/** No answer to a request (refused connection, timeout, reset); `mayHaveArrived`: it had been sent whole. */
+class GraphUnanswered extends Error {
+  readonly step: string;
+  readonly mayHaveArrived: boolean;
+  constructor(step: string, cause: unknown) {
+    super((cause as Error)?.message ?? String(cause), { cause });
+    this.step = step;
+    this.mayHaveArrived = requestMayHaveArrived(cause);
+  }
+}
+
+/** The requests after which Microsoft sends the message: an unanswered one may have sent it. */
+const SENDING_STEPS = new Set(['sendMail', 'send draft']);
+
 class GraphFailure extends Error {
   readonly status: number;
   readonly code: string;
@@ -85,7 +99,12 @@ export function createGraphTransport(upstream: UpstreamConfig, deps: GraphDeps):
       const token = await deps.tokenProvider.getToken();
       const headers: Record<string, string> = { authorization: `Bearer ${token}` };
       if (contentType) headers['content-type'] = contentType;
-      const res = await fetchLike(`${base}${path}`, { method, headers, body: body ?? '' });
+      let res: Response;
+      try {
+        res = await fetchLike(`${base}${path}`, { method, headers, body: body ?? '' });
+      } catch (e) {
+        throw new GraphUnanswered(step, e);
+      }
       if (res.ok) return res;
       if (res.status === 401 && attempt === 0) { deps.tokenProvider.invalidate(); continue; }
       throw await failureOf(res, step);
@@ -112,8 +131,10 @@ export function createGraphTransport(upstream: UpstreamConfig, deps: GraphDeps):
       }
       await call('POST', `/messages/${id}/send`, undefined, undefined, 'send draft');
     } catch (e) {
-      // Leave no half-built draft in the mailbox; the next attempt starts over.
-      await call('DELETE', `/messages/${id}`, undefined, undefined, 'delete draft').catch(() => undefined);
+      // Leave no half-built draft in the mailbox; the next attempt starts over. Not after a send
+      // that may have gone through: the draft is then the sent message (in Sent Items).
+      const maybeSent = e instanceof GraphUnanswered && e.mayHaveArrived && SENDING_STEPS.has(e.step);
+      if (!maybeSent) await call('DELETE', `/messages/${id}`, undefined, undefined, 'delete draft').catch(() => undefined);
       throw e;
     }
   }
@@ -139,6 +160,12 @@ export function createGraphTransport(upstream: UpstreamConfig, deps: GraphDeps):
     }
     if (!(e instanceof GraphFailure)) {
       const text = sanitizeText((e as Error)?.message ?? String(e));
+      if (e instanceof GraphUnanswered && e.mayHaveArrived && SENDING_STEPS.has(e.step)) {
+        return outcomes(recipients, { action: 'delayed', status: '4.4.1', diagnostic: text, possibleDuplicate: true, reason: `Microsoft Graph did not answer after receiving the whole ${e.step} request (${text}): Microsoft may have sent the message already; it is retried and may arrive twice.` });
+      }
+      if (e instanceof GraphUnanswered && e.mayHaveArrived) {
+        return outcomes(recipients, { action: 'delayed', status: '4.4.1', diagnostic: text, reason: `Microsoft Graph did not answer the ${e.step} request (${text}); the message was not sent and stays in the queue to be retried.` });
+      }
       return outcomes(recipients, { action: 'delayed', status: '4.4.1', diagnostic: text, reason: `Microsoft Graph could not be reached (${text}); the message stays in the queue and is retried.` });
     }
     const diagnostic = sanitizeText(`HTTP ${e.status} ${e.code}: ${e.message} (${e.step})`);

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 import { parseConfigText } from '../../src/config/load.ts';
 import { silentLogger } from '../../src/core/logger.ts';
@@ -159,4 +160,37 @@ test('delegated: a revoked refresh token leaves the message waiting (route broke
   assert.equal(out[0].action, 'delayed');
   assert.equal(out[0].routeBroken, true);
   assert.match(out[0].reason!, /revoked.*m365 login/s);
+});
+
+test('the answer to sendMail lost after Microsoft took it: delayed as a possible duplicate, saying so', async () => {
+  const { transport } = setup('send-only');
+  const before = graph.sent.length;
+  graph.dropAnswers = 1;
+  const out = await transport.send(outbound(simple(), MAILBOX, ['alice@contoso.com']));
+  assert.equal(graph.sent.length, before + 1, 'the stand-in sent it');
+  assert.deepEqual([out[0].action, out[0].possibleDuplicate], ['delayed', true], JSON.stringify(out));
+  assert.match(out[0].reason!, /may have sent the message already/);
+  assert.doesNotMatch(out[0].reason!, /could not be reached/);
+});
+
+test('the answer to a large message\'s send lost: a possible duplicate, and the draft (now the sent message) is not deleted', async () => {
+  const { transport } = setup('send-rw');
+  const { raw } = withAttachment(MAILBOX, 'alice@contoso.com', 5_000_000);
+  const mark = graph.requests.length;
+  graph.dropAnswers = 1;
+  const out = await transport.send(outbound(raw, MAILBOX, ['alice@contoso.com']));
+  assert.deepEqual([out[0].action, out[0].possibleDuplicate], ['delayed', true], JSON.stringify(out));
+  assert.equal(graph.sent.at(-1)!.via, 'draft');
+  assert.ok(!graph.requests.slice(mark).some((r) => r.method === 'DELETE'), 'no DELETE of the sent draft');
+});
+
+test('Microsoft Graph unreachable: delayed, not a possible duplicate ("could not be reached")', async () => {
+  const { u, tokenProvider } = setup('send-only');
+  // the same upstream pointed at a port nothing listens on
+  const closed = await new Promise<number>((resolve) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); }); });
+  const down = createGraphTransport({ ...u, graph: { ...u.graph!, base: `https://127.0.0.1:${closed}` } }, { logger: silentLogger(), tokenProvider });
+  const out = await down.send(outbound(simple(), MAILBOX, ['alice@contoso.com']));
+  assert.equal(out[0].action, 'delayed');
+  assert.notEqual(out[0].possibleDuplicate, true);
+  assert.match(out[0].reason!, /could not be reached/);
 });

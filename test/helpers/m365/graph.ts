@@ -50,6 +50,11 @@ export interface GraphStandIn {
   peakConcurrency: Map<string, number>;
   /** Requests refused for going over concurrencyLimit. */
   concurrencyRefused: number;
+  /**
+   * The next this-many sending requests (sendMail, a draft's send) are carried out, then the
+   * connection is closed without an answer: Microsoft took the message and the reply was lost.
+   */
+  dropAnswers?: number;
   /** When set, each counted request waits for it before being handled (tests hold requests open with it). */
   gate?: (key: string, inProgress: number) => Promise<void>;
   close(): Promise<void>;
@@ -102,6 +107,17 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     return true;
   }
 
+  /** 202 for a message sent, or no answer at all while dropAnswers lasts. */
+  function answerSent(req: IncomingMessage, res: ServerResponse): void {
+    if (state.dropAnswers) {
+      state.dropAnswers--;
+      req.socket.destroy();
+      return;
+    }
+    res.writeHead(202, { 'content-length': 0 });
+    res.end();
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', base);
     const up = /^\/upload\/([A-Za-z0-9_-]+)$/.exec(url.pathname);
@@ -138,7 +154,7 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     if (kind === 'sendMail' && req.method === 'POST') {
       const mime = await mimeBody(req, res, body);
       if (!mime) return;
-      if (await record('sendMail', mailbox, mime, [], res)) { res.writeHead(202, { 'content-length': 0 }); res.end(); }
+      if (await record('sendMail', mailbox, mime, [], res)) answerSent(req, res);
       return;
     }
     if (kind === 'messages' && !draftId && req.method === 'POST') {
@@ -168,7 +184,7 @@ export async function startGraph(idp: { signingKey: string; tenantId: string }):
     }
     if (sub === 'send' && req.method === 'POST') {
       if (uploadsPending(draftId!)) return error(res, 400, 'ErrorInvalidRequest', 'An attachment upload is not finished.');
-      if (await record('draft', mailbox, draft.mime, draft.attachments, res)) { drafts.delete(draftId!); res.writeHead(202, { 'content-length': 0 }); res.end(); }
+      if (await record('draft', mailbox, draft.mime, draft.attachments, res)) { drafts.delete(draftId!); answerSent(req, res); }
       return;
     }
     return error(res, 405, 'ErrorInvalidRequest', 'Method not allowed.');
