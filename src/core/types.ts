@@ -51,6 +51,11 @@ export interface Envelope {
   eightBit?: boolean;
   /** Header repairs made at accept, in words (core/header-repair.ts), for the log and history. */
   repairs?: string[];
+  /**
+   * Set by the SMTP intake for a message it held whole: CRLF line ends only and no line over 998
+   * octets, so a transport need not normalise it again. Absent: nothing is known (pickup, NDRs).
+   */
+  wireSafe?: boolean;
   /** DSN parameters from the client (RET / ENVID), when given. */
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
 }
@@ -116,6 +121,8 @@ export interface OutboundMessage {
   smtputf8?: boolean;
   /** The content has bytes over 127 (Envelope.eightBit). */
   eightBit?: boolean;
+  /** CRLF line ends only, no line over 998 octets (Envelope.wireSafe). */
+  wireSafe?: boolean;
   /** Where the transport notes the recipients an upstream took, the moment it took them (HandoffJournal). */
   journal?: HandoffJournal;
 }

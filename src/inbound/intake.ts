@@ -21,7 +21,7 @@ import { PassThrough } from 'node:stream';
 import type { Envelope, Enqueuer, PolicyDecision, QueueId } from '../core/types.ts';
 import { newQueueId, randomHex } from '../core/ids.ts';
 import { repairHeaderBlock } from '../core/header-repair.ts';
-import { LineEndingFixer, type BareLineEndingMode, type NulByteMode } from './line-endings.ts';
+import { LineEndingFixer, MAX_LINE_OCTETS, wireSafeBlock, type BareLineEndingMode, type NulByteMode } from './line-endings.ts';
 import { HEADER_LIMIT, findHeaderEnd, receivedHeader, summarizeHeaders, type ReceivedInfo } from './headers.ts';
 
 export interface IntakeOptions {
@@ -93,6 +93,8 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
   let written = 0;
   let refusal: IntakeResult | undefined;
   let envelope: Envelope | undefined;
+  /** The header lines the relay wrote itself (Received, repairs) keep the wire's rules (see wireSafe). */
+  let ownLinesSafe = true;
 
   const abort = (result: IntakeResult): void => {
     refusal ??= result;
@@ -141,10 +143,13 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
       if (fixed.repairs.length) {
         content = Buffer.concat([fixed.block, block.subarray(headerEnd)]);
         envelope.repairs = fixed.repairs;
+        ownLinesSafe &&= wireSafeBlock(fixed.block);
       }
     }
     storing = true;
-    await write(Buffer.from(receivedHeader({ ...opts.received, id: queueId, date: new Date(opts.now()) }), 'latin1'));
+    const received = Buffer.from(receivedHeader({ ...opts.received, id: queueId, date: new Date(opts.now()) }), 'latin1');
+    ownLinesSafe &&= wireSafeBlock(received);
+    await write(received);
     await write(content);
     head = [];
   };
@@ -187,6 +192,10 @@ export async function receiveMessage(stream: DataStream, opts: IntakeOptions): P
     if (!out.destroyed) out.end();
   }
   else {
+    // CRLF only (bare line ends were refused or replaced), no line over 998 octets: the delivery
+    // thread can skip its own pass over every line (src/transports/smtp.ts). Only here, where the
+    // record is made after the whole message was seen.
+    if (ownLinesSafe && fixer.longestLine <= MAX_LINE_OCTETS && (opts.bareLineEndings === 'normalize' || fixer.bareFound === 0)) envelope!.wireSafe = true;
     stored = opts.enqueue.enqueue(envelope!, Buffer.concat(held, written), queueId, storeOptions);
     held = [];
   }

@@ -29,8 +29,16 @@ export class LineEndingFixer extends Transform {
   bareFound = 0;
   /** NUL bytes seen so far (removed under 'strip'). */
   nulFound = 0;
+  /**
+   * Octets of the longest line so far, line end not counted (the lines as they leave: a bare CR or
+   * LF ends a line as the CRLF that replaces it does). With no bare line end and nothing over 998
+   * (RFC 5321 §4.5.3.1.6), the content can go upstream without the transport's own line pass.
+   */
+  longestLine = 0;
   /** The previous chunk ended in CR, whose partner (LF or not) is in this chunk. */
   private pendingCR = false;
+  /** Octets of the line still open at the end of the previous chunk. */
+  private openLine = 0;
 
   constructor(mode: BareLineEndingMode, nulBytes: NulByteMode = 'reject') {
     super();
@@ -58,6 +66,7 @@ export class LineEndingFixer extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
+    if (this.openLine > this.longestLine) this.longestLine = this.openLine; // a last line without its end
     if (this.pendingCR) {
       this.pendingCR = false;
       this.bareFound++;
@@ -83,10 +92,17 @@ export class LineEndingFixer extends Transform {
     // A CR followed by LF is consumed with its LF, so any LF found on its own is bare.
     let cr = chunk.indexOf(CR, i);
     let lf = chunk.indexOf(LF, i);
+    /** Where the line being read started in this chunk (its octets before the chunk: openLine). */
+    let lineStart = i;
     while (cr >= 0 || lf >= 0) {
       const pos = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      // the line ends at pos (a CR at the very end of the chunk too, whatever follows it)
+      const length = this.openLine + pos - lineStart;
+      if (length > this.longestLine) this.longestLine = length;
+      this.openLine = 0;
       if (pos === cr && pos + 1 === chunk.length) {
         this.pendingCR = true;
+        lineStart = chunk.length;
         break;
       }
       if (pos === cr && chunk[pos + 1] === LF) {
@@ -100,11 +116,33 @@ export class LineEndingFixer extends Transform {
           start = i;
         }
       }
+      lineStart = i;
       if (cr >= 0 && cr < i) cr = chunk.indexOf(CR, i);
       if (lf >= 0 && lf < i) lf = chunk.indexOf(LF, i);
     }
+    this.openLine += chunk.length - lineStart;
     if (!out.length) return chunk;
     out.push(chunk.subarray(start));
     return Buffer.concat(out);
   }
+}
+
+/** RFC 5321 §4.5.3.1.6: 998 octets per line, CRLF not counted. */
+export const MAX_LINE_OCTETS = 998;
+
+/**
+ * Whether a small block (a header block the relay wrote) has CRLF line ends only and no line over
+ * MAX_LINE_OCTETS. Visits every line: for header-sized blocks, not for message bodies (the fixer
+ * measures those on the way in).
+ */
+export function wireSafeBlock(block: Buffer): boolean {
+  let start = 0;
+  for (let lf = block.indexOf(LF); lf >= 0; lf = block.indexOf(LF, start)) {
+    if (lf === 0 || block[lf - 1] !== CR || lf - 1 - start > MAX_LINE_OCTETS) return false;
+    const cr = block.indexOf(CR, start);
+    if (cr !== lf - 1) return false; // a CR inside the line
+    start = lf + 1;
+  }
+  const rest = block.subarray(start);
+  return rest.indexOf(CR) < 0 && rest.length <= MAX_LINE_OCTETS;
 }

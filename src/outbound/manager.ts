@@ -148,7 +148,8 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
     const rewritten = applySenderMode(await spool.readMessage(rec.id), { mailFrom: rec.envelope.mailFrom }, spec);
     const bytes = rewritten.message;
     return {
-      ...plain, mailFrom: rewritten.mailFrom, size: bytes.length,
+      // the header block was rewritten here: what the intake knew of its lines no longer holds
+      ...plain, mailFrom: rewritten.mailFrom, size: bytes.length, wireSafe: undefined,
       open: () => Readable.from([bytes]), read: async () => bytes, locate: () => ({ buffer: bytes }),
     };
   }
@@ -162,6 +163,7 @@ export function createDeliveryManager(config: ManagerConfig, deps: DeliveryDeps)
       size: rec.envelope.size,
       smtputf8: rec.envelope.smtputf8,
       eightBit: rec.envelope.eightBit,
+      wireSafe: rec.envelope.wireSafe,
       open: () => spool.openMessage(rec.id),
       read: () => spool.readMessage(rec.id),
       locate: (take) => spool.locateMessage(rec.id, take),

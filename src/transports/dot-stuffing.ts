@@ -30,11 +30,28 @@ interface DataStreamState extends Transform {
 
 type TransformBody = (this: DataStreamState, chunk: Buffer | string, encoding: BufferEncoding, done: TransformCallback) => void;
 
+/**
+ * Buffers known to hold whole CRLF lines only (a message the SMTP intake marked wireSafe, given to
+ * the delivery thread whole). For them nodemailer's rules reduce to one: a dot after a line end (or
+ * first) gets another dot; there is no bare CR or LF to repair. So one search for "\n." replaces
+ * two searches per line: at 100 KB that was most of the delivery thread's 0.7 ms per message in
+ * its two per-line passes (this and line-normalizer.ts). A WeakSet: the mark goes with the Buffer.
+ */
+const wireSafeChunks = new WeakSet<Buffer>();
+const LF_DOT = Buffer.from('\n.');
+
+/** Marks `chunk` as whole CRLF lines only (see wireSafeChunks); returns it. */
+export function markWireSafe(chunk: Buffer): Buffer {
+  wireSafeChunks.add(chunk);
+  return chunk;
+}
+
 /** Same rules as nodemailer's: see the header. `this` is a DataStream. */
 export function fastTransform(this: DataStreamState, input: Buffer | string, _encoding: BufferEncoding, done: TransformCallback): void {
   if (!input || !input.length) return done();
   const chunk = typeof input === 'string' ? Buffer.from(input) : input;
   const len = chunk.length;
+  if (wireSafeChunks.has(chunk) && this.lastByte !== CR) return wireSafeTransform.call(this, chunk, done);
   this.inByteCount += len;
   const parts: Buffer[] = [];
   let outLength = 0;
@@ -76,6 +93,30 @@ export function fastTransform(this: DataStreamState, input: Buffer | string, _en
     }
     this.outByteCount += outLength;
     this.push(Buffer.concat(parts, outLength));
+  } else {
+    this.outByteCount += len;
+    this.push(chunk);
+  }
+  this.lastByte = chunk[len - 1];
+  done();
+}
+
+/** fastTransform for a chunk of whole CRLF lines, after a chunk that did not end in CR. */
+function wireSafeTransform(this: DataStreamState, chunk: Buffer, done: TransformCallback): void {
+  const len = chunk.length;
+  this.inByteCount += len;
+  const parts: Buffer[] = [];
+  let last = 0;
+  if (chunk[0] === DOT && (this.lastByte === LF || this.lastByte === false)) parts.push(INSERT_DOT);
+  for (let p = chunk.indexOf(LF_DOT); p >= 0; p = chunk.indexOf(LF_DOT, p + 2)) {
+    parts.push(chunk.subarray(last, p + 1), INSERT_DOT);
+    last = p + 1;
+  }
+  if (parts.length) {
+    parts.push(chunk.subarray(last));
+    const out = Buffer.concat(parts);
+    this.outByteCount += out.length;
+    this.push(out);
   } else {
     this.outByteCount += len;
     this.push(chunk);

@@ -17,6 +17,7 @@ import { REDACT_PATHS } from '../core/redact.ts';
 import type { HandoffJournal, OutboundMessage, Transport } from '../core/types.ts';
 import type { WorkerReply } from '../core/worker-calls.ts';
 import type { UpstreamConfig } from '../config/sections/upstreams.ts';
+import { markWireSafe } from './dot-stuffing.ts';
 import { createSmtpTransport } from './smtp.ts';
 
 export interface ThreadSetup {
@@ -34,6 +35,7 @@ export interface WireMessage {
   size: number;
   smtputf8?: boolean;
   eightBit?: boolean;
+  wireSafe?: boolean;
   bytes?: Uint8Array;
   file?: string;
   /** The spool's handoff journal (core/types.ts): noted here, in this thread, the moment the upstream takes the message. */
@@ -69,9 +71,11 @@ function fromWire(m: WireMessage): OutboundMessage {
     size: m.size,
     smtputf8: m.smtputf8,
     eightBit: m.eightBit,
+    wireSafe: m.wireSafe,
     journal: m.journal,
-    // a spool file holds the message in its first m.size octets (its envelope follows)
-    open: () => (buffer ? Readable.from([buffer], { objectMode: false }) : m.size === 0 ? Readable.from([], { objectMode: false }) : createReadStream(m.file!, { start: 0, end: m.size - 1 })),
+    // a spool file holds the message in its first m.size octets (its envelope follows); a whole
+    // wire-safe message in memory is one chunk, marked for dot-stuffing's one-search path
+    open: () => (buffer ? Readable.from([m.wireSafe ? markWireSafe(buffer) : buffer], { objectMode: false }) : m.size === 0 ? Readable.from([], { objectMode: false }) : createReadStream(m.file!, { start: 0, end: m.size - 1 })),
     read: async () => buffer ?? (await readFile(m.file!)).subarray(0, m.size),
   };
 }

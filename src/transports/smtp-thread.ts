@@ -143,7 +143,7 @@ export async function createThreadedSmtpTransport(upstream: UpstreamConfig, opts
   }
 
   async function toWire(message: OutboundMessage): Promise<{ wire: WireMessage; transfer: ArrayBuffer[] }> {
-    const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8, eightBit: message.eightBit, journal: message.journal };
+    const wire: WireMessage = { id: message.id, mailFrom: message.mailFrom, recipients: message.recipients, size: message.size, smtputf8: message.smtputf8, eightBit: message.eightBit, wireSafe: message.wireSafe, journal: message.journal };
     const where = message.locate?.(true) ?? { buffer: await message.read() };
     if ('file' in where) return { wire: { ...wire, file: where.file, size: where.size }, transfer: [] };
     // The spool's own Buffer when it gave it away (owned: its whole memory, no one else holds it);

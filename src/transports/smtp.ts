@@ -21,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { format } from 'node:util';
 import nodemailer from 'nodemailer';
 import type { Logger } from '../core/logger.ts';
@@ -239,12 +240,19 @@ export function createSmtpTransport(upstream: UpstreamConfig, opts: SmtpTranspor
   }
 
   async function attempt(message: OutboundMessage): Promise<{ outcomes: Outcome[]; retryWithFreshToken?: boolean }> {
-    const normalizer = createLineNormalizer();
+    const source = message.open() as NodeJS.ReadableStream & { destroy?: () => void };
+    // A message the intake found CRLF-only with no line over 998 octets goes as it is; any other
+    // gets bare CR/LF repaired and long lines folded on the way (line-normalizer.ts).
+    let normalizer: Readable;
+    if (message.wireSafe) normalizer = source as Readable;
+    else {
+      const fixer = createLineNormalizer();
+      source.on('error', (e) => fixer.destroy(e));
+      source.pipe(fixer);
+      normalizer = fixer;
+    }
     // possibleDuplicate only if the final dot was written to the socket (final-dot.ts)
     const dot = watchFinalDot(normalizer);
-    const source = message.open() as NodeJS.ReadableStream & { destroy?: () => void };
-    source.on('error', (e) => normalizer.destroy(e));
-    source.pipe(normalizer);
     try {
       // 8-bit content is declared (BODY=8BITMIME) when the upstream offers 8BITMIME; to one that does
       // not, it goes as it is, as most relays do (Microsoft 365 and the big providers all offer it)

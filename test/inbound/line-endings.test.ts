@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LineEndingFixer } from '../../src/inbound/line-endings.ts';
+import { LineEndingFixer, wireSafeBlock } from '../../src/inbound/line-endings.ts';
 
-async function run(mode: 'normalize' | 'reject', chunks: string[]): Promise<{ out: string; bare: number }> {
+async function run(mode: 'normalize' | 'reject', chunks: string[]): Promise<{ out: string; bare: number; longest: number }> {
   const fixer = new LineEndingFixer(mode);
   const parts: Buffer[] = [];
   fixer.on('data', (c: Buffer) => parts.push(c));
@@ -10,7 +10,7 @@ async function run(mode: 'normalize' | 'reject', chunks: string[]): Promise<{ ou
   for (const c of chunks) fixer.write(Buffer.from(c, 'latin1'));
   fixer.end();
   await ended;
-  return { out: Buffer.concat(parts).toString('latin1'), bare: fixer.bareFound };
+  return { out: Buffer.concat(parts).toString('latin1'), bare: fixer.bareFound, longest: fixer.longestLine };
 }
 
 /** Every way of cutting the input in two must give the same result. */
@@ -64,4 +64,30 @@ test('random inputs and random chunking agree with the one-regex reference', asy
     assert.equal(rej.out, input);
     assert.equal(rej.bare, expectedBare);
   }
+});
+
+test('longestLine: the longest line of what leaves the fixer, wherever the chunks are cut', async () => {
+  let seed = 99;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 500; round++) {
+    const pieces = ['a', 'bb', 'x'.repeat(rand(30)), '\r\n', '\r', '\n', '.'];
+    const input = Array.from({ length: rand(30) }, () => pieces[rand(pieces.length)]).join('');
+    const cuts = [rand(input.length + 1), rand(input.length + 1)].sort((x, y) => x - y);
+    const chunks = [input.slice(0, cuts[0]), input.slice(cuts[0], cuts[1]), input.slice(cuts[1])].filter(Boolean);
+    const r = await run('normalize', chunks);
+    const expected = Math.max(0, ...r.out.split('\r\n').map((l) => l.length));
+    assert.equal(r.longest, expected, JSON.stringify(chunks));
+  }
+});
+
+test('wireSafeBlock: CRLF only and no line over 998 octets', () => {
+  assert.equal(wireSafeBlock(Buffer.from('Received: from a\r\n\tby b\r\n')), true);
+  assert.equal(wireSafeBlock(Buffer.from(`X: ${'y'.repeat(995)}\r\n`)), true, '998 octets is allowed');
+  assert.equal(wireSafeBlock(Buffer.from(`X: ${'y'.repeat(996)}\r\n`)), false, '999 octets is not');
+  assert.equal(wireSafeBlock(Buffer.from('A: b\nC: d\r\n')), false, 'bare LF');
+  assert.equal(wireSafeBlock(Buffer.from('A: b\rC: d\r\n')), false, 'bare CR');
+  assert.equal(wireSafeBlock(Buffer.from('\nA: b\r\n')), false, 'bare LF first');
 });

@@ -760,3 +760,23 @@ test('reload serves a renewed TLS certificate to new sessions; a key that does n
     await r.close();
   }
 });
+
+test('wireSafe: set for a message of CRLF lines up to 998 octets (bare line ends replaced), not with a longer line', async () => {
+  await withRelay('', async (r) => {
+    const send = async (body: string) => {
+      const c = await greet(r.port);
+      await c.cmd('MAIL FROM:<sender@example.org>');
+      await c.cmd('RCPT TO:<first@example.org>');
+      assert.equal((await c.cmd('DATA')).code, 354);
+      c.write(`${body}.\r\n`);
+      assert.equal((await c.reply()).code, 250);
+      c.close();
+      return r.queue.messages.at(-1)!;
+    };
+    const plain = await send(`Subject: a\r\n\r\n${'x'.repeat(998)}\r\n..dot\r\n`);
+    assert.equal(plain.envelope.wireSafe, true);
+    // bare LF is replaced by CRLF (limits.bareLineEndings: normalize): what leaves is CRLF only
+    assert.equal((await send('Subject: b\nX-Other: y\r\n\r\nline one\nline two\r\n')).envelope.wireSafe, true);
+    assert.equal((await send(`Subject: c\r\n\r\n${'x'.repeat(999)}\r\n`)).envelope.wireSafe, undefined, 'a 999-octet line');
+  });
+});

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
 import nodemailer from 'nodemailer';
-import { fastTransform, installFastDotStuffing, originalTransform, runBody } from '../../src/transports/dot-stuffing.ts';
+import { fastTransform, installFastDotStuffing, markWireSafe, originalTransform, runBody } from '../../src/transports/dot-stuffing.ts';
 
 test('installs: it agrees with nodemailer on the self-check', () => {
   assert.equal(installFastDotStuffing(), true);
@@ -36,6 +36,25 @@ test('same output, counters and state as nodemailer on random input split at ran
     const b = runBody(fastTransform, chunks);
     assert.deepEqual(b, a, `round ${round}`);
   }
+});
+
+test('a whole message of CRLF lines marked wire-safe: the one-search path gives nodemailer\'s bytes and counters', () => {
+  installFastDotStuffing();
+  let seed = 11;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let inserted = 0;
+  for (let round = 0; round < 2000; round++) {
+    const lines = Array.from({ length: 1 + rnd(40) }, () => ['', '.', '..', '.x', 'a.b', 'text', `.${'y'.repeat(rnd(80))}`][rnd(7)]);
+    const input = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+    const a = runBody(originalTransform!, [input]);
+    const b = runBody(fastTransform, [markWireSafe(Buffer.from(input))]);
+    assert.deepEqual(b, a, `round ${round}: ${JSON.stringify(input.toString())}`);
+    if (a.outBytes > a.inBytes) inserted++;
+  }
+  assert.ok(inserted > 1000, `dots were inserted in ${inserted} rounds`);
 });
 
 test('a delivery through nodemailer still dot-stuffs: the server gets the lines starting with a dot intact', async () => {

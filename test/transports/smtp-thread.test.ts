@@ -163,3 +163,22 @@ test('threaded: a thread with a send in flight is not stopped for being idle', T
   const [o] = await pending;
   assert.equal(o.action, 'delayed');
 });
+
+test('threaded: a wire-safe message (from memory, and from its queue file) goes without the line pass; its dots are stuffed and arrive intact', T, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sh-thread-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const up = await startUpstream();
+  t.after(() => up.close());
+  const tr = await createThreadedSmtpTransport(upstreamSchema.parse({ name: 'plain', url: `smtp://127.0.0.1:${up.port}` }), { logger: silentLogger(), hostname: 'relay.test' });
+  t.after(() => tr.close());
+  // lines a server would read as the end of DATA or lose a dot of, were they not stuffed
+  const raw = Buffer.from(`.first\r\nSubject: dots\r\n\r\n.\r\n..\r\n.x\r\n${'y'.repeat(998)}\r\n${'text\r\n'.repeat(3000)}.\r\nlast\r\n`);
+  const fromMemory = await tr.send({ ...message(raw, ['a@x.org']), wireSafe: true });
+  assert.equal(fromMemory[0].action, 'delivered', fromMemory[0].diagnostic);
+  assert.equal(up.received.at(-1)!.data.toString('latin1'), raw.toString('latin1'));
+  const file = path.join(dir, 'Q1.eml');
+  await writeFile(file, Buffer.concat([raw, Buffer.from('{"envelope":"after the message"}\n')]));
+  const fromFile = await tr.send({ ...message(Buffer.from('not these bytes'), ['b@x.org'], { file, size: raw.length }), wireSafe: true });
+  assert.equal(fromFile[0].action, 'delivered', fromFile[0].diagnostic);
+  assert.equal(up.received.at(-1)!.data.toString('latin1'), raw.toString('latin1'));
+});
