@@ -13,7 +13,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, NODE, freePort, waitPort } from '../helpers/relay.ts';
@@ -99,6 +99,28 @@ async function serveWith(cmd: string, args: string[], env: NodeJS.ProcessEnv, po
   });
   cleanups.push(stop);
   return { child, output: () => out, stop };
+}
+
+/** Pids of the processes whose root directory is `root` (the ones a chroot started). */
+function processesIn(root: string): number[] {
+  const real = realpathSync(root);
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return readlinkSync(`/proc/${pid}/root`) === real;
+    } catch {
+      return false; // gone, or not ours to read
+    }
+  });
+}
+
+/**
+ * Stops what runs inside the chroot: under `script`, killing `script` only hangs up its terminal,
+ * and a relay takes SIGHUP as "reload the config" (as a daemon should), so it lived on after the
+ * test, one per suite run.
+ */
+async function stopIn(root: string): Promise<void> {
+  for (const pid of processesIn(root)) process.kill(pid, 'SIGTERM');
+  await waitUntil(() => processesIn(root).length === 0, 40_000);
 }
 
 async function waitUntil(check: () => boolean, ms = 30_000): Promise<void> {
@@ -204,8 +226,10 @@ test('Linux x64: in a chroot with no Node, relays swaks → binary → upstream,
   // loaded from node_modules: core/logger.ts formats in-process in the binary). `script` gives a pty.
   const ttyPort = await freePort();
   writeFileSync(path.join(root, 'etc/smarthost/tty.yaml'), `mailroot: /var/spool/smarthost\nlisten: [{ address: 127.0.0.1, port: ${ttyPort}, tls: none }]\nweb: { enabled: false }\n`);
+  cleanups.push(() => stopIn(root));
   const tty = await serveWith('/usr/bin/script', ['-qec', `/usr/sbin/chroot ${root} /smarthost serve --config /etc/smarthost/tty.yaml`, '/dev/null'], { TERM: 'dumb' }, [ttyPort]);
   await waitUntil(() => /INFO.*smarthost is running/.test(tty.output()));
+  await stopIn(root);
   await tty.stop();
   assert.doesNotMatch(tty.output(), /Cannot find module|"level":/);
 });
