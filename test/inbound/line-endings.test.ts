@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LineEndingFixer, wireSafeBlock } from '../../src/inbound/line-endings.ts';
+import { prng } from '../helpers/prng.ts';
 
 async function run(mode: 'normalize' | 'reject', chunks: string[]): Promise<{ out: string; bare: number; longest: number }> {
   const fixer = new LineEndingFixer(mode);
@@ -67,11 +68,8 @@ test('random inputs and random chunking agree with the one-regex reference', asy
 });
 
 test('longestLine: the longest line of what leaves the fixer, wherever the chunks are cut', async () => {
-  let seed = 99;
-  const rand = (n: number) => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
+  const next = prng(99);
+  const rand = (n: number) => Math.floor(next() * n);
   for (let round = 0; round < 500; round++) {
     const pieces = ['a', 'bb', 'x'.repeat(rand(30)), '\r\n', '\r', '\n', '.'];
     const input = Array.from({ length: rand(30) }, () => pieces[rand(pieces.length)]).join('');

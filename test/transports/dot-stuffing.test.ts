@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
 import nodemailer from 'nodemailer';
 import { fastTransform, installFastDotStuffing, markWireSafe, originalTransform, runBody } from '../../src/transports/dot-stuffing.ts';
+import { prng } from '../helpers/prng.ts';
 
 test('installs: it agrees with nodemailer on the self-check', () => {
   assert.equal(installFastDotStuffing(), true);
@@ -40,11 +41,8 @@ test('same output, counters and state as nodemailer on random input split at ran
 
 test('a whole message of CRLF lines marked wire-safe: the one-search path gives nodemailer\'s bytes and counters', () => {
   installFastDotStuffing();
-  let seed = 11;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const next = prng(11);
+  const rnd = (n: number): number => Math.floor(next() * n);
   let inserted = 0;
   for (let round = 0; round < 2000; round++) {
     const lines = Array.from({ length: 1 + rnd(40) }, () => ['', '.', '..', '.x', 'a.b', 'text', `.${'y'.repeat(rnd(80))}`][rnd(7)]);
