@@ -45,7 +45,6 @@ const SMALL_ATTACHMENT = 3_000_000;
 /** Upload chunk: a multiple of 320 KiB, as the upload session requires, under the 4 MB request limit. */
 const CHUNK = 10 * 320 * 1024;
 
-/** A Graph call that did not succeed, with what the outcome should say. */
 /** No answer to a request (refused connection, timeout, reset); `mayHaveArrived`: it had been sent whole. */
 class GraphUnanswered extends Error {
   readonly step: string;
@@ -60,6 +59,7 @@ class GraphUnanswered extends Error {
 /** The requests after which Microsoft sends the message: an unanswered one may have sent it. */
 const SENDING_STEPS = new Set(['sendMail', 'send draft']);
 
+/** A Graph call that did not succeed, with what the outcome should say. */
 class GraphFailure extends Error {
   readonly status: number;
   readonly code: string;
